@@ -1,0 +1,350 @@
+//! Fault plans: what breaks in an emulated device, and when. Seeded and deterministic.
+//!
+//! A plan is data (TOML or JSON, via serde) or built in code:
+//!
+//! ```
+//! use nicqual_model::FaultPlan;
+//! let plan = FaultPlan::new(7).lose_vector(1).drop_irq(2, 0.5).surprise_removal_at(5_000_000);
+//! assert_eq!(plan.faults.len(), 3);
+//! let same: FaultPlan = "lose-vector:1".parse().unwrap();
+//! assert_eq!(same.faults[0], plan.faults[0]);
+//! ```
+//!
+//! Fault times are virtual nanoseconds counted from the moment the plan is armed on a
+//! device ([`FaultState::arm`]); `nicqual qualify` arms it right after the driver attached,
+//! so `surprise-removal` with no time means "the device vanished under an attached driver".
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// One thing that breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// MSI-X vector `vector` is lost: its table entry reads back all-ones and every
+    /// message it would send vanishes.
+    LoseVector { vector: u16 },
+    /// IVAR entry `entry` (0 RxQ0, 1 RxQ1, 2 TxQ0, 3 TxQ1, 4 Other) is corrupted when
+    /// written: the stored nibble differs from what the driver wrote (seeded).
+    CorruptIvar { entry: u8 },
+    /// Each message on vector `vector` is dropped with probability `probability`.
+    DropIrq { vector: u16, probability: f64 },
+    /// The device is gone: every config and BAR read returns all-ones, writes are dropped,
+    /// no DMA, no interrupts.
+    SurpriseRemoval,
+}
+
+/// A fault and the virtual time (ns after arming) from which it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    #[serde(default)]
+    pub at_ns: u64,
+}
+
+/// A seeded list of faults.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FaultPlan {
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<Fault>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FaultParseError {
+    #[error("fault spec {spec:?}: {why}")]
+    Spec { spec: String, why: String },
+    #[error("fault file {path}: {why}")]
+    File { path: String, why: String },
+}
+
+impl FaultPlan {
+    pub fn new(seed: u64) -> Self {
+        FaultPlan { seed, faults: Vec::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.faults.is_empty()
+    }
+
+    pub fn with(mut self, kind: FaultKind, at_ns: u64) -> Self {
+        self.faults.push(Fault { kind, at_ns });
+        self
+    }
+
+    pub fn lose_vector(self, vector: u16) -> Self {
+        self.with(FaultKind::LoseVector { vector }, 0)
+    }
+
+    pub fn corrupt_ivar(self, entry: u8) -> Self {
+        self.with(FaultKind::CorruptIvar { entry }, 0)
+    }
+
+    pub fn drop_irq(self, vector: u16, probability: f64) -> Self {
+        self.with(FaultKind::DropIrq { vector, probability }, 0)
+    }
+
+    pub fn surprise_removal_at(self, at_ns: u64) -> Self {
+        self.with(FaultKind::SurpriseRemoval, at_ns)
+    }
+
+    /// Merge another plan's faults into this one (the seed of `self` is kept).
+    pub fn extend(&mut self, other: FaultPlan) {
+        self.faults.extend(other.faults);
+    }
+
+    /// Load a plan from a `.json` file, or TOML otherwise.
+    pub fn load(path: &std::path::Path) -> Result<FaultPlan, FaultParseError> {
+        let err = |why: String| FaultParseError::File { path: path.display().to_string(), why };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let plan: FaultPlan = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
+        } else {
+            toml::from_str(&text).map_err(|e| err(e.to_string()))?
+        };
+        plan.validate().map_err(err)?;
+        Ok(plan)
+    }
+
+    /// Check values a file could get wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        for f in &self.faults {
+            match f.kind {
+                FaultKind::CorruptIvar { entry } if entry > 4 => {
+                    return Err(format!("corrupt-ivar entry {entry} out of range 0..=4"));
+                }
+                FaultKind::DropIrq { probability, .. } if !(0.0..=1.0).contains(&probability) => {
+                    return Err(format!("drop-irq probability {probability} outside 0..=1"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A plan as TOML text (what `--faults FILE` accepts).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Parse a time like `1500`, `1500ns`, `20us`, `5ms`, `2s` into ns.
+pub fn parse_time_ns(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ns") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix("us") {
+        (n, 1_000)
+    } else if let Some(n) = s.strip_suffix("ms") {
+        (n, 1_000_000)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1_000_000_000)
+    } else {
+        (s, 1)
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn parse_ivar_entry(s: &str) -> Option<u8> {
+    match s.to_ascii_lowercase().as_str() {
+        "rxq0" => Some(0),
+        "rxq1" => Some(1),
+        "txq0" => Some(2),
+        "txq1" => Some(3),
+        "other" => Some(4),
+        n => n.parse::<u8>().ok().filter(|&e| e <= 4),
+    }
+}
+
+impl std::str::FromStr for FaultPlan {
+    type Err = FaultParseError;
+
+    /// The command-line shorthand: `lose-vector:N`, `corrupt-ivar:K` (K = 0..4 or
+    /// RxQ0/RxQ1/TxQ0/TxQ1/Other), `drop-irq:N:P`, `surprise-removal`, each optionally
+    /// followed by `@T` (virtual time after arming: `5ms`, `20us`, `1500` ns).
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| FaultParseError::Spec { spec: spec.to_string(), why: why.to_string() };
+        let (body, at_ns) = match spec.split_once('@') {
+            Some((b, t)) => (b, parse_time_ns(t).ok_or_else(|| bad("bad time after '@' (try 5ms, 20us, 1500ns)"))?),
+            None => (spec, 0),
+        };
+        let parts: Vec<&str> = body.split(':').collect();
+        let num = |i: usize, what: &str| -> Result<u16, FaultParseError> {
+            parts.get(i).and_then(|p| p.parse::<u16>().ok()).ok_or_else(|| bad(&format!("expected {what}")))
+        };
+        let kind = match parts[0] {
+            "lose-vector" if parts.len() == 2 => FaultKind::LoseVector { vector: num(1, "a vector number")? },
+            "corrupt-ivar" if parts.len() == 2 => FaultKind::CorruptIvar {
+                entry: parse_ivar_entry(parts[1]).ok_or_else(|| bad("expected an IVAR entry 0..4 or RxQ0/RxQ1/TxQ0/TxQ1/Other"))?,
+            },
+            "drop-irq" if parts.len() == 3 => FaultKind::DropIrq {
+                vector: num(1, "a vector number")?,
+                probability: parts[2]
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=1.0).contains(p))
+                    .ok_or_else(|| bad("expected a probability in 0..=1"))?,
+            },
+            "surprise-removal" if parts.len() == 1 => FaultKind::SurpriseRemoval,
+            _ => {
+                return Err(bad(
+                    "unknown fault; expected lose-vector:N, corrupt-ivar:K, drop-irq:N:P or surprise-removal, optionally @T",
+                ));
+            }
+        };
+        Ok(FaultPlan::new(0).with(kind, at_ns))
+    }
+}
+
+/// A plan armed on one device: the device asks it, at each decision point, what breaks.
+#[derive(Debug, Clone)]
+pub struct FaultState {
+    plan: FaultPlan,
+    rng: ChaCha8Rng,
+    armed_at: Option<u64>,
+    /// Counters of what the plan did, for reports.
+    pub lost_messages: u64,
+    pub dropped_messages: u64,
+    pub corrupted_ivar_writes: u64,
+}
+
+impl Default for FaultState {
+    fn default() -> Self {
+        Self::new(FaultPlan::default())
+    }
+}
+
+impl FaultState {
+    pub fn new(plan: FaultPlan) -> Self {
+        let rng = ChaCha8Rng::seed_from_u64(plan.seed);
+        FaultState { plan, rng, armed_at: None, lost_messages: 0, dropped_messages: 0, corrupted_ivar_writes: 0 }
+    }
+
+    pub fn plan(&self) -> &FaultPlan {
+        &self.plan
+    }
+
+    /// Start the plan's clock at virtual time `now`.
+    pub fn arm(&mut self, now: u64) {
+        self.armed_at = Some(now);
+    }
+
+    pub fn is_armed(&self) -> bool {
+        self.armed_at.is_some()
+    }
+
+    fn active(&self, now: u64) -> impl Iterator<Item = &FaultKind> {
+        let since = self.armed_at.map(|a| now.saturating_sub(a));
+        self.plan.faults.iter().filter(move |f| since.is_some_and(|s| s >= f.at_ns)).map(|f| &f.kind)
+    }
+
+    pub fn removed(&self, now: u64) -> bool {
+        self.active(now).any(|k| matches!(k, FaultKind::SurpriseRemoval))
+    }
+
+    pub fn vector_lost(&self, vector: u16, now: u64) -> bool {
+        self.active(now).any(|k| matches!(k, FaultKind::LoseVector { vector: v } if *v == vector))
+    }
+
+    /// Decide the fate of one message on `vector`: true = it vanishes.
+    pub fn swallow_message(&mut self, vector: u16, now: u64) -> bool {
+        if self.vector_lost(vector, now) {
+            self.lost_messages += 1;
+            return true;
+        }
+        let p: f64 = self
+            .active(now)
+            .filter_map(|k| match k {
+                FaultKind::DropIrq { vector: v, probability } if *v == vector => Some(*probability),
+                _ => None,
+            })
+            .fold(0.0, f64::max);
+        if p > 0.0 && self.rng.random_bool(p.min(1.0)) {
+            self.dropped_messages += 1;
+            return true;
+        }
+        false
+    }
+
+    /// What IVAR stores when the driver writes `value`.
+    pub fn filter_ivar_write(&mut self, value: u32, now: u64) -> u32 {
+        let entries: Vec<u8> = self
+            .active(now)
+            .filter_map(|k| match k {
+                FaultKind::CorruptIvar { entry } => Some(*entry),
+                _ => None,
+            })
+            .collect();
+        let mut v = value;
+        for e in entries {
+            let flip: u32 = self.rng.random_range(1..=15);
+            v ^= flip << (4 * e as u32);
+            self.corrupted_ivar_writes += 1;
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorthand_parses_every_kind() {
+        let p: FaultPlan = "drop-irq:2:0.25@5ms".parse().unwrap();
+        assert_eq!(p.faults[0], Fault { kind: FaultKind::DropIrq { vector: 2, probability: 0.25 }, at_ns: 5_000_000 });
+        let p: FaultPlan = "corrupt-ivar:TxQ0".parse().unwrap();
+        assert_eq!(p.faults[0].kind, FaultKind::CorruptIvar { entry: 2 });
+        let p: FaultPlan = "surprise-removal".parse().unwrap();
+        assert_eq!(p.faults[0].kind, FaultKind::SurpriseRemoval);
+        assert!("lose-vector".parse::<FaultPlan>().is_err());
+        assert!("drop-irq:1:1.5".parse::<FaultPlan>().is_err());
+        assert!("corrupt-ivar:9".parse::<FaultPlan>().is_err());
+    }
+
+    #[test]
+    fn toml_and_json_round_trip() {
+        let plan = FaultPlan::new(42).lose_vector(1).corrupt_ivar(4).surprise_removal_at(1000);
+        let t = plan.to_toml();
+        assert_eq!(toml::from_str::<FaultPlan>(&t).unwrap(), plan);
+        let j = serde_json::to_string(&plan).unwrap();
+        assert_eq!(serde_json::from_str::<FaultPlan>(&j).unwrap(), plan);
+        let hand = "seed = 3\n[[fault]]\nkind = \"lose-vector\"\nvector = 1\n";
+        assert_eq!(toml::from_str::<FaultPlan>(hand).unwrap(), FaultPlan::new(3).lose_vector(1));
+    }
+
+    #[test]
+    fn faults_hold_only_after_arming_and_their_time() {
+        let mut s = FaultState::new(FaultPlan::new(1).surprise_removal_at(100));
+        assert!(!s.removed(1_000));
+        s.arm(1_000);
+        assert!(!s.removed(1_050));
+        assert!(s.removed(1_100));
+    }
+
+    #[test]
+    fn drops_are_seeded() {
+        let run = |seed| {
+            let mut s = FaultState::new(FaultPlan::new(seed).drop_irq(0, 0.5));
+            s.arm(0);
+            (0..64).map(|_| s.swallow_message(0, 0)).collect::<Vec<_>>()
+        };
+        assert_eq!(run(9), run(9));
+        assert_ne!(run(9), run(10));
+        let dropped = run(9).iter().filter(|d| **d).count();
+        assert!((10..54).contains(&dropped), "p=0.5 over 64 messages dropped {dropped}");
+    }
+
+    #[test]
+    fn corrupted_ivar_differs_in_exactly_that_entry() {
+        let mut s = FaultState::new(FaultPlan::new(5).corrupt_ivar(2));
+        s.arm(0);
+        let w = 0x800A_0908;
+        let r = s.filter_ivar_write(w, 0);
+        assert_ne!(r, w);
+        assert_eq!((r ^ w) & !0xF00, 0);
+    }
+}

@@ -1,0 +1,51 @@
+//! Virtual PCI devices for nicqual, and the platform they sit on.
+//!
+//! Everything here is deterministic: devices run synchronously inside register accesses,
+//! time is a [`clock::VirtualClock`] the caller advances, and every fault comes from a
+//! seeded [`faults::FaultPlan`]. Devices never touch driver memory directly: all DMA
+//! (including MSI messages that do not hit the interrupt window) goes through the
+//! [`iommu::Iommu`], which blocks and records anything the driver did not map.
+
+pub mod clock;
+pub mod config;
+pub mod faults;
+pub mod i82574;
+pub mod iommu;
+pub mod msix;
+
+pub use faults::{Fault, FaultKind, FaultPlan};
+pub use iommu::{DmaDir, DmaFault, Iommu, Perm};
+
+/// An MSI/MSI-X message that reached the platform's interrupt window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsiMessage {
+    pub address: u64,
+    pub data: u32,
+    /// Virtual time of delivery, ns.
+    pub at_ns: u64,
+}
+
+/// What any register-level PCI device model offers the emulated backend. All accesses are
+/// synchronous; the device does its work (ring processing, interrupt raising) inside them.
+pub trait PciDevice {
+    /// Read `size` (1, 2 or 4) bytes of configuration space at `offset`.
+    fn config_read(&mut self, offset: u16, size: u8) -> u32;
+    /// Write `size` (1, 2 or 4) bytes of configuration space at `offset`.
+    fn config_write(&mut self, offset: u16, size: u8, value: u32);
+    /// Size of BAR `bar`, if implemented.
+    fn bar_len(&self, bar: u8) -> Option<u64>;
+    /// 32-bit read at `offset` inside BAR `bar`.
+    fn bar_read32(&mut self, bar: u8, offset: u64) -> u32;
+    /// 32-bit write at `offset` inside BAR `bar`.
+    fn bar_write32(&mut self, bar: u8, offset: u64, value: u32);
+    /// Advance the virtual clock by `ns`, firing timers that fall due.
+    fn advance(&mut self, ns: u64);
+    /// Current virtual time, ns.
+    fn now_ns(&self) -> u64;
+    /// PCI-level reset (what VFIO_DEVICE_RESET does): device back to power-on state.
+    fn function_reset(&mut self);
+    /// Interrupt messages delivered since the last call.
+    fn take_interrupts(&mut self) -> Vec<MsiMessage>;
+    /// The IOMMU in front of this device.
+    fn iommu(&mut self) -> &mut Iommu;
+}
