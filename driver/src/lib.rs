@@ -1,1 +1,28 @@
+//! nicqual's userspace NIC driver core.
+//!
+//! Driver code talks to a PCI function only through [`backend::Backend`], a small interface
+//! shaped like Linux VFIO: configuration space, BARs as 32-bit register I/O, DMA memory
+//! mapped at IO virtual addresses with permissions, one eventfd notifier per MSI-X vector,
+//! and reset. The same driver code runs on every implementation:
+//!
+//! * [`emulated::EmulatedBackend`] — an in-process device model (feature `emulated`);
+//! * VFIO (`/dev/vfio`) and QEMU qtest backends plug in beside it.
+//!
+//! Hot paths are generic over the backend (`I82574<B: Backend>`), never `dyn`.
+//!
+//! The driver never trusts the device: every register value is validated before use, and a
+//! read of 0xffffffff confirmed by STATUS is [`error::DriverError::DeviceGone`].
 
+pub mod backend;
+pub mod dma;
+#[cfg(feature = "emulated")]
+pub mod emulated;
+pub mod error;
+pub mod eventfd;
+pub mod health;
+pub mod i82574;
+pub mod mmio;
+
+pub use backend::{Backend, BackendInfo, BackendKind, DmaPerm};
+pub use error::{BackendError, DriverError};
+pub use health::{CheckReport, CheckResult};

@@ -1,1 +1,43 @@
-fn main() {}
+//! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
+
+mod devices;
+mod qualify;
+mod record;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "nicqual", version, about = "Userspace NIC driver qualification against emulated and real NICs")]
+struct Cli {
+    /// No progress or log output (the result table and files are still written).
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the qualification checks against a device and print a verdict table.
+    Qualify(qualify::Args),
+    /// List the devices nicqual can drive.
+    Devices,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = if cli.quiet { "error".to_string() } else { std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()) };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match cli.cmd {
+        Cmd::Qualify(a) => qualify::run(a, cli.quiet),
+        Cmd::Devices => {
+            devices::list();
+            ExitCode::SUCCESS
+        }
+    }
+}

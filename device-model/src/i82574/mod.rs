@@ -243,6 +243,11 @@ impl I82574 {
         }
     }
 
+    /// DMA accesses the IOMMU blocked so far.
+    pub fn iommu_faults_total(&self) -> u64 {
+        self.iommu.faults_total()
+    }
+
     pub fn msix(&self) -> &Msix {
         &self.msix
     }

@@ -1,0 +1,72 @@
+//! Results of health checks: what every check reports, whatever backend ran it.
+
+use serde::Serialize;
+
+/// Outcome of one check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckResult {
+    Pass,
+    Fail,
+    /// Not applicable here (or not run because an earlier failure made it meaningless).
+    Na,
+    /// The check could not be carried out (transport or setup error).
+    Error,
+}
+
+impl CheckResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckResult::Pass => "pass",
+            CheckResult::Fail => "fail",
+            CheckResult::Na => "na",
+            CheckResult::Error => "error",
+        }
+    }
+}
+
+/// A measured value with its unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Measurement {
+    pub name: String,
+    pub value: f64,
+    pub unit: &'static str,
+}
+
+/// One check's report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    pub name: String,
+    pub result: CheckResult,
+    pub detail: String,
+    /// Time the check took on the backend's clock (virtual for emulation), ns.
+    pub duration_ns: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+}
+
+impl CheckReport {
+    pub fn new(name: impl Into<String>, result: CheckResult, detail: impl Into<String>) -> Self {
+        CheckReport { name: name.into(), result, detail: detail.into(), duration_ns: 0, measurements: Vec::new() }
+    }
+
+    pub fn measure(mut self, name: impl Into<String>, value: f64, unit: &'static str) -> Self {
+        self.measurements.push(Measurement { name: name.into(), value, unit });
+        self
+    }
+}
+
+/// Counters the driver keeps about its device's health.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HealthCounters {
+    /// Register reads that returned all-ones.
+    pub all_ones_reads: u64,
+    /// Interrupts received per vector.
+    pub deliveries: Vec<u64>,
+    /// Watchdog findings: causes pending without delivery.
+    pub watchdog_lost: u64,
+    /// Vector re-programming attempts.
+    pub reprogram_attempts: u64,
+    /// Causes served by polling after their vector was given up.
+    pub polled_services: u64,
+}

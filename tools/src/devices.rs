@@ -1,0 +1,33 @@
+//! Which devices `--device` can name.
+
+use nicqual_hw::i82574 as r;
+
+/// A device spec as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The emulated Intel 82574L.
+    ModelI82574,
+}
+
+pub const DEFAULT_DEVICE: &str = "model:i82574l";
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "model:i82574l" | "model:i82574" | "model:82574l" | "model:e1000e" => Ok(DeviceSpec::ModelI82574),
+            _ => Err(format!("unknown device {s:?}; `nicqual devices` lists what can be driven")),
+        }
+    }
+}
+
+pub fn list() {
+    println!("{:<16} {:<10} {:<10} description", "device", "backend", "pci id");
+    println!(
+        "{:<16} {:<10} {:<10} Intel 82574L, register-level model (interrupt block, MSI-X, EEPROM, PHY), virtual time",
+        DEFAULT_DEVICE,
+        "emulated",
+        format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID)
+    );
+}

@@ -1,0 +1,192 @@
+//! `nicqual qualify`: attach the driver, arm the fault plan, run the suite, tear down,
+//! print the table, write the record, exit 0 only if nothing failed.
+
+use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
+use crate::record::{self, RunRecord, Summary};
+use nicqual_driver::emulated::EmulatedBackend;
+use nicqual_driver::i82574::{I82574, Options};
+use nicqual_driver::{Backend, CheckReport, CheckResult};
+use nicqual_model::FaultPlan;
+use nicqual_model::i82574::{Config, I82574 as Model};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Default seed of fault plans and traffic (printed with every run).
+pub const DEFAULT_SEED: u64 = 1;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Device to qualify (`nicqual devices` lists them).
+    #[arg(long, default_value = DEFAULT_DEVICE)]
+    device: DeviceSpec,
+    /// Fault plan file (TOML, or JSON by extension).
+    #[arg(long)]
+    faults: Option<PathBuf>,
+    /// Fault shorthand, repeatable: lose-vector:N, corrupt-ivar:K, drop-irq:N:P,
+    /// surprise-removal; each optionally @T (virtual time after attach: 5ms, 20us).
+    #[arg(long = "fault", value_name = "SPEC")]
+    fault: Vec<FaultPlan>,
+    /// Seed for the fault plan (overrides the file's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the run record (JSON) here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn build_plan(a: &Args) -> Result<FaultPlan, String> {
+    let mut plan = match &a.faults {
+        Some(p) => FaultPlan::load(p).map_err(|e| e.to_string())?,
+        None => FaultPlan::new(DEFAULT_SEED),
+    };
+    for f in &a.fault {
+        plan.extend(f.clone());
+    }
+    if let Some(s) = a.seed {
+        plan.seed = s;
+    }
+    Ok(plan)
+}
+
+pub fn run(a: Args, quiet: bool) -> ExitCode {
+    let plan = match build_plan(&a) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("nicqual: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let DeviceSpec::ModelI82574 = a.device;
+    let model = Model::new(Config::default());
+    let backend = EmulatedBackend::new(model, DEFAULT_DEVICE);
+    let info = backend.info();
+    let t0 = std::time::Instant::now();
+    let mut drv = match I82574::attach(backend, Options::default()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("nicqual: attach failed: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Fault times count from here: the driver is attached.
+    drv.backend_mut().device_mut().arm_faults(plan.clone());
+    if !quiet {
+        eprintln!(
+            "nicqual: qualifying {DEFAULT_DEVICE} (seed {}, {} fault{})",
+            plan.seed,
+            plan.faults.len(),
+            if plan.faults.len() == 1 { "" } else { "s" }
+        );
+    }
+    let mut checks = drv.run_suite();
+    let id = drv.identity();
+    let mac = drv.mac();
+    let gone = drv.is_gone();
+    let t_end = drv.backend().now_ns();
+    let backend = drv.shutdown();
+    checks.push(teardown_check(&backend, gone));
+
+    let summary = Summary {
+        pass: count(&checks, CheckResult::Pass),
+        fail: count(&checks, CheckResult::Fail),
+        na: count(&checks, CheckResult::Na),
+        error: count(&checks, CheckResult::Error),
+    };
+    let ok = summary.fail == 0 && summary.error == 0;
+    print_table(&checks);
+    println!(
+        "\n{}: {} passed, {} failed, {} not applicable, {} errors; seed {}; {:.1} ms virtual, {:.1} ms wall",
+        if ok { "PASS" } else { "FAIL" },
+        summary.pass,
+        summary.fail,
+        summary.na,
+        summary.error,
+        plan.seed,
+        t_end as f64 / 1e6,
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    if !ok {
+        println!("replay: nicqual {}", replay_args(&a, plan.seed));
+    }
+    let rec = RunRecord {
+        schema: record::SCHEMA,
+        tool: record::Tool { name: "nicqual", version: env!("CARGO_PKG_VERSION") },
+        host: record::hostname(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        backend: info,
+        device: record::Device {
+            spec: DEFAULT_DEVICE.into(),
+            vendor_id: format!("{:04x}", id.vendor),
+            device_id: format!("{:04x}", id.device),
+            subsystem: format!("{:04x}:{:04x}", id.subsys_vendor, id.subsys),
+            mac: mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
+            driver: "nicqual-driver i82574",
+        },
+        seed: plan.seed,
+        fault_plan: plan,
+        verdict: if ok { "pass" } else { "fail" },
+        summary,
+        checks,
+        duration_ns: t_end,
+    };
+    if let Some(p) = &a.json {
+        let text = match serde_json::to_string_pretty(&rec) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("nicqual: cannot encode record: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if let Err(e) = std::fs::write(p, text + "\n") {
+            eprintln!("nicqual: cannot write {}: {e}", p.display());
+            return ExitCode::from(2);
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// The command line that replays this run exactly (same seed).
+fn replay_args(a: &Args, seed: u64) -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if a.seed.is_some() {
+        return args.join(" ");
+    }
+    let mut v = args;
+    let pos = v.iter().position(|s| s == "qualify").map_or(v.len(), |p| p + 1);
+    v.insert(pos, format!("--seed {seed}"));
+    v.join(" ")
+}
+
+fn teardown_check(b: &EmulatedBackend<Model>, gone: bool) -> CheckReport {
+    let maps = b.mappings();
+    let msix = b.msix_vectors();
+    let faults = b.device().iommu_faults_total();
+    let result = if maps == 0 && msix == 0 { CheckResult::Pass } else { CheckResult::Fail };
+    CheckReport::new(
+        "teardown",
+        result,
+        format!(
+            "{}MSI-X {}, {maps} DMA mapping(s) left, {faults} DMA fault(s) recorded by the IOMMU",
+            if gone { "device gone: no register touched; " } else { "interrupts masked; " },
+            if msix == 0 { "disabled" } else { "still enabled" }
+        ),
+    )
+}
+
+fn count(c: &[CheckReport], r: CheckResult) -> usize {
+    c.iter().filter(|x| x.result == r).count()
+}
+
+fn print_table(checks: &[CheckReport]) {
+    let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
+    println!("{:<w$}  {:<6} {:>10}  detail", "check", "result", "time");
+    println!("{}", "-".repeat(w + 30));
+    for c in checks {
+        let t = if c.duration_ns >= 1_000_000 {
+            format!("{:.1} ms", c.duration_ns as f64 / 1e6)
+        } else {
+            format!("{:.1} us", c.duration_ns as f64 / 1e3)
+        };
+        println!("{:<w$}  {:<6} {:>10}  {}", c.name, c.result.as_str().to_uppercase(), t, c.detail);
+    }
+}
