@@ -178,7 +178,8 @@ impl std::str::FromStr for FaultPlan {
         let kind = match parts[0] {
             "lose-vector" if parts.len() == 2 => FaultKind::LoseVector { vector: num(1, "a vector number")? },
             "corrupt-ivar" if parts.len() == 2 => FaultKind::CorruptIvar {
-                entry: parse_ivar_entry(parts[1]).ok_or_else(|| bad("expected an IVAR entry 0..4 or RxQ0/RxQ1/TxQ0/TxQ1/Other"))?,
+                entry: parse_ivar_entry(parts[1])
+                    .ok_or_else(|| bad("expected an IVAR entry 0..4 or RxQ0/RxQ1/TxQ0/TxQ1/Other"))?,
             },
             "drop-irq" if parts.len() == 3 => FaultKind::DropIrq {
                 vector: num(1, "a vector number")?,

@@ -45,7 +45,12 @@ pub struct Msix {
 
 impl Msix {
     pub fn new(vectors: u16) -> Self {
-        let mut m = Msix { entries: vec![MsixEntry::default(); vectors as usize], pba: 0, enabled: false, function_mask: false };
+        let mut m = Msix {
+            entries: vec![MsixEntry::default(); vectors as usize],
+            pba: 0,
+            enabled: false,
+            function_mask: false,
+        };
         m.reset();
         m
     }

@@ -19,10 +19,8 @@ impl DmaMemory {
     /// Allocate `len` bytes (rounded up to 4 KiB), zeroed.
     pub fn alloc(len: usize) -> Result<DmaMemory, BackendError> {
         let len = len.max(1).div_ceil(4096) * 4096;
-        let m = MmapOptions::new()
-            .len(len)
-            .map_anon()
-            .map_err(|e| BackendError::DmaAlloc { len, why: e.to_string() })?;
+        let m =
+            MmapOptions::new().len(len).map_anon().map_err(|e| BackendError::DmaAlloc { len, why: e.to_string() })?;
         Ok(DmaMemory { map: Arc::new(MmapRaw::from(m)) })
     }
 

@@ -106,7 +106,12 @@ impl<D: PciDevice> EmulatedBackend<D> {
 
 impl<D: PciDevice> Backend for EmulatedBackend<D> {
     fn info(&self) -> BackendInfo {
-        BackendInfo { kind: BackendKind::Emulated, name: self.name.clone(), msix_table_access: true, virtual_time: true }
+        BackendInfo {
+            kind: BackendKind::Emulated,
+            name: self.name.clone(),
+            msix_table_access: true,
+            virtual_time: true,
+        }
     }
 
     fn config_read(&mut self, offset: u16, size: u8) -> Result<u32, BackendError> {
@@ -147,8 +152,11 @@ impl<D: PciDevice> Backend for EmulatedBackend<D> {
         // `self.mapped` until the window is unmapped (dma_unmap) or the backend is dropped
         // (the IOMMU inside `dev` is dropped with it), so the window never outlives the
         // memory. The driver only touches the memory by volatile copies, never references.
-        unsafe { self.dev.iommu().map(iova, mem.as_ptr(), len, p) }
-            .map_err(|e| BackendError::DmaMap { iova, len, why: e.to_string() })?;
+        unsafe { self.dev.iommu().map(iova, mem.as_ptr(), len, p) }.map_err(|e| BackendError::DmaMap {
+            iova,
+            len,
+            why: e.to_string(),
+        })?;
         self.mapped.insert(iova, mem.clone());
         Ok(())
     }

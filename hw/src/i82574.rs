@@ -257,18 +257,10 @@ bitflags! {
 
 impl Icr {
     /// Causes that, under MSI-X, reach a vector only through ICR.OTHER.
-    pub const OTHER_CAUSES: Icr = Icr::LSC
-        .union(Icr::RXO)
-        .union(Icr::MDAC)
-        .union(Icr::SRPD)
-        .union(Icr::ACK)
-        .union(Icr::MNG);
+    pub const OTHER_CAUSES: Icr =
+        Icr::LSC.union(Icr::RXO).union(Icr::MDAC).union(Icr::SRPD).union(Icr::ACK).union(Icr::MNG);
     /// The five causes IVAR routes to MSI-X vectors.
-    pub const MSIX_ROUTED: Icr = Icr::RXQ0
-        .union(Icr::RXQ1)
-        .union(Icr::TXQ0)
-        .union(Icr::TXQ1)
-        .union(Icr::OTHER);
+    pub const MSIX_ROUTED: Icr = Icr::RXQ0.union(Icr::RXQ1).union(Icr::TXQ0).union(Icr::TXQ1).union(Icr::OTHER);
     /// Bits IMS keeps of a write (0x01F782D7).
     pub const IMS_VALID: Icr = Icr::TXDW
         .union(Icr::TXQE)
@@ -295,13 +287,8 @@ pub enum IvarEntry {
 }
 
 impl IvarEntry {
-    pub const ALL: [IvarEntry; 5] = [
-        IvarEntry::RxQ0,
-        IvarEntry::RxQ1,
-        IvarEntry::TxQ0,
-        IvarEntry::TxQ1,
-        IvarEntry::Other,
-    ];
+    pub const ALL: [IvarEntry; 5] =
+        [IvarEntry::RxQ0, IvarEntry::RxQ1, IvarEntry::TxQ0, IvarEntry::TxQ1, IvarEntry::Other];
 
     pub const fn index(self) -> u32 {
         self as u32
@@ -360,11 +347,7 @@ pub const IVAR_TX_INT_EVERY_WB: u32 = 1 << 31;
 /// Decode one IVAR entry: `Some(vector)` when valid.
 pub const fn ivar_vector(ivar: u32, entry: IvarEntry) -> Option<u16> {
     let nib = (ivar >> entry.shift()) & 0xF;
-    if nib & IVAR_INT_ALLOC_VALID != 0 {
-        Some((nib & IVAR_VECTOR_MASK) as u16)
-    } else {
-        None
-    }
+    if nib & IVAR_INT_ALLOC_VALID != 0 { Some((nib & IVAR_VECTOR_MASK) as u16) } else { None }
 }
 
 /// Encode one valid IVAR entry routing `entry` to `vector`.
@@ -466,21 +449,17 @@ pub const PATTERNS: [u32; 4] = [0x5A5A_5A5A, 0xA5A5_A5A5, 0x0000_0000, 0xFFFF_FF
 
 /// Datasheet name of a BAR0 register offset, for messages and register dumps.
 pub fn reg_name(offset: u32) -> Option<&'static str> {
-    REG_NAMES
-        .iter()
-        .find(|(o, _)| *o == offset)
-        .map(|(_, n)| *n)
-        .or_else(|| {
-            if (MTA..MTA + 4 * MTA_LEN).contains(&offset) {
-                Some("MTA[]")
-            } else if (0x05400..0x05480).contains(&offset) {
-                Some(if offset % 8 == 0 { "RAL[]" } else { "RAH[]" })
-            } else if (VFTA..VFTA + 0x200).contains(&offset) {
-                Some("VFTA[]")
-            } else {
-                None
-            }
-        })
+    REG_NAMES.iter().find(|(o, _)| *o == offset).map(|(_, n)| *n).or_else(|| {
+        if (MTA..MTA + 4 * MTA_LEN).contains(&offset) {
+            Some("MTA[]")
+        } else if (0x05400..0x05480).contains(&offset) {
+            Some(if offset.is_multiple_of(8) { "RAL[]" } else { "RAH[]" })
+        } else if (VFTA..VFTA + 0x200).contains(&offset) {
+            Some("VFTA[]")
+        } else {
+            None
+        }
+    })
 }
 
 /// Named BAR0 registers (single instances; arrays are resolved by [`reg_name`]).

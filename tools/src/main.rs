@@ -27,7 +27,8 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = if cli.quiet { "error".to_string() } else { std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()) };
+    let filter =
+        if cli.quiet { "error".to_string() } else { std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()) };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

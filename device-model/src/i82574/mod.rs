@@ -98,7 +98,8 @@ const ITR_SLOT: usize = 5;
 
 impl I82574 {
     pub fn new(options: Config) -> Self {
-        let mut cfg = ConfigSpace::new(r::VENDOR_ID, r::DEVICE_ID, 0x0200_0000, options.subsys_vendor, options.subsys_id);
+        let mut cfg =
+            ConfigSpace::new(r::VENDOR_ID, r::DEVICE_ID, 0x0200_0000, options.subsys_vendor, options.subsys_id);
         cfg.add_bar(r::BAR_REGS, BarKind::Mem32, r::BAR_REGS_LEN);
         cfg.add_bar(r::BAR_FLASH, BarKind::Mem32, r::BAR_FLASH_LEN);
         cfg.add_bar(r::BAR_IO, BarKind::Io, r::BAR_IO_LEN);
@@ -489,10 +490,7 @@ impl I82574 {
         }
         let addr = (val >> r::EERD_ADDR_SHIFT) & r::EERD_ADDR_MASK;
         let data = self.eeprom.get(addr as usize).copied().unwrap_or(0) as u32;
-        self.set_reg(
-            r::EERD,
-            (addr << r::EERD_ADDR_SHIFT) | r::EERD_DONE | (data << r::EERD_DATA_SHIFT),
-        );
+        self.set_reg(r::EERD, (addr << r::EERD_ADDR_SHIFT) | r::EERD_DONE | (data << r::EERD_DATA_SHIFT));
     }
 
     fn mdic_write(&mut self, val: u32) {
@@ -529,7 +527,9 @@ impl I82574 {
         match off {
             o if o == r::rdbal(0) || o == r::rdbal(1) || o == r::tdbal(0) || o == r::tdbal(1) => 0xFFFF_FFF0,
             o if o == r::rdlen(0) || o == r::rdlen(1) || o == r::tdlen(0) || o == r::tdlen(1) => 0x000F_FF80,
-            o if [r::rdh(0), r::rdt(0), r::rdh(1), r::rdt(1), r::tdh(0), r::tdt(0), r::tdh(1), r::tdt(1)].contains(&o) => {
+            o if [r::rdh(0), r::rdt(0), r::rdh(1), r::rdt(1), r::tdh(0), r::tdt(0), r::tdh(1), r::tdt(1)]
+                .contains(&o) =>
+            {
                 0xFFFF
             }
             r::FCAH | r::FCT | r::VET | r::RDTR | r::RADV | r::TIDV | r::TADV | r::ITR => 0xFFFF,
@@ -581,12 +581,11 @@ impl I82574 {
                     self.set_reg(r::CTRL, val & !Ctrl::PHY_RST.bits());
                 }
             }
-            r::STATUS => {
-                // Only PHYRA can be cleared (write 0).
-                if val & Status::PHYRA.bits() == 0 {
-                    self.set_reg(r::STATUS, self.reg(r::STATUS) & !Status::PHYRA.bits());
-                }
+            // Only PHYRA can be cleared (write 0); the rest of STATUS is read-only.
+            r::STATUS if val & Status::PHYRA.bits() == 0 => {
+                self.set_reg(r::STATUS, self.reg(r::STATUS) & !Status::PHYRA.bits());
             }
+            r::STATUS => {}
             r::EERD => self.eerd_write(val),
             r::MDIC => self.mdic_write(val),
             r::CTRL_EXT => {

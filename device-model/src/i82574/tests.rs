@@ -352,7 +352,11 @@ fn eeprom_holds_mac_and_sums_to_baba() {
 fn mdic_reads_phy_link_and_rejects_other_phy_addresses() {
     let mut d = intx_dev();
     d.advance(DEFAULT_LINK_UP_DELAY_NS);
-    w(&mut d, r::MDIC, r::MDIC_OP_READ | (r::PHY_ADDR << r::MDIC_PHYADD_SHIFT) | (r::PHY_STATUS << r::MDIC_REGADD_SHIFT));
+    w(
+        &mut d,
+        r::MDIC,
+        r::MDIC_OP_READ | (r::PHY_ADDR << r::MDIC_PHYADD_SHIFT) | (r::PHY_STATUS << r::MDIC_REGADD_SHIFT),
+    );
     let v = rd(&mut d, r::MDIC);
     assert!(v & r::MDIC_READY != 0 && v & r::MDIC_ERROR == 0);
     assert!(v as u16 & r::PHY_STATUS_LINK_UP != 0);

@@ -323,9 +323,8 @@ impl<B: Backend> I82574<B> {
 
     /// Bounded wait for STATUS.LU. Returns (STATUS, time waited).
     pub fn wait_link(&mut self) -> Result<(u32, u64), DriverError> {
-        let (st, waited, ok) = self.wait_for(r::STATUS, self.opts.link_timeout_ns, 10_000_000, |s| {
-            s & Status::LU.bits() != 0
-        })?;
+        let (st, waited, ok) =
+            self.wait_for(r::STATUS, self.opts.link_timeout_ns, 10_000_000, |s| s & Status::LU.bits() != 0)?;
         if !ok {
             return Err(DriverError::LinkTimeout { status: st, waited_ns: waited });
         }
@@ -344,7 +343,11 @@ impl<B: Backend> I82574<B> {
         }
         let rfctl = self.read(r::RFCTL)?;
         self.write(r::RFCTL, rfctl | r::RFCTL_ACK_DIS)?;
-        let itr = if self.opts.itr_ints_per_s == 0 { 0 } else { (1_000_000_000 / (self.opts.itr_ints_per_s as u64 * 256)) as u32 };
+        let itr = if self.opts.itr_ints_per_s == 0 {
+            0
+        } else {
+            (1_000_000_000 / (self.opts.itr_ints_per_s as u64 * 256)) as u32
+        };
         for v in 0..VECTORS {
             self.write(r::eitr(v), itr)?;
         }
@@ -462,7 +465,11 @@ impl<B: Backend> I82574<B> {
                 return Err(DriverError::VectorLost {
                     vector,
                     entry,
-                    why: format!("{} raised by ICS arrived on vector {other} instead (IVAR={:#010x})", entry, self.read(r::IVAR)?),
+                    why: format!(
+                        "{} raised by ICS arrived on vector {other} instead (IVAR={:#010x})",
+                        entry,
+                        self.read(r::IVAR)?
+                    ),
                 });
             }
             if self.b.now_ns() - t0 >= self.opts.irq_bound_ns {
@@ -470,6 +477,8 @@ impl<B: Backend> I82574<B> {
             }
             self.b.wait(self.opts.poll_step_ns);
         }
+        // No message: first make sure the device itself still answers.
+        self.read(r::STATUS)?;
         let pending = self.read_pba();
         self.rearm(entry)?;
         Err(DriverError::VectorLost {
@@ -506,7 +515,7 @@ impl<B: Backend> I82574<B> {
         if !self.b.info().msix_table_access || self.gone {
             return None;
         }
-        Some(self.b.read32(r::BAR_MSIX, r::MSIX_PBA_OFFSET))
+        Some(self.b.read32(r::BAR_MSIX, r::MSIX_PBA_OFFSET)).filter(|&p| p != u32::MAX)
     }
 
     /// Read back MSI-X table entry `vector` and check it is programmed and unmasked.
@@ -524,11 +533,19 @@ impl<B: Backend> I82574<B> {
         if [lo, hi, data, ctrl].contains(&u32::MAX) {
             // All-ones: is the whole device gone, or just this vector?
             self.read(r::STATUS)?;
-            let (field, read) = if lo == u32::MAX { ("Msg Addr Lo", lo) } else if data == u32::MAX { ("Msg Data", data) } else { ("Vector Control", ctrl) };
+            let (field, read) = if lo == u32::MAX {
+                ("Msg Addr Lo", lo)
+            } else if data == u32::MAX {
+                ("Msg Data", data)
+            } else {
+                ("Vector Control", ctrl)
+            };
             return Err(DriverError::VectorLost {
                 vector,
                 entry,
-                why: format!("MSI-X table entry {vector} (BAR3 {base:#06x}) {field} reads {read:#010x} while the device answers: the entry is gone"),
+                why: format!(
+                    "MSI-X table entry {vector} (BAR3 {base:#06x}) {field} reads {read:#010x} while the device answers: the entry is gone"
+                ),
             });
         }
         if (lo as u64) & pci::MSI_ADDRESS_MASK != pci::MSI_ADDRESS_BASE || hi != 0 {
@@ -596,6 +613,8 @@ impl<B: Backend> I82574<B> {
     pub fn recover(&mut self, entry: IvarEntry) -> Result<Recovery, DriverError> {
         let vector = self.route(entry).ok_or(DriverError::NotUp)?;
         self.counters.reprogram_attempts += 1;
+        // Give the vector another chance even if it was polled before.
+        self.polled.retain(|e| *e != entry);
         self.program_ivar()?;
         if self.b.msix_vectors() > vector {
             self.b.msix_mask(vector, true)?;

@@ -102,19 +102,29 @@ impl<B: Backend> I82574<B> {
                     format!("after CTRL.RST: IVAR={ivar:#010x} IMS={ims:#010x} EIAC={eiac:#010x}, expected all 0"),
                 ));
             }
-            Ok(CheckReport::new("", CheckResult::Pass, format!("CTRL.RST self-cleared in {} us; IVAR, IMS, EIAC cleared", took / 1000))
-                .measure("reset_time", took as f64 / 1000.0, "us"))
+            Ok(CheckReport::new(
+                "",
+                CheckResult::Pass,
+                format!("CTRL.RST self-cleared in {} us; IVAR, IMS, EIAC cleared", took / 1000),
+            )
+            .measure("reset_time", took as f64 / 1000.0, "us"))
         });
         run.run(self, "msix-setup", |d| {
             d.setup_msix()?;
             let (ivar, ims, eiac) = (d.read(r::IVAR)?, d.read(r::IMS)?, d.read(r::EIAC)?);
-            pass(format!("{VECTORS} vectors enabled; IVAR={ivar:#010x} EIAC={eiac:#010x} IMS={ims:#010x} (as Linux e1000e)"))
+            pass(format!(
+                "{VECTORS} vectors enabled; IVAR={ivar:#010x} EIAC={eiac:#010x} IMS={ims:#010x} (as Linux e1000e)"
+            ))
         });
         run.run(self, "link", |d| {
             let (st, waited) = d.wait_link()?;
             let bmsr = d.phy_read(r::PHY_STATUS)?;
             if bmsr & r::PHY_STATUS_LINK_UP == 0 {
-                return Ok(CheckReport::new("", CheckResult::Fail, format!("STATUS.LU set but PHY BMSR={bmsr:#06x} says link down")));
+                return Ok(CheckReport::new(
+                    "",
+                    CheckResult::Fail,
+                    format!("STATUS.LU set but PHY BMSR={bmsr:#06x} says link down"),
+                ));
             }
             let speed = match (st >> r::STATUS_SPEED_SHIFT) & 3 {
                 0 => 10,
@@ -124,13 +134,19 @@ impl<B: Backend> I82574<B> {
             Ok(CheckReport::new(
                 "",
                 CheckResult::Pass,
-                format!("link up after {} ms, {speed} Mb/s {} duplex; STATUS={st:#010x} BMSR={bmsr:#06x}", waited / 1_000_000, if st & 1 != 0 { "full" } else { "half" }),
+                format!(
+                    "link up after {} ms, {speed} Mb/s {} duplex; STATUS={st:#010x} BMSR={bmsr:#06x}",
+                    waited / 1_000_000,
+                    if st & 1 != 0 { "full" } else { "half" }
+                ),
             )
             .measure("link_time", waited as f64 / 1e6, "ms"))
         });
         for (entry, v) in LINUX_ROUTES {
             run.run(self, &format!("msix-table[{v}]"), |d| match d.check_msix_entry(v)? {
-                Some((addr, data)) => pass(format!("vector {v} (serves IVAR {entry}): address {addr:#x}, data {data:#x}, unmasked")),
+                Some((addr, data)) => {
+                    pass(format!("vector {v} (serves IVAR {entry}): address {addr:#x}, data {data:#x}, unmasked"))
+                }
                 None => na("the kernel owns the MSI-X table on this backend: not read, never written"),
             });
         }
@@ -162,12 +178,20 @@ impl<B: Backend> I82574<B> {
                 }
                 let max = lat.iter().copied().max().unwrap_or(0);
                 let mean = if lat.is_empty() { 0.0 } else { lat.iter().sum::<u64>() as f64 / lat.len() as f64 };
-                let cause = if entry == IvarEntry::Other { "LSC (folded into OTHER)".to_string() } else { entry.name().to_uppercase() };
+                let cause = if entry == IvarEntry::Other {
+                    "LSC (folded into OTHER)".to_string()
+                } else {
+                    entry.name().to_uppercase()
+                };
                 let rep = match first_loss {
                     None => CheckReport::new(
                         "",
                         CheckResult::Pass,
-                        format!("{}/{rounds} {cause} interrupts raised by ICS arrived on vector {v}, max latency {} us", lat.len(), max / 1000),
+                        format!(
+                            "{}/{rounds} {cause} interrupts raised by ICS arrived on vector {v}, max latency {} us",
+                            lat.len(),
+                            max / 1000
+                        ),
                     ),
                     Some(e) => {
                         return Err(DriverError::VectorLost {
@@ -187,13 +211,20 @@ impl<B: Backend> I82574<B> {
             d.drain_notifiers()?;
             let lost = d.watchdog(period / 2)?;
             if lost.is_empty() {
-                return pass(format!("every routed vector answered a software-raised cause after {} s quiet", period / 1_000_000_000));
+                return pass(format!(
+                    "every routed vector answered a software-raised cause after {} s quiet",
+                    period / 1_000_000_000
+                ));
             }
             let mut detail = Vec::new();
             for e in lost {
                 detail.push(e.to_string());
             }
-            Ok(CheckReport::new("", CheckResult::Fail, format!("pending cause without delivery: {}", detail.join("; "))))
+            Ok(CheckReport::new(
+                "",
+                CheckResult::Fail,
+                format!("pending cause without delivery: {}", detail.join("; ")),
+            ))
         });
         // Vectors found lost by the watchdog count as lost too.
         for rep in &run.reports {

@@ -1,0 +1,33 @@
+# nicqual build and test entry points. `make test` is what CI runs (.ci/run).
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all build test deps lint unit qualify-smoke release clean
+
+all: build
+
+build:
+	$(CARGO) build --release --workspace
+
+release: build
+
+## Everything CI checks: packages, formatting, lints, all test suites.
+test: deps lint unit qualify-smoke
+
+deps:
+	bash scripts/install-deps.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --release
+
+## The README's first command, run for real: healthy model must pass, a lost vector must fail.
+qualify-smoke: build
+	./target/release/nicqual qualify --quiet
+	! ./target/release/nicqual qualify --quiet --faults tests/faults/lose-vector-1.toml >/dev/null
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,137 @@
+//! The `nicqual qualify` acceptance checks, from the outside: run the binary, read the
+//! table, the JSON record and the exit status.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn nicqual(args: &[&str]) -> Output {
+    let t0 = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_nicqual")).args(args).output().expect("run nicqual");
+    assert!(t0.elapsed() < Duration::from_secs(60), "nicqual {args:?} took {:?}", t0.elapsed());
+    out
+}
+
+fn faults(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/faults").join(name).display().to_string()
+}
+
+fn record(args: &[&str]) -> (Output, serde_json::Value) {
+    let dir =
+        std::env::temp_dir().join(format!("nicqual-test-{}-{}", std::process::id(), args.join("_").replace('/', "_")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("run.json");
+    let mut a: Vec<&str> = args.to_vec();
+    let js = json.display().to_string();
+    a.extend(["--json", &js]);
+    let out = nicqual(&a);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (out, v)
+}
+
+fn results(v: &serde_json::Value) -> Vec<(String, String, String)> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["result"].as_str().unwrap().to_string(),
+                c["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn healthy_model_passes_every_check() {
+    let (out, v) = record(&["qualify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let r = results(&v);
+    assert!(r.len() >= 20);
+    for (name, result, detail) in &r {
+        assert!(result == "pass" || result == "na", "{name}: {result} {detail}");
+    }
+    // The n/a ones are exactly the unrouted queue pair and the recovery with nothing to do.
+    let na: Vec<&str> = r.iter().filter(|c| c.1 == "na").map(|c| c.0.as_str()).collect();
+    assert_eq!(na, ["vector[RxQ1]", "vector[TxQ1]", "recovery"]);
+    assert_eq!(v["verdict"], "pass");
+    assert_eq!(v["device"]["device_id"], "10d3");
+}
+
+#[test]
+fn lost_vector_fails_exactly_its_dependents_and_names_vector_and_entry() {
+    let f = faults("lose-vector-1.toml");
+    let (out, v) = record(&["qualify", "--faults", &f]);
+    assert_eq!(out.status.code(), Some(1));
+    let failed: Vec<(String, String)> = results(&v).into_iter().filter(|c| c.1 == "fail").map(|c| (c.0, c.2)).collect();
+    let names: Vec<&str> = failed.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["msix-table[1]", "vector[TxQ0]", "irq-watchdog", "recovery"]);
+    for (name, detail) in &failed {
+        assert!(detail.contains("vector 1"), "{name}: {detail}");
+        assert!(detail.contains("TxQ0"), "{name}: {detail}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("replay: nicqual"), "a failing run prints how to replay it");
+    assert!(stdout.contains("seed 1"));
+}
+
+#[test]
+fn surprise_removal_is_reported_by_the_pattern_test_and_the_run_stops() {
+    let f = faults("surprise-removal.toml");
+    let (out, v) = record(&["qualify", "--faults", &f]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = results(&v);
+    let pat = r.iter().find(|c| c.0 == "register-pattern").unwrap();
+    assert_eq!(pat.1, "fail");
+    assert!(pat.2.contains("FCAL (0x00028): wrote 0x5a5a5a5a, read 0xffffffff"), "{}", pat.2);
+    let after: Vec<_> = r.iter().skip_while(|c| c.0 != "register-pattern").skip(1).collect();
+    let (teardown, rest) = after.split_last().unwrap();
+    assert!(rest.iter().all(|c| c.1 == "na" && c.2.starts_with("not run: device gone")));
+    assert_eq!(teardown.1, "pass", "resources released: {}", teardown.2);
+}
+
+#[test]
+fn shorthand_faults_and_json_plans_work_and_replay_identically() {
+    let f = faults("mixed.json");
+    let (a, va) = record(&["qualify", "--faults", &f]);
+    let (b, vb) = record(&["qualify", "--faults", &f]);
+    assert_eq!(a.status.code(), Some(1));
+    assert_eq!(results(&va), results(&vb), "same seed, same run");
+    assert_eq!(va["seed"], 7);
+    let ivar = results(&va).into_iter().find(|c| c.0 == "ivar[Other]").unwrap();
+    assert_eq!(ivar.1, "fail");
+    let _ = b;
+    let (c, vc) = record(&["qualify", "--fault", "drop-irq:1:1.0", "--fault", "corrupt-ivar:RxQ1"]);
+    assert_eq!(c.status.code(), Some(1));
+    let failed: Vec<String> = results(&vc).into_iter().filter(|c| c.1 == "fail").map(|c| c.0).collect();
+    assert!(failed.contains(&"vector[TxQ0]".to_string()), "{failed:?}");
+    assert!(failed.contains(&"ivar[RxQ1]".to_string()), "{failed:?}");
+}
+
+#[test]
+fn delayed_surprise_removal_stops_cleanly_mid_run() {
+    let (out, v) = record(&["qualify", "--fault", "surprise-removal@150ms"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = results(&v);
+    let first_fail = r.iter().find(|c| c.1 == "fail").unwrap();
+    assert!(first_fail.2.contains("device gone"), "{first_fail:?}");
+    assert_eq!(r.last().unwrap().1, "pass", "teardown");
+}
+
+#[test]
+fn bad_fault_spec_is_a_usage_error() {
+    let out = nicqual(&["qualify", "--fault", "lose-vector"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lose-vector"));
+}
+
+#[test]
+fn devices_lists_the_emulated_82574l() {
+    let out = nicqual(&["devices"]);
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("model:i82574l") && s.contains("8086:10d3"), "{s}");
+}
