@@ -48,4 +48,6 @@ pub trait PciDevice {
     fn take_interrupts(&mut self) -> Vec<MsiMessage>;
     /// The IOMMU in front of this device.
     fn iommu(&mut self) -> &mut Iommu;
+    /// DMA accesses the IOMMU has blocked so far.
+    fn dma_faults_total(&self) -> u64;
 }

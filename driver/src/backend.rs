@@ -82,6 +82,13 @@ pub trait Backend {
     /// Number of vectors currently enabled.
     fn msix_vectors(&self) -> u16;
 
+    /// DMA mappings currently live (teardown checks that this returns to 0).
+    fn live_mappings(&self) -> usize;
+    /// DMA accesses blocked by the IOMMU so far, where the backend can see them.
+    fn dma_faults(&self) -> Option<u64> {
+        None
+    }
+
     /// Function-level reset (VFIO_DEVICE_RESET): device back to its power-on state.
     fn reset(&mut self) -> Result<(), BackendError>;
 

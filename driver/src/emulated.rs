@@ -221,6 +221,14 @@ impl<D: PciDevice> Backend for EmulatedBackend<D> {
         self.notifiers.len() as u16
     }
 
+    fn live_mappings(&self) -> usize {
+        self.mapped.len()
+    }
+
+    fn dma_faults(&self) -> Option<u64> {
+        Some(self.dev.dma_faults_total())
+    }
+
     fn reset(&mut self) -> Result<(), BackendError> {
         self.dev.function_reset();
         self.notifiers.clear();

@@ -148,6 +148,9 @@ fn wrong_device_is_refused_at_attach() {
         fn iommu(&mut self) -> &mut nicqual_model::Iommu {
             unreachable!("never called by attach")
         }
+        fn dma_faults_total(&self) -> u64 {
+            0
+        }
     }
     let b = EmulatedBackend::new(NotANic, "x");
     assert!(matches!(I82574::attach(b, Options::default()), Err(DriverError::WrongDevice { vendor: 0x1234, .. })));

@@ -22,6 +22,14 @@ impl std::str::FromStr for DeviceSpec {
     }
 }
 
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::ModelI82574 => f.write_str(DEFAULT_DEVICE),
+        }
+    }
+}
+
 pub fn list() {
     println!("{:<16} {:<10} {:<10} description", "device", "backend", "pci id");
     println!(

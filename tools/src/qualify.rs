@@ -56,33 +56,51 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let DeviceSpec::ModelI82574 = a.device;
-    let model = Model::new(Config::default());
-    let backend = EmulatedBackend::new(model, DEFAULT_DEVICE);
+    let spec = a.device.to_string();
+    match a.device {
+        DeviceSpec::ModelI82574 => {
+            let backend = EmulatedBackend::new(Model::new(Config::default()), spec.clone());
+            let armed = plan.clone();
+            // Fault times count from the moment the driver attached.
+            qualify_on(backend, &spec, &a, plan, quiet, move |b| b.device_mut().arm_faults(armed))
+        }
+    }
+}
+
+/// Attach the driver to `backend`, let `arm` inject faults, run the suite, tear down,
+/// report. Generic over the backend: the same code drives every kind of device.
+fn qualify_on<B: Backend>(
+    backend: B,
+    spec: &str,
+    a: &Args,
+    plan: FaultPlan,
+    quiet: bool,
+    arm: impl FnOnce(&mut B),
+) -> ExitCode {
     let info = backend.info();
     let t0 = std::time::Instant::now();
     let mut drv = match I82574::attach(backend, Options::default()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("nicqual: attach failed: {e}");
+            eprintln!("nicqual: attach to {spec} failed: {e}");
             return ExitCode::from(1);
         }
     };
-    // Fault times count from here: the driver is attached.
-    drv.backend_mut().device_mut().arm_faults(plan.clone());
+    arm(drv.backend_mut());
     if !quiet {
         eprintln!(
-            "nicqual: qualifying {DEFAULT_DEVICE} (seed {}, {} fault{})",
+            "nicqual: qualifying {spec} (seed {}, {} fault{})",
             plan.seed,
             plan.faults.len(),
             if plan.faults.len() == 1 { "" } else { "s" }
         );
     }
+    let t_start = drv.backend().now_ns();
     let mut checks = drv.run_suite();
     let id = drv.identity();
     let mac = drv.mac();
     let gone = drv.is_gone();
-    let t_end = drv.backend().now_ns();
+    let t_end = drv.backend().now_ns().saturating_sub(t_start);
     let backend = drv.shutdown();
     checks.push(teardown_check(&backend, gone));
 
@@ -95,7 +113,7 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
     let ok = summary.fail == 0 && summary.error == 0;
     print_table(&checks);
     println!(
-        "\n{}: {} passed, {} failed, {} not applicable, {} errors; seed {}; {:.1} ms virtual, {:.1} ms wall",
+        "\n{}: {} passed, {} failed, {} not applicable, {} errors; seed {}; {:.1} ms {}, {:.1} ms wall",
         if ok { "PASS" } else { "FAIL" },
         summary.pass,
         summary.fail,
@@ -103,10 +121,11 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
         summary.error,
         plan.seed,
         t_end as f64 / 1e6,
+        if info.virtual_time { "virtual" } else { "device clock" },
         t0.elapsed().as_secs_f64() * 1e3
     );
     if !ok {
-        println!("replay: nicqual {}", replay_args(&a, plan.seed));
+        println!("replay: nicqual {}", replay_args(a, plan.seed));
     }
     let rec = RunRecord {
         schema: record::SCHEMA,
@@ -115,7 +134,7 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         backend: info,
         device: record::Device {
-            spec: DEFAULT_DEVICE.into(),
+            spec: spec.to_string(),
             vendor_id: format!("{:04x}", id.vendor),
             device_id: format!("{:04x}", id.device),
             subsystem: format!("{:04x}:{:04x}", id.subsys_vendor, id.subsys),
@@ -157,16 +176,16 @@ fn replay_args(a: &Args, seed: u64) -> String {
     v.join(" ")
 }
 
-fn teardown_check(b: &EmulatedBackend<Model>, gone: bool) -> CheckReport {
-    let maps = b.mappings();
+fn teardown_check<B: Backend>(b: &B, gone: bool) -> CheckReport {
+    let maps = b.live_mappings();
     let msix = b.msix_vectors();
-    let faults = b.device().iommu_faults_total();
+    let faults = b.dma_faults().map_or(String::new(), |f| format!(", {f} DMA fault(s) recorded by the IOMMU"));
     let result = if maps == 0 && msix == 0 { CheckResult::Pass } else { CheckResult::Fail };
     CheckReport::new(
         "teardown",
         result,
         format!(
-            "{}MSI-X {}, {maps} DMA mapping(s) left, {faults} DMA fault(s) recorded by the IOMMU",
+            "{}MSI-X {}, {maps} DMA mapping(s) left{faults}",
             if gone { "device gone: no register touched; " } else { "interrupts masked; " },
             if msix == 0 { "disabled" } else { "still enabled" }
         ),

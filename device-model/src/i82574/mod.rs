@@ -244,11 +244,6 @@ impl I82574 {
         }
     }
 
-    /// DMA accesses the IOMMU blocked so far.
-    pub fn iommu_faults_total(&self) -> u64 {
-        self.iommu.faults_total()
-    }
-
     pub fn msix(&self) -> &Msix {
         &self.msix
     }
@@ -781,6 +776,10 @@ impl PciDevice for I82574 {
 
     fn iommu(&mut self) -> &mut Iommu {
         &mut self.iommu
+    }
+
+    fn dma_faults_total(&self) -> u64 {
+        self.iommu.faults_total()
     }
 }
 
