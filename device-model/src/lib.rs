@@ -12,6 +12,7 @@ pub mod faults;
 pub mod i82574;
 pub mod iommu;
 pub mod msix;
+pub mod ring;
 
 pub use faults::{Fault, FaultKind, FaultPlan};
 pub use iommu::{DmaDir, DmaFault, Iommu, Perm};
