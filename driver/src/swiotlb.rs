@@ -291,7 +291,8 @@ fn copy_between(
     let mut done = 0;
     while done < len {
         let n = (len - done).min(buf.len());
-        if !src.load(src_off + done, &mut buf[..n]) || !dst.store(dst_off + done, &buf[..n]) {
+        let chunk = buf.get_mut(..n).ok_or(())?;
+        if !src.load(src_off + done, chunk) || !dst.store(dst_off + done, chunk) {
             return Err(());
         }
         done += n;
@@ -325,6 +326,19 @@ pub struct SwiotlbStats {
     pub bytes_bounced: u64,
 }
 
+/// Per-slot state (`struct io_tlb_slot`, plus a start-of-mapping mark).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Free contiguous slots from here to the end of the segment; 0 = in use.
+    list: u8,
+    /// First slot of a live mapping.
+    head: bool,
+    /// Bytes allocated from this slot to the end of the mapping.
+    alloc_size: u32,
+    /// Original (CPU) address, `u64::MAX` when free.
+    orig_addr: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Area {
     used: usize,
@@ -336,14 +350,7 @@ struct Area {
 pub struct Swiotlb<S: ByteStore = Vec<u8>> {
     cfg: SwiotlbConfig,
     area_nslabs: usize,
-    /// Free contiguous slots from `i` to the end of its segment; 0 = used.
-    list: Vec<u8>,
-    /// Original (CPU) address per slot, `u64::MAX` when free.
-    orig_addr: Vec<u64>,
-    /// Bytes allocated from this slot to the end of the mapping (only meaningful at the start).
-    alloc_size: Vec<u32>,
-    /// True at the first slot of a live mapping.
-    head: Vec<bool>,
+    slots: Vec<Slot>,
     areas: Vec<Area>,
     stats: SwiotlbStats,
     log: Vec<String>,
@@ -366,13 +373,17 @@ impl<S: ByteStore> Swiotlb<S> {
     pub fn with_store(cfg: SwiotlbConfig, store: S) -> Self {
         let cfg = if cfg.generation.old_allocator() { SwiotlbConfig { nareas: 1, ..cfg } } else { cfg };
         let nslabs = cfg.nslabs;
-        let list = (0..nslabs).map(|i| (IO_TLB_SEGSIZE - (i % IO_TLB_SEGSIZE)).min(nslabs - i) as u8).collect();
+        let slots = (0..nslabs)
+            .map(|i| Slot {
+                list: (IO_TLB_SEGSIZE - (i % IO_TLB_SEGSIZE)).min(nslabs - i) as u8,
+                head: false,
+                alloc_size: 0,
+                orig_addr: u64::MAX,
+            })
+            .collect();
         Swiotlb {
             area_nslabs: nslabs / cfg.nareas,
-            list,
-            orig_addr: vec![u64::MAX; nslabs],
-            alloc_size: vec![0; nslabs],
-            head: vec![false; nslabs],
+            slots,
             areas: vec![Area { used: 0, index: 0 }; cfg.nareas],
             stats: SwiotlbStats { nslabs, ..Default::default() },
             log: Vec::new(),
@@ -432,12 +443,24 @@ impl<S: ByteStore> Swiotlb<S> {
 
     /// The `list[]` value of slot `i` (free slots from `i` to its segment end).
     pub fn free_run_at(&self, i: usize) -> usize {
-        self.list.get(i).copied().unwrap_or(0) as usize
+        self.slots.get(i).map_or(0, |s| s.list as usize)
+    }
+
+    /// The original (CPU) address a bus address inside the pool bounces for
+    /// (`slots[].orig_addr`), or `None` if that slot is free.
+    pub fn orig_addr(&self, tlb_addr: u64) -> Option<u64> {
+        let off = tlb_addr.checked_sub(self.cfg.start)?;
+        let slot = self.slots.get((off >> IO_TLB_SHIFT) as usize)?;
+        (slot.orig_addr != u64::MAX).then(|| slot.orig_addr + (off & (IO_TLB_SIZE as u64 - 1)))
+    }
+
+    fn alloc_size_at(&self, i: usize) -> usize {
+        self.slots.get(i).map_or(0, |s| s.alloc_size as usize)
     }
 
     /// Longest free run anywhere (a whole segment at most).
     pub fn largest_free_run(&self) -> usize {
-        self.list.iter().copied().max().unwrap_or(0) as usize
+        self.slots.iter().map(|s| s.list).max().unwrap_or(0) as usize
     }
 
     /// Backing store (for the device side of a bounce buffer).
@@ -461,7 +484,7 @@ impl<S: ByteStore> Swiotlb<S> {
     fn find_old(&mut self, size: usize, nslots: usize) -> Option<usize> {
         let nslabs = self.cfg.nslabs;
         let stride = if size > PAGE_SIZE { PAGE_SIZE / IO_TLB_SIZE } else { 1 };
-        let area = self.areas[0];
+        let area = *self.areas.first()?;
         let mut index = area.index.div_ceil(stride) * stride;
         if index >= nslabs {
             index = 0;
@@ -477,8 +500,9 @@ impl<S: ByteStore> Swiotlb<S> {
                     return None;
                 }
             }
-            if self.list[index] as usize >= nslots {
-                self.areas[0].index = if index + nslots < nslabs { index + nslots } else { 0 };
+            if self.free_run_at(index) >= nslots {
+                let area = self.areas.first_mut()?;
+                area.index = if index + nslots < nslabs { index + nslots } else { 0 };
                 return Some(index);
             }
             index += stride;
@@ -494,7 +518,7 @@ impl<S: ByteStore> Swiotlb<S> {
     /// Slot search of one 6.x area (`swiotlb_search_pool_area`).
     fn find_in_area(&mut self, area_index: usize, size: usize, nslots: usize) -> Option<usize> {
         let area_nslabs = self.area_nslabs;
-        let area = self.areas[area_index];
+        let area = *self.areas.get(area_index)?;
         if nslots > area_nslabs - area.used {
             return None;
         }
@@ -511,8 +535,8 @@ impl<S: ByteStore> Swiotlb<S> {
                 checked += 1;
                 continue;
             }
-            if !self.crosses_boundary(slot_index, nslots) && self.list[slot_index] as usize >= nslots {
-                self.areas[area_index].index = wrap(index + nslots);
+            if !self.crosses_boundary(slot_index, nslots) && self.free_run_at(slot_index) >= nslots {
+                self.areas.get_mut(area_index)?.index = wrap(index + nslots);
                 return Some(slot_index);
             }
             index = wrap(index + stride);
@@ -523,53 +547,54 @@ impl<S: ByteStore> Swiotlb<S> {
 
     /// Mark `nslots` from `index` used and fix the free counts of the run before it.
     fn take_slots(&mut self, index: usize, nslots: usize, size: usize, orig_addr: u64) {
-        for i in index..index + nslots {
-            self.list[i] = 0;
-            self.orig_addr[i] = orig_addr + ((i - index) << IO_TLB_SHIFT) as u64;
-            self.alloc_size[i] = (size - ((i - index) << IO_TLB_SHIFT).min(size)) as u32;
+        for (k, slot) in self.slots.iter_mut().skip(index).take(nslots).enumerate() {
+            let off = k << IO_TLB_SHIFT;
+            *slot = Slot {
+                list: 0,
+                head: k == 0,
+                alloc_size: (size - off.min(size)) as u32,
+                orig_addr: orig_addr.wrapping_add(off as u64),
+            };
         }
-        self.head[index] = true;
-        let mut count = 0u8;
-        let mut i = index;
-        while i > 0 {
-            i -= 1;
-            if i % IO_TLB_SEGSIZE == IO_TLB_SEGSIZE - 1 || self.list[i] == 0 {
-                break;
-            }
-            count += 1;
-            self.list[i] = count;
+        self.merge_before(index, 0);
+        if let Some(area) = self.areas.get_mut(index / self.area_nslabs) {
+            area.used += nslots;
         }
-        let area = index / self.area_nslabs;
-        self.areas[area].used += nslots;
         self.stats.used += nslots;
         self.stats.used_hiwater = self.stats.used_hiwater.max(self.stats.used);
         self.stats.live_mappings += 1;
         self.stats.maps += 1;
     }
 
+    /// Renumber the free run that ends just before `index` (same segment only), continuing
+    /// from `count`.
+    fn merge_before(&mut self, index: usize, mut count: u8) {
+        let seg_start = index - index % IO_TLB_SEGSIZE;
+        let Some(before) = self.slots.get_mut(seg_start..index) else { return };
+        for slot in before.iter_mut().rev() {
+            if slot.list == 0 {
+                break;
+            }
+            count += 1;
+            slot.list = count;
+        }
+    }
+
     /// Return `nslots` from `index` and merge them with free neighbours in the segment
     /// (`swiotlb_release_slots`).
     fn release_slots(&mut self, index: usize, nslots: usize) {
         let seg_end = (index + 1).div_ceil(IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
-        let mut count = if index + nslots < seg_end { self.list[index + nslots] } else { 0 };
-        for i in (index..index + nslots).rev() {
-            count += 1;
-            self.list[i] = count;
-            self.orig_addr[i] = u64::MAX;
-            self.alloc_size[i] = 0;
-        }
-        self.head[index] = false;
-        let mut i = index;
-        while i > 0 {
-            i -= 1;
-            if i % IO_TLB_SEGSIZE == IO_TLB_SEGSIZE - 1 || self.list[i] == 0 {
-                break;
+        let mut count = if index + nslots < seg_end { self.free_run_at(index + nslots) as u8 } else { 0 };
+        if let Some(run) = self.slots.get_mut(index..index + nslots) {
+            for slot in run.iter_mut().rev() {
+                count += 1;
+                *slot = Slot { list: count, head: false, alloc_size: 0, orig_addr: u64::MAX };
             }
-            count += 1;
-            self.list[i] = count;
         }
-        let area = index / self.area_nslabs;
-        self.areas[area].used -= nslots;
+        self.merge_before(index, count);
+        if let Some(area) = self.areas.get_mut(index / self.area_nslabs) {
+            area.used -= nslots;
+        }
         self.stats.used -= nslots;
         self.stats.live_mappings -= 1;
         self.stats.unmaps += 1;
@@ -659,23 +684,23 @@ impl<S: ByteStore> Swiotlb<S> {
             return Err(SwiotlbError::NotMapped { tlb_addr });
         }
         let index = ((tlb_addr - self.cfg.start) >> IO_TLB_SHIFT) as usize;
-        if !self.head[index] {
-            return Err(SwiotlbError::NotMapped { tlb_addr });
+        match self.slots.get(index) {
+            Some(slot) if slot.head => Ok(index),
+            _ => Err(SwiotlbError::NotMapped { tlb_addr }),
         }
-        Ok(index)
     }
 
     /// Release the slots of the mapping at `tlb_addr` without copying.
     pub fn free(&mut self, tlb_addr: u64) -> Result<usize, SwiotlbError> {
         let index = self.live_head(tlb_addr)?;
-        let nslots = nr_slots(self.alloc_size[index] as usize);
+        let nslots = nr_slots(self.alloc_size_at(index));
         self.release_slots(index, nslots);
         Ok(nslots)
     }
 
     fn check_size(&self, tlb_addr: u64, size: usize) -> Result<usize, SwiotlbError> {
         let index = self.live_head(tlb_addr)?;
-        let alloc_size = self.alloc_size[index] as usize;
+        let alloc_size = self.alloc_size_at(index);
         if size > alloc_size {
             return Err(SwiotlbError::SizeMismatch { tlb_addr, size, alloc_size });
         }

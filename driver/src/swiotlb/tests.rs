@@ -243,7 +243,9 @@ fn misuse_is_a_typed_error() {
     ));
     assert!(matches!(p.free(m.tlb_addr + IO_TLB_SIZE as u64), Err(SwiotlbError::NotMapped { .. })));
     assert!(matches!(p.free(0xdead_beef), Err(SwiotlbError::NotMapped { .. })));
+    assert_eq!(p.orig_addr(m.tlb_addr + 7), Some(7));
     p.free(m.tlb_addr).unwrap();
+    assert_eq!(p.orig_addr(m.tlb_addr), None);
     assert!(matches!(p.free(m.tlb_addr), Err(SwiotlbError::NotMapped { .. })), "double unmap");
 }
 
@@ -258,12 +260,12 @@ impl<S: ByteStore> Swiotlb<S> {
         let mut live = Vec::new();
         let mut i = 0;
         while i < n {
-            if self.head[i] {
-                let k = nr_slots(self.alloc_size[i] as usize);
+            if self.slots[i].head {
+                let k = nr_slots(self.slots[i].alloc_size as usize);
                 assert!(k >= 1 && i + k <= n);
                 assert_eq!(i / IO_TLB_SEGSIZE, (i + k - 1) / IO_TLB_SEGSIZE, "mapping at {i} crosses a segment");
-                assert!((i..i + k).all(|j| self.list[j] == 0), "mapping at {i} has free slots");
-                assert!((i + 1..i + k).all(|j| !self.head[j]), "mappings overlap at {i}");
+                assert!((i..i + k).all(|j| self.slots[j].list == 0), "mapping at {i} has free slots");
+                assert!((i + 1..i + k).all(|j| !self.slots[j].head), "mappings overlap at {i}");
                 live.push((i, k));
                 i += k;
             } else {
@@ -277,9 +279,9 @@ impl<S: ByteStore> Swiotlb<S> {
         // list[] is exactly the free run to the segment end.
         for j in (0..n).rev() {
             let in_use = live.iter().any(|&(s, k)| (s..s + k).contains(&j));
-            let next = if (j + 1) % IO_TLB_SEGSIZE != 0 && j + 1 < n { self.list[j + 1] } else { 0 };
+            let next = if (j + 1) % IO_TLB_SEGSIZE != 0 && j + 1 < n { self.slots[j + 1].list } else { 0 };
             let want = if in_use { 0 } else { next + 1 };
-            assert_eq!(self.list[j], want, "list[{j}]");
+            assert_eq!(self.slots[j].list, want, "list[{j}]");
         }
         live
     }
