@@ -20,12 +20,14 @@
 
 pub mod backend;
 pub mod dma;
+pub mod dmamap;
 #[cfg(feature = "emulated")]
 pub mod emulated;
 pub mod error;
 pub mod eventfd;
 pub mod health;
 pub mod i82574;
+pub mod memory;
 pub mod mmio;
 pub mod swiotlb;
 
