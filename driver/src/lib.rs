@@ -27,6 +27,7 @@ pub mod eventfd;
 pub mod health;
 pub mod i82574;
 pub mod mmio;
+pub mod swiotlb;
 
 pub use backend::{Backend, BackendInfo, BackendKind, DmaPerm};
 pub use error::{BackendError, DriverError};
