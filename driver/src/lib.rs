@@ -29,6 +29,7 @@ pub mod health;
 pub mod i82574;
 pub mod memory;
 pub mod mmio;
+pub mod preflight;
 pub mod swiotlb;
 
 pub use backend::{Backend, BackendInfo, BackendKind, DmaPerm};
