@@ -19,6 +19,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod backend;
+pub mod bnx2x;
 pub mod dma;
 pub mod dmamap;
 #[cfg(feature = "emulated")]

@@ -9,6 +9,10 @@
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
+/// PCI identity: Broadcom, BCM57810 (one of the bnx2x parts).
+pub const PCI_VENDOR_BROADCOM: u16 = 0x14e4;
+pub const PCI_DEVICE_57810: u16 = 0x168e;
+
 /// Ring pages are 4 KiB (`BCM_PAGE_SIZE`).
 pub const BCM_PAGE_SIZE: usize = 4096;
 

@@ -7,6 +7,7 @@ mod progress;
 mod qualify;
 mod record;
 mod regs;
+mod scenario;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Cmd {
     Report(output::ReportArgs),
     /// Dump every register of a device with its name and decoded fields (like ethtool -d).
     Regs(regs::Args),
+    /// Run a field-failure scenario (`scenario list`, `scenario run NAME`).
+    Scenario(scenario::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +53,6 @@ fn main() -> ExitCode {
         }
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
+        Cmd::Scenario(a) => scenario::run(a),
     }
 }
