@@ -26,6 +26,7 @@ pub mod error;
 pub mod eventfd;
 pub mod health;
 pub mod i82574;
+pub mod mempool;
 pub mod mmio;
 pub mod swiotlb;
 
