@@ -489,7 +489,9 @@ impl QtestBackend {
                 let base = (io as u64).div_ceil(len.max(4)) * len.max(4);
                 self.cfg_write(off, 4, base as u32)?;
                 io = (base + len) as u32;
-                self.bars[n as usize] = Some(Bar { addr: base, len, io: true });
+                if let Some(slot) = self.bars.get_mut(n as usize) {
+                    *slot = Some(Bar { addr: base, len, io: true });
+                }
             } else {
                 let base = mem.div_ceil(len) * len;
                 self.cfg_write(off, 4, base as u32)?;
@@ -497,7 +499,9 @@ impl QtestBackend {
                     self.cfg_write(off + 4, 4, 0)?;
                 }
                 mem = base + len;
-                self.bars[n as usize] = Some(Bar { addr: base, len, io: false });
+                if let Some(slot) = self.bars.get_mut(n as usize) {
+                    *slot = Some(Bar { addr: base, len, io: false });
+                }
             }
             n += if is64 { 2 } else { 1 };
         }

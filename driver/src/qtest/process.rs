@@ -21,7 +21,9 @@ pub const HALT_CODE: [u8; 4] = [0xFA, 0xF4, 0xEB, 0xFD];
 /// The "halt" firmware image: 64 KiB of zeros with [`HALT_CODE`] at the reset vector.
 pub fn halt_bios() -> Vec<u8> {
     let mut b = vec![0u8; HALT_BIOS_LEN];
-    b[HALT_RESET_VECTOR..HALT_RESET_VECTOR + HALT_CODE.len()].copy_from_slice(&HALT_CODE);
+    if let Some(code) = b.get_mut(HALT_RESET_VECTOR..HALT_RESET_VECTOR + HALT_CODE.len()) {
+        code.copy_from_slice(&HALT_CODE);
+    }
     b
 }
 

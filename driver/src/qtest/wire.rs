@@ -180,10 +180,12 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let byte = |i: usize| c.get(i).copied().unwrap_or(0) as u32;
+        let n = byte(0) << 16 | byte(1) << 8 | byte(2);
         for i in 0..4 {
             if i <= c.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+                // The index is masked to 6 bits, so it is always inside the alphabet.
+                out.push(B64.get((n >> (18 - 6 * i) & 63) as usize).copied().unwrap_or(b'=') as char);
             } else {
                 out.push('=');
             }
