@@ -77,9 +77,11 @@ impl Bnx2xDevice {
     pub fn receive(&mut self, bd_addr: u64, frame: &[u8], mtu: u32) -> Result<FastPathRxCqe, DmaFault> {
         let placement = (hw::FW_RX_ALIGN_START + hw::IP_HEADER_ALIGNMENT_PADDING) as u8;
         let n = self.receive_into(bd_addr, placement, frame, mtu)? as u16;
-        let mut cqe = FastPathRxCqe::default();
-        cqe.type_error_flags = hw::CQE_TYPE_FAST_PATH;
-        cqe.placement_offset = placement;
+        let mut cqe = FastPathRxCqe {
+            type_error_flags: hw::CQE_TYPE_FAST_PATH,
+            placement_offset: placement,
+            ..FastPathRxCqe::default()
+        };
         cqe.pkt_len_or_gro_seg_len.set(n);
         cqe.len_on_bd.set(n);
         cqe.marker.set(0);

@@ -41,10 +41,10 @@ impl ByteStore for DmaMemory {
         self.len()
     }
     fn store(&mut self, off: usize, data: &[u8]) -> bool {
-        self.write(off, data).is_some()
+        self.write_bulk(off, data).is_some()
     }
     fn load(&self, off: usize, out: &mut [u8]) -> bool {
-        self.read(off, out).is_some()
+        self.read_bulk(off, out).is_some()
     }
 }
 

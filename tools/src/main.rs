@@ -1,6 +1,7 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
 mod advice;
+mod bench;
 mod devices;
 mod output;
 mod progress;
@@ -34,6 +35,8 @@ enum Cmd {
     Regs(regs::Args),
     /// Run a field-failure scenario (`scenario list`, `scenario run NAME`).
     Scenario(scenario::Args),
+    /// Timing figures (e.g. `bench --swiotlb`); see docs/PERFORMANCE.md.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,5 +57,6 @@ fn main() -> ExitCode {
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
         Cmd::Scenario(a) => scenario::run(a),
+        Cmd::Bench(a) => bench::run(a),
     }
 }

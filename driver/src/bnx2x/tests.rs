@@ -9,8 +9,7 @@ use nicqual_model::bnx2x::Bnx2xDevice;
 type Port = Bnx2xPort<EmulatedBackend<Bnx2xDevice>>;
 
 fn good_cqe(len: u16) -> FastPathRxCqe {
-    let mut c = FastPathRxCqe::default();
-    c.placement_offset = 66;
+    let mut c = FastPathRxCqe { placement_offset: 66, ..FastPathRxCqe::default() };
     c.pkt_len_or_gro_seg_len.set(len);
     c.len_on_bd.set(len);
     c
