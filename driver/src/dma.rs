@@ -24,6 +24,19 @@ impl DmaMemory {
         Ok(DmaMemory { map: Arc::new(MmapRaw::from(m)) })
     }
 
+    /// Allocate `len` bytes (rounded up to 2 MiB) from 2 MiB huge pages, zeroed. Fails when
+    /// the system has no free huge pages; callers fall back to [`DmaMemory::alloc`].
+    pub fn alloc_huge(len: usize) -> Result<DmaMemory, BackendError> {
+        const HUGE: usize = 2 << 20;
+        let len = len.max(1).div_ceil(HUGE) * HUGE;
+        let m = MmapOptions::new()
+            .len(len)
+            .huge(Some(21))
+            .map_anon()
+            .map_err(|e| BackendError::DmaAlloc { len, why: format!("2 MiB huge pages: {e}") })?;
+        Ok(DmaMemory { map: Arc::new(MmapRaw::from(m)) })
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

@@ -23,6 +23,8 @@ pub enum BackendError {
     Reset { why: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error(transparent)]
+    Vfio(#[from] crate::vfio::VfioError),
 }
 
 /// Errors the driver reports about the device.

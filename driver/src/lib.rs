@@ -6,7 +6,8 @@
 //! and reset. The same driver code runs on every implementation:
 //!
 //! * [`emulated::EmulatedBackend`] — an in-process device model (feature `emulated`);
-//! * VFIO (`/dev/vfio`) and QEMU qtest backends plug in beside it.
+//! * [`vfio::VfioBackend`] — a real function through Linux VFIO (`/dev/vfio`);
+//! * a QEMU qtest backend plugs in beside them.
 //!
 //! Hot paths are generic over the backend (`I82574<B: Backend>`), never `dyn`.
 //!
@@ -22,6 +23,7 @@ pub mod eventfd;
 pub mod health;
 pub mod i82574;
 pub mod mmio;
+pub mod vfio;
 
 pub use backend::{Backend, BackendInfo, BackendKind, DmaPerm};
 pub use error::{BackendError, DriverError};

@@ -3,6 +3,7 @@
 mod devices;
 mod qualify;
 mod record;
+mod vfio_cli;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,8 +22,12 @@ struct Cli {
 enum Cmd {
     /// Run the qualification checks against a device and print a verdict table.
     Qualify(qualify::Args),
-    /// List the devices nicqual can drive.
-    Devices,
+    /// List the devices nicqual can drive (emulated, and real NICs for VFIO).
+    Devices(vfio_cli::HostArgs),
+    /// Hand a PCI function to vfio-pci (remembering its driver) so nicqual can drive it.
+    Bind(vfio_cli::AddrArgs),
+    /// Give a function back to the driver it had before `nicqual bind`.
+    Unbind(vfio_cli::AddrArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,9 +41,12 @@ fn main() -> ExitCode {
         .init();
     match cli.cmd {
         Cmd::Qualify(a) => qualify::run(a, cli.quiet),
-        Cmd::Devices => {
+        Cmd::Devices(h) => {
             devices::list();
+            vfio_cli::list(&h.host());
             ExitCode::SUCCESS
         }
+        Cmd::Bind(a) => vfio_cli::bind(a),
+        Cmd::Unbind(a) => vfio_cli::unbind(a),
     }
 }

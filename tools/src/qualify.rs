@@ -29,9 +29,22 @@ pub struct Args {
     /// Seed for the fault plan (overrides the file's).
     #[arg(long)]
     seed: Option<u64>,
-    /// Write the run record (JSON) here.
+    /// Write the run record (JSON) here; `-` = standard output (the table then goes to
+    /// standard error).
     #[arg(long)]
     json: Option<PathBuf>,
+    #[command(flatten)]
+    pub host: crate::vfio_cli::HostArgs,
+    /// Deliberate driver bug, to prove the run catches it (vfio: `dma-unmapped-iova`).
+    #[arg(long, hide = true)]
+    pub inject_bug: Option<crate::vfio_cli::Bug>,
+}
+
+impl Args {
+    /// Fault plans were given (they can only be injected into an emulated device).
+    pub fn has_faults(&self) -> bool {
+        self.faults.is_some() || !self.fault.is_empty()
+    }
 }
 
 fn build_plan(a: &Args) -> Result<FaultPlan, String> {
@@ -62,24 +75,40 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
             let backend = EmulatedBackend::new(Model::new(Config::default()), spec.clone());
             let armed = plan.clone();
             // Fault times count from the moment the driver attached.
-            qualify_on(backend, &spec, &a, plan, quiet, move |b| b.device_mut().arm_faults(armed))
+            qualify_on(
+                backend,
+                &spec,
+                &a,
+                plan,
+                quiet,
+                Options::default(),
+                Vec::new(),
+                move |b| b.device_mut().arm_faults(armed),
+                |_| Vec::new(),
+            )
         }
+        DeviceSpec::Vfio(ref addr) => crate::vfio_cli::qualify(addr, &a, plan, quiet),
     }
 }
 
-/// Attach the driver to `backend`, let `arm` inject faults, run the suite, tear down,
+/// Attach the driver to `backend`, let `arm` inject faults, run the suite (after the
+/// backend's own `pre` reports; `extra` adds backend-specific checks after it), tear down,
 /// report. Generic over the backend: the same code drives every kind of device.
-fn qualify_on<B: Backend>(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn qualify_on<B: Backend>(
     backend: B,
     spec: &str,
     a: &Args,
     plan: FaultPlan,
     quiet: bool,
+    opts: Options,
+    pre: Vec<CheckReport>,
     arm: impl FnOnce(&mut B),
+    extra: impl FnOnce(&mut I82574<B>) -> Vec<CheckReport>,
 ) -> ExitCode {
     let info = backend.info();
     let t0 = std::time::Instant::now();
-    let mut drv = match I82574::attach(backend, Options::default()) {
+    let mut drv = match I82574::attach(backend, opts) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("nicqual: attach to {spec} failed: {e}");
@@ -96,7 +125,9 @@ fn qualify_on<B: Backend>(
         );
     }
     let t_start = drv.backend().now_ns();
-    let mut checks = drv.run_suite();
+    let mut checks = pre;
+    checks.extend(drv.run_suite());
+    checks.extend(extra(&mut drv));
     let id = drv.identity();
     let mac = drv.mac();
     let gone = drv.is_gone();
@@ -111,8 +142,10 @@ fn qualify_on<B: Backend>(
         error: count(&checks, CheckResult::Error),
     };
     let ok = summary.fail == 0 && summary.error == 0;
-    print_table(&checks);
-    println!(
+    let to_stdout = a.json.as_deref() != Some(std::path::Path::new("-"));
+    let say = |s: String| if to_stdout { println!("{s}") } else { eprintln!("{s}") };
+    say(table(&checks));
+    say(format!(
         "\n{}: {} passed, {} failed, {} not applicable, {} errors; seed {}; {:.1} ms {}, {:.1} ms wall",
         if ok { "PASS" } else { "FAIL" },
         summary.pass,
@@ -123,9 +156,9 @@ fn qualify_on<B: Backend>(
         t_end as f64 / 1e6,
         if info.virtual_time { "virtual" } else { "device clock" },
         t0.elapsed().as_secs_f64() * 1e3
-    );
+    ));
     if !ok {
-        println!("replay: nicqual {}", replay_args(a, plan.seed));
+        say(format!("replay: nicqual {}", replay_args(a, plan.seed)));
     }
     let rec = RunRecord {
         schema: record::SCHEMA,
@@ -156,7 +189,14 @@ fn qualify_on<B: Backend>(
                 return ExitCode::from(2);
             }
         };
-        if let Err(e) = std::fs::write(p, text + "\n") {
+        let written = if p.as_os_str() == "-" {
+            use std::io::Write;
+            let mut o = std::io::stdout().lock();
+            o.write_all((text + "\n").as_bytes()).and_then(|_| o.flush())
+        } else {
+            std::fs::write(p, text + "\n")
+        };
+        if let Err(e) = written {
             eprintln!("nicqual: cannot write {}: {e}", p.display());
             return ExitCode::from(2);
         }
@@ -196,16 +236,19 @@ fn count(c: &[CheckReport], r: CheckResult) -> usize {
     c.iter().filter(|x| x.result == r).count()
 }
 
-fn print_table(checks: &[CheckReport]) {
+fn table(checks: &[CheckReport]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
-    println!("{:<w$}  {:<6} {:>10}  detail", "check", "result", "time");
-    println!("{}", "-".repeat(w + 30));
+    let _ = writeln!(out, "{:<w$}  {:<6} {:>10}  detail", "check", "result", "time");
+    let _ = write!(out, "{}", "-".repeat(w + 30));
     for c in checks {
         let t = if c.duration_ns >= 1_000_000 {
             format!("{:.1} ms", c.duration_ns as f64 / 1e6)
         } else {
             format!("{:.1} us", c.duration_ns as f64 / 1e3)
         };
-        println!("{:<w$}  {:<6} {:>10}  {}", c.name, c.result.as_str().to_uppercase(), t, c.detail);
+        let _ = write!(out, "\n{:<w$}  {:<6} {:>10}  {}", c.name, c.result.as_str().to_uppercase(), t, c.detail);
     }
+    out
 }
