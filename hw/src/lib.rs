@@ -6,4 +6,5 @@
 //! datasheets (and Linux/QEMU headers, which use the datasheet names).
 
 pub mod i82574;
+pub mod i82574_desc;
 pub mod pci;

@@ -1,8 +1,12 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
+mod advice;
 mod devices;
+mod output;
+mod progress;
 mod qualify;
 mod record;
+mod regs;
 mod vfio_cli;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +32,10 @@ enum Cmd {
     Bind(vfio_cli::AddrArgs),
     /// Give a function back to the driver it had before `nicqual bind`.
     Unbind(vfio_cli::AddrArgs),
+    /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP or JSON.
+    Report(output::ReportArgs),
+    /// Dump every register of a device with its name and decoded fields (like ethtool -d).
+    Regs(regs::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +56,7 @@ fn main() -> ExitCode {
         }
         Cmd::Bind(a) => vfio_cli::bind(a),
         Cmd::Unbind(a) => vfio_cli::unbind(a),
+        Cmd::Report(a) => output::report(a),
+        Cmd::Regs(a) => regs::run(a),
     }
 }

@@ -8,7 +8,7 @@ pub use selftest::SUITE;
 
 use crate::backend::Backend;
 use crate::error::DriverError;
-use crate::health::HealthCounters;
+use crate::health::{HealthCounters, IrqEvent, IrqLog};
 use nicqual_hw::i82574::{self as r, Ctrl, CtrlExt, Icr, IvarEntry, Status};
 use nicqual_hw::pci;
 
@@ -85,6 +85,8 @@ pub struct I82574<B: Backend> {
     polled: Vec<IvarEntry>,
     last_delivery_ns: Vec<u64>,
     pub counters: HealthCounters,
+    /// Every software-raised cause with its delivery latency or loss (bounded).
+    pub irq_log: IrqLog,
 }
 
 impl<B: Backend> I82574<B> {
@@ -123,6 +125,7 @@ impl<B: Backend> I82574<B> {
             polled: Vec::new(),
             last_delivery_ns: Vec::new(),
             counters: HealthCounters::default(),
+            irq_log: IrqLog::default(),
         })
     }
 
@@ -156,7 +159,7 @@ impl<B: Backend> I82574<B> {
 
     /// The vector IVAR entry `entry` was programmed to route to.
     pub fn route(&self, entry: IvarEntry) -> Option<u16> {
-        self.routes[entry.index() as usize]
+        self.routes.get(entry.index() as usize).copied().flatten()
     }
 
     fn gone_error(&self, offset: u32) -> DriverError {
@@ -289,8 +292,8 @@ impl<B: Backend> I82574<B> {
         let mut words = [0u16; 3];
         for w in 0..=r::EEPROM_CHECKSUM_WORD {
             let v = self.read_eeprom(w)?;
-            if (w as usize) < words.len() {
-                words[w as usize] = v;
+            if let Some(slot) = words.get_mut(w as usize) {
+                *slot = v;
             }
             sum = sum.wrapping_add(v);
         }
@@ -298,8 +301,8 @@ impl<B: Backend> I82574<B> {
             return Err(DriverError::EepromChecksum { sum });
         }
         let mut mac = [0u8; 6];
-        for (i, w) in words.iter().enumerate() {
-            mac[2 * i..2 * i + 2].copy_from_slice(&w.to_le_bytes());
+        for (pair, w) in mac.chunks_exact_mut(2).zip(words.iter()) {
+            pair.copy_from_slice(&w.to_le_bytes());
         }
         self.mac = Some(mac);
         Ok((mac, sum))
@@ -364,7 +367,9 @@ impl<B: Backend> I82574<B> {
         self.routes = [None; 5];
         for (entry, v) in LINUX_ROUTES {
             ivar |= r::ivar_entry(entry, v);
-            self.routes[entry.index() as usize] = Some(v);
+            if let Some(slot) = self.routes.get_mut(entry.index() as usize) {
+                *slot = Some(v);
+            }
         }
         self.ivar_written = ivar;
         self.write(r::IVAR, ivar)
@@ -442,6 +447,20 @@ impl<B: Backend> I82574<B> {
     /// Raise `entry`'s cause by ICS and wait (bounded) for a message on its vector.
     /// Returns the latency. Messages on other vectors are a misroute.
     pub fn fire_and_wait(&mut self, entry: IvarEntry) -> Result<u64, DriverError> {
+        let t_ns = self.b.now_ns();
+        let res = self.fire_and_wait_once(entry);
+        if let Some(vector) = self.route(entry) {
+            let latency_ns = match &res {
+                Ok(ns) => Some(*ns),
+                Err(DriverError::VectorLost { .. }) => None,
+                Err(_) => return res,
+            };
+            self.irq_log.push(IrqEvent { vector, entry: entry.index() as u8, t_ns, latency_ns });
+        }
+        res
+    }
+
+    fn fire_and_wait_once(&mut self, entry: IvarEntry) -> Result<u64, DriverError> {
         let vector = self.route(entry).ok_or(DriverError::NotUp)?;
         self.drain_notifiers()?;
         let cause = entry.cause().bits();

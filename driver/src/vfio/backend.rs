@@ -387,7 +387,7 @@ pub fn parse_iommu_info(b: &[u8]) -> (u64, Vec<(u64, u64)>) {
         if off == 0 || off + 8 > b.len() {
             break;
         }
-        let id = b[off] as u32 | (b[off + 1] as u32) << 8;
+        let id = u32_at(off).unwrap_or(0) & 0xFFFF;
         let next = u32_at(off + 4).unwrap_or(0) as usize;
         if id == sys::VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE {
             let n = u32_at(off + 8).unwrap_or(0).min(64) as usize;
@@ -423,7 +423,8 @@ impl Backend for VfioBackend {
             return Err(BackendError::BadConfigAccess { offset, size });
         }
         let mut b = [0u8; 4];
-        self.region_read(sys::VFIO_PCI_CONFIG_REGION_INDEX, offset as u64, &mut b[..size as usize])?;
+        let part = b.get_mut(..size as usize).ok_or(BackendError::BadConfigAccess { offset, size })?;
+        self.region_read(sys::VFIO_PCI_CONFIG_REGION_INDEX, offset as u64, part)?;
         Ok(u32::from_le_bytes(b))
     }
 
@@ -431,7 +432,9 @@ impl Backend for VfioBackend {
         if !matches!(size, 1 | 2 | 4) || offset as usize + size as usize > 4096 {
             return Err(BackendError::BadConfigAccess { offset, size });
         }
-        self.region_write(sys::VFIO_PCI_CONFIG_REGION_INDEX, offset as u64, &value.to_le_bytes()[..size as usize])
+        let bytes = value.to_le_bytes();
+        let part = bytes.get(..size as usize).ok_or(BackendError::BadConfigAccess { offset, size })?;
+        self.region_write(sys::VFIO_PCI_CONFIG_REGION_INDEX, offset as u64, part)
     }
 
     fn bar_len(&self, bar: u8) -> Option<u64> {

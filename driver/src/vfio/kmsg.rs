@@ -55,7 +55,7 @@ impl KmsgWatch {
             match f.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    let rec = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
                     let msg = record_message(&rec);
                     if is_fault_line(msg, &self.bdf) && self.faults.len() < 1024 {
                         self.faults.push(msg.to_string());

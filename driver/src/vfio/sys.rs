@@ -90,17 +90,10 @@ pub const fn argsz<T>() -> u32 {
 /// Build a `vfio_irq_set` with `fds.len()` eventfds (or none) as a u32-aligned buffer:
 /// the header followed by the `i32` descriptors (`data[]` in the C structure).
 pub fn irq_set_buf(flags: u32, index: u32, start: u32, count: u32, fds: &[i32]) -> Vec<u32> {
-    let hdr = std::mem::size_of::<vfio_irq_set>();
-    let total = hdr + 4 * fds.len();
-    let mut buf = vec![0u32; total.div_ceil(4)];
-    buf[0] = total as u32; // argsz
-    buf[1] = flags;
-    buf[2] = index;
-    buf[3] = start;
-    buf[4] = count;
-    for (i, fd) in fds.iter().enumerate() {
-        buf[hdr / 4 + i] = *fd as u32;
-    }
+    // The header is five u32s (argsz, flags, index, start, count): 20 bytes.
+    let total = std::mem::size_of::<vfio_irq_set>() + 4 * fds.len();
+    let mut buf = vec![total as u32, flags, index, start, count];
+    buf.extend(fds.iter().map(|fd| *fd as u32));
     buf
 }
 

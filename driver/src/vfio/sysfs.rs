@@ -36,7 +36,7 @@ impl PciAddr {
 
     /// `BB:DD.F`, as the kernel's DMAR fault lines name the requester.
     pub fn bdf(&self) -> &str {
-        &self.0[5..]
+        self.0.get(5..).unwrap_or(&self.0)
     }
 }
 
@@ -54,14 +54,15 @@ impl std::str::FromStr for PciAddr {
         let bad = || VfioError::BadAddress { addr: s.to_string() };
         let full = if s.len() == 7 { format!("0000:{s}") } else { s.to_string() };
         let b = full.as_bytes();
-        if b.len() != 12 || b[4] != b':' || b[7] != b':' || b[10] != b'.' {
+        let at = |i: usize| b.get(i).copied();
+        if b.len() != 12 || at(4) != Some(b':') || at(7) != Some(b':') || at(10) != Some(b'.') {
             return Err(bad());
         }
-        let hex = |r: std::ops::Range<usize>| b[r].iter().all(|c| c.is_ascii_hexdigit());
-        if !(hex(0..4) && hex(5..7) && hex(8..10) && matches!(b[11], b'0'..=b'7')) {
+        let hex = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(|c| c.is_ascii_hexdigit()));
+        if !(hex(0..4) && hex(5..7) && hex(8..10) && matches!(at(11), Some(b'0'..=b'7'))) {
             return Err(bad());
         }
-        let dev = u8::from_str_radix(&full[8..10], 16).map_err(|_| bad())?;
+        let dev = full.get(8..10).and_then(|d| u8::from_str_radix(d, 16).ok()).ok_or_else(bad)?;
         if dev > 0x1f {
             return Err(bad());
         }
