@@ -6,8 +6,9 @@ use crate::output::Outputs;
 use crate::progress::Progress;
 use crate::record;
 use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::i82574::{I82574, LINUX_ROUTES, Options};
+use nicqual_driver::i82574::{I82574, LINUX_ROUTES, Options, SUITE};
 use nicqual_driver::{Backend, CheckReport, CheckResult};
+use nicqual_hw::i82574::IvarEntry;
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_report as rep;
@@ -119,7 +120,16 @@ pub(crate) fn qualify_on<B: Backend>(
     let say = |line: String| {
         if to_stdout { println!("{line}") } else { eprintln!("{line}") }
     };
-    let progress = Progress::new(4, "qualify", quiet);
+    // Steps: attach, each check of the suite, teardown, reports.
+    let suite_len: usize = SUITE
+        .iter()
+        .map(|c| match *c {
+            "msix-table[*]" => LINUX_ROUTES.len(),
+            c if c.ends_with("[*]") => IvarEntry::ALL.len(),
+            _ => 1,
+        })
+        .sum();
+    let progress = Progress::new(suite_len as u64 + 3, "qualify", quiet);
     progress.step("attach");
     let mut drv = match I82574::attach(backend, opts) {
         Ok(d) => d,
@@ -142,9 +152,11 @@ pub(crate) fn qualify_on<B: Backend>(
     progress.step("checks");
     let t_start = drv.backend().now_ns();
     let mut checks = pre;
-    checks.extend(drv.run_suite());
+    checks.extend(drv.run_suite_with(&mut |c| {
+        progress.step(&c.name);
+        progress.inc();
+    }));
     checks.extend(extra(&mut drv));
-    progress.inc();
     let id = drv.identity();
     let mac = drv.mac();
     let gone = drv.is_gone();
