@@ -25,6 +25,12 @@ pub enum BackendError {
     Io { what: String, source: std::io::Error },
     #[error(transparent)]
     Vfio(#[from] crate::vfio::VfioError),
+    #[error("{program}: not found ({why}){hint}")]
+    ProgramNotFound { program: String, why: String, hint: String },
+    #[error("{program} exited ({status}) before serving qtest; its stderr: {stderr}")]
+    ServerExited { program: String, status: String, stderr: String },
+    #[error("qtest: {what}: {why}")]
+    Qtest { what: String, why: String },
 }
 
 /// Errors the driver reports about the device.

@@ -6,8 +6,9 @@
 //! and reset. The same driver code runs on every implementation:
 //!
 //! * [`emulated::EmulatedBackend`] — an in-process device model (feature `emulated`);
-//! * [`vfio::VfioBackend`] — a real function through Linux VFIO (`/dev/vfio`);
-//! * a QEMU qtest backend plugs in beside them.
+//! * [`qtest::QtestBackend`] — QEMU's own device (or any qtest server) over QEMU's qtest
+//!   socket (feature `qtest`);
+//! * [`vfio::VfioBackend`] — a real function through Linux VFIO (`/dev/vfio`).
 //!
 //! Hot paths are generic over the backend (`I82574<B: Backend>`), never `dyn`.
 //!
@@ -28,6 +29,8 @@ pub mod eventfd;
 pub mod health;
 pub mod i82574;
 pub mod mmio;
+#[cfg(feature = "qtest")]
+pub mod qtest;
 pub mod swiotlb;
 pub mod vfio;
 

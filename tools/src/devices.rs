@@ -9,9 +9,13 @@ pub enum DeviceSpec {
     ModelI82574,
     /// A real function through Linux VFIO: `vfio:0000:00:04.0`.
     Vfio(String),
+    /// QEMU's own 82574L model (`-device e1000e`), driven over qtest.
+    QemuE1000e,
 }
 
 pub const DEFAULT_DEVICE: &str = "model:i82574l";
+/// QEMU's e1000e, over qtest.
+pub const QEMU_E1000E: &str = "qemu:e1000e";
 
 impl std::str::FromStr for DeviceSpec {
     type Err = String;
@@ -23,6 +27,7 @@ impl std::str::FromStr for DeviceSpec {
                 .parse::<nicqual_driver::vfio::PciAddr>()
                 .map(|a| DeviceSpec::Vfio(a.to_string()))
                 .map_err(|e| e.to_string()),
+            "qemu:e1000e" | "qemu:82574l" | "qemu:i82574l" => Ok(DeviceSpec::QemuE1000e),
             _ => Err(format!("unknown device {s:?}; `nicqual devices` lists what can be driven")),
         }
     }
@@ -33,6 +38,7 @@ impl std::fmt::Display for DeviceSpec {
         match self {
             DeviceSpec::ModelI82574 => f.write_str(DEFAULT_DEVICE),
             DeviceSpec::Vfio(a) => write!(f, "vfio:{a}"),
+            DeviceSpec::QemuE1000e => f.write_str(QEMU_E1000E),
         }
     }
 }
@@ -44,5 +50,12 @@ pub fn list() {
         DEFAULT_DEVICE,
         "emulated",
         format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID)
+    );
+    println!(
+        "{:<16} {:<10} {:<10} QEMU's own 82574L model (-device e1000e) over qtest, real time; QEMU from ${} or PATH",
+        QEMU_E1000E,
+        "qtest",
+        format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID),
+        nicqual_driver::qtest::QEMU_ENV
     );
 }

@@ -7,6 +7,7 @@ use crate::progress::Progress;
 use crate::record;
 use nicqual_driver::emulated::EmulatedBackend;
 use nicqual_driver::i82574::{I82574, LINUX_ROUTES, Options, SUITE};
+use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target, qemu_e1000e_options};
 use nicqual_driver::{Backend, CheckReport, CheckResult};
 use nicqual_hw::i82574::IvarEntry;
 use nicqual_model::FaultPlan;
@@ -88,18 +89,43 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                 plan,
                 quiet,
                 Options::default(),
-                Vec::new(),
-                move |b| b.device_mut().arm_faults(armed),
+                move |b| {
+                    b.device_mut().arm_faults(armed);
+                    Vec::new()
+                },
                 |_| Vec::new(),
             )
+        }
+        DeviceSpec::QemuE1000e => {
+            // QEMU's model cannot be made to misbehave: every fault check (and each fault
+            // asked for) is reported not applicable, never passed.
+            let mut na = vec![CheckReport::new(
+                "fault-injection",
+                CheckResult::Na,
+                "QEMU's e1000e cannot be made to misbehave: fault plans apply to model:i82574l only",
+            )];
+            for f in &plan.faults {
+                na.push(CheckReport::new(
+                    format!("fault[{:?}]", f.kind),
+                    CheckResult::Na,
+                    format!("not injected at {} ns: QEMU's model takes no fault plan", f.at_ns),
+                ));
+            }
+            match QtestBackend::spawn(Target::Qemu(QemuConfig::default())) {
+                Ok(b) => qualify_on(b, &spec, &a, plan, quiet, qemu_e1000e_options(), move |_| na, |_| Vec::new()),
+                Err(e) => {
+                    eprintln!("nicqual: cannot start {spec}: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         DeviceSpec::Vfio(ref addr) => crate::vfio_cli::qualify(addr, &a, plan, quiet),
     }
 }
 
-/// Attach the driver to `backend`, let `arm` inject faults, run the suite (after the
-/// backend's own `pre` reports; `extra` adds backend-specific checks after it), tear down,
-/// report. Generic over the backend: the same code drives every kind of device.
+/// Attach the driver to `backend`, let `arm` inject faults (it returns reports for checks
+/// the backend cannot run), run the suite, let `extra` run backend-specific checks on the
+/// attached driver, tear down, report. Generic over the backend: the same code drives every kind of device.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn qualify_on<B: Backend>(
     backend: B,
@@ -108,8 +134,7 @@ pub(crate) fn qualify_on<B: Backend>(
     plan: FaultPlan,
     quiet: bool,
     opts: Options,
-    pre: Vec<CheckReport>,
-    arm: impl FnOnce(&mut B),
+    arm: impl FnOnce(&mut B) -> Vec<CheckReport>,
     extra: impl FnOnce(&mut I82574<B>) -> Vec<CheckReport>,
 ) -> ExitCode {
     let info = backend.info();
@@ -140,7 +165,8 @@ pub(crate) fn qualify_on<B: Backend>(
         }
     };
     progress.inc();
-    arm(drv.backend_mut());
+    // Checks the backend cannot run (reported not applicable, after the suite's).
+    let not_applicable = arm(drv.backend_mut());
     if !quiet && !progress.is_visible() {
         eprintln!(
             "nicqual: qualifying {spec} (seed {}, {} fault{})",
@@ -151,12 +177,12 @@ pub(crate) fn qualify_on<B: Backend>(
     }
     progress.step("checks");
     let t_start = drv.backend().now_ns();
-    let mut checks = pre;
-    checks.extend(drv.run_suite_with(&mut |c| {
+    let mut checks = drv.run_suite_with(&mut |c| {
         progress.step(&c.name);
         progress.inc();
-    }));
+    });
     checks.extend(extra(&mut drv));
+    checks.extend(not_applicable);
     let id = drv.identity();
     let mac = drv.mac();
     let gone = drv.is_gone();

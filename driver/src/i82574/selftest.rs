@@ -97,7 +97,17 @@ impl<B: Backend> I82574<B> {
         });
         run.run(self, "register-pattern", |d| {
             let n = d.register_pattern_test()?;
-            pass(format!("{n} registers x {} patterns (0x5a5a5a5a, 0xa5a5a5a5, 0, 0xffffffff) read back within their writable masks", r::PATTERNS.len()))
+            let skipped: Vec<String> = d
+                .opts
+                .pattern_skip
+                .iter()
+                .map(|(o, why)| format!("{} ({o:#07x}) not tested: {why}", r::reg_name(*o).unwrap_or("?")))
+                .collect();
+            pass(format!(
+                "{n} registers x {} patterns (0x5a5a5a5a, 0xa5a5a5a5, 0, 0xffffffff) read back within their writable masks{}",
+                r::PATTERNS.len(),
+                if skipped.is_empty() { String::new() } else { format!("; {}", skipped.join("; ")) }
+            ))
         });
         run.run(self, "eeprom", |d| {
             let (mac, sum) = d.read_mac()?;
@@ -155,9 +165,14 @@ impl<B: Backend> I82574<B> {
         });
         for (entry, v) in LINUX_ROUTES {
             run.run(self, &format!("msix-table[{v}]"), |d| match d.check_msix_entry(v)? {
-                Some((addr, data)) => {
-                    pass(format!("vector {v} (serves IVAR {entry}): address {addr:#x}, data {data:#x}, unmasked"))
-                }
+                Some((addr, data)) => pass(format!(
+                    "vector {v} (serves IVAR {entry}): address {addr:#x}, data {data:#x}, {}",
+                    if d.b.msix_masked_delivery() {
+                        "masked by the backend (delivery observed through the PBA)"
+                    } else {
+                        "unmasked"
+                    }
+                )),
                 None => na("the kernel owns the MSI-X table on this backend: not read, never written"),
             });
         }

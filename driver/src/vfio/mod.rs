@@ -20,6 +20,7 @@
 mod backend;
 pub mod error;
 pub mod kmsg;
+pub mod probe;
 pub mod sys;
 pub mod sysfs;
 
