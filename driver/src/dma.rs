@@ -78,6 +78,21 @@ impl DmaMemory {
         Ok(m)
     }
 
+    /// Allocate `len` bytes (rounded up to 2 MiB) from 2 MiB huge pages, zeroed. Fails when
+    /// the system has no free huge pages; callers fall back to [`DmaMemory::alloc`].
+    pub fn alloc_huge(len: usize) -> Result<DmaMemory, BackendError> {
+        const HUGE: usize = 2 << 20;
+        let len = len.max(1).div_ceil(HUGE) * HUGE;
+        let m = MmapOptions::new()
+            .len(len)
+            .huge(Some(21))
+            .map_anon()
+            .map_err(|e| BackendError::DmaAlloc { len, why: format!("2 MiB huge pages: {e}") })?;
+        Ok(DmaMemory {
+            block: Arc::new(Block { map: Arc::new(MmapRaw::from(m)), off: 0, len, fixed_iova: None, release: None }),
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.block.len
     }
@@ -128,6 +143,31 @@ impl DmaMemory {
             // SAFETY: as in `read`; the mapping is writable (anonymous or shared read-write).
             unsafe { self.as_ptr().add(off + i).write_volatile(*b) };
         }
+        Some(())
+    }
+
+    /// Copy `buf.len()` bytes out at `off` in one `memcpy` (the datapath's bulk copy);
+    /// `None` if out of bounds. Ordering against the device: callers read the descriptor's
+    /// DD/ownership word first ([`DmaMemory::read_u32`], volatile); the acquire fence here
+    /// keeps this copy from being reordered before that read.
+    pub fn read_bulk(&self, off: usize, buf: &mut [u8]) -> Option<()> {
+        self.check(off, buf.len())?;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: off..off+len is inside the mapping (checked); the mapping lives as long as
+        // self; `buf` is a distinct Rust allocation, so the ranges cannot overlap. The
+        // memory is never referenced as a Rust object (only copied), and the device writes
+        // it only inside backend calls (emulated) or as DMA ordered by the fence above.
+        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
+        Some(())
+    }
+
+    /// Copy `data` in at `off` in one `memcpy`; a release fence orders it before any later
+    /// doorbell (tail) write. `None` if out of bounds.
+    pub fn write_bulk(&self, off: usize, data: &[u8]) -> Option<()> {
+        self.check(off, data.len())?;
+        // SAFETY: as in `read_bulk`, copying in the other direction; the mapping is writable.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(off), data.len()) };
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         Some(())
     }
 
