@@ -2,6 +2,7 @@
 
 mod advice;
 mod bench;
+mod conformance;
 mod devices;
 mod output;
 mod progress;
@@ -42,6 +43,8 @@ enum Cmd {
     Scenario(scenario::Args),
     /// Timing figures (e.g. `bench --swiotlb`); see docs/PERFORMANCE.md.
     Bench(bench::Args),
+    /// Run the differential conformance cases on our 82574L model and QEMU's e1000e.
+    Conformance(conformance::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,5 +69,6 @@ fn main() -> ExitCode {
         Cmd::Regs(a) => regs::run(a),
         Cmd::Scenario(a) => scenario::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Conformance(a) => conformance::run(a),
     }
 }
