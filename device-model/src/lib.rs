@@ -12,6 +12,8 @@ pub mod faults;
 pub mod i82574;
 pub mod iommu;
 pub mod msix;
+pub mod ring;
+pub mod xen;
 
 pub use faults::{Fault, FaultKind, FaultPlan};
 pub use iommu::{DmaDir, DmaFault, Iommu, Perm};

@@ -22,6 +22,8 @@ pub mod eventfd;
 pub mod health;
 pub mod i82574;
 pub mod mmio;
+#[cfg(feature = "emulated")]
+pub mod xen;
 
 pub use backend::{Backend, BackendInfo, BackendKind, DmaPerm};
 pub use error::{BackendError, DriverError};

@@ -7,3 +7,4 @@
 
 pub mod i82574;
 pub mod pci;
+pub mod xen_netif;

@@ -3,6 +3,7 @@
 mod devices;
 mod qualify;
 mod record;
+mod scenario;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +24,9 @@ enum Cmd {
     Qualify(qualify::Args),
     /// List the devices nicqual can drive.
     Devices,
+    /// Run the field failures as seeded scenarios (`scenario list`, `scenario run NAME`).
+    #[command(subcommand)]
+    Scenario(scenario::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         .init();
     match cli.cmd {
         Cmd::Qualify(a) => qualify::run(a, cli.quiet),
+        Cmd::Scenario(c) => scenario::main(c, cli.quiet),
         Cmd::Devices => {
             devices::list();
             ExitCode::SUCCESS
