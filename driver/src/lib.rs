@@ -12,6 +12,11 @@
 //!
 //! The driver never trusts the device: every register value is validated before use, and a
 //! read of 0xffffffff confirmed by STATUS is [`error::DriverError::DeviceGone`].
+//!
+//! Non-test driver code may not unwrap, expect, index or panic: every value that can come
+//! from a device goes through `get()`, checked arithmetic and typed errors (lints below).
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod backend;
 pub mod dma;

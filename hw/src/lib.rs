@@ -6,5 +6,6 @@
 //! datasheets (and Linux/QEMU headers, which use the datasheet names).
 
 pub mod i82574;
+pub mod i82574_desc;
 pub mod pci;
 pub mod xen_netif;

@@ -156,7 +156,7 @@ impl<B: Backend> I82574<B> {
 
     /// The vector IVAR entry `entry` was programmed to route to.
     pub fn route(&self, entry: IvarEntry) -> Option<u16> {
-        self.routes[entry.index() as usize]
+        self.routes.get(entry.index() as usize).copied().flatten()
     }
 
     fn gone_error(&self, offset: u32) -> DriverError {
@@ -289,8 +289,8 @@ impl<B: Backend> I82574<B> {
         let mut words = [0u16; 3];
         for w in 0..=r::EEPROM_CHECKSUM_WORD {
             let v = self.read_eeprom(w)?;
-            if (w as usize) < words.len() {
-                words[w as usize] = v;
+            if let Some(slot) = words.get_mut(w as usize) {
+                *slot = v;
             }
             sum = sum.wrapping_add(v);
         }
@@ -298,8 +298,8 @@ impl<B: Backend> I82574<B> {
             return Err(DriverError::EepromChecksum { sum });
         }
         let mut mac = [0u8; 6];
-        for (i, w) in words.iter().enumerate() {
-            mac[2 * i..2 * i + 2].copy_from_slice(&w.to_le_bytes());
+        for (pair, w) in mac.chunks_exact_mut(2).zip(words.iter()) {
+            pair.copy_from_slice(&w.to_le_bytes());
         }
         self.mac = Some(mac);
         Ok((mac, sum))
@@ -364,7 +364,9 @@ impl<B: Backend> I82574<B> {
         self.routes = [None; 5];
         for (entry, v) in LINUX_ROUTES {
             ivar |= r::ivar_entry(entry, v);
-            self.routes[entry.index() as usize] = Some(v);
+            if let Some(slot) = self.routes.get_mut(entry.index() as usize) {
+                *slot = Some(v);
+            }
         }
         self.ivar_written = ivar;
         self.write(r::IVAR, ivar)

@@ -25,6 +25,17 @@ use std::collections::VecDeque;
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, IntoBytes};
 
+/// The ring arithmetic of both 256-entry rings.
+// Evaluated at compile time: a non-power-of-two size fails the build, never a run.
+#[allow(clippy::panic)]
+const RING: SharedRing = match SharedRing::new(nif::RX_RING_SIZE) {
+    Some(r) => r,
+    None => panic!("RX_RING_SIZE is not a power of two"),
+};
+const _: () = assert!(nif::RX_RING_SIZE == nif::TX_RING_SIZE);
+/// Number of request ids (one per ring slot).
+const IDS: u16 = nif::RX_RING_SIZE as u16;
+
 /// Grant references Linux keeps for the toolstack (`NR_RESERVED_ENTRIES`).
 const RESERVED_GREFS: u32 = 8;
 
@@ -186,7 +197,7 @@ const ERROR_LOG_CAP: usize = 256;
 
 impl Netfront {
     pub fn new(cfg: NetfrontConfig) -> Self {
-        let ring = SharedRing::new(nif::RX_RING_SIZE).expect("256 is a power of two");
+        let ring = RING;
         Netfront {
             cfg: NetfrontConfig { rx_target: cfg.rx_target.clamp(1, nif::RX_RING_SIZE), ..cfg },
             backend: DOM0,
@@ -253,6 +264,20 @@ impl Netfront {
 
     fn be_dir(&self, g: &impl XenGuest) -> String {
         format!("/local/domain/{}/backend/vif/{}/0", self.backend, g.domid())
+    }
+
+    fn rx_get(&self, id: u16) -> Option<RxSlot> {
+        self.rx.get(usize::from(id)).copied().flatten()
+    }
+
+    fn rx_set(&mut self, id: u16, v: Option<RxSlot>) {
+        if let Some(e) = self.rx.get_mut(usize::from(id)) {
+            *e = v;
+        }
+    }
+
+    fn tx_take(&mut self, id: u16) -> Option<TxSlot> {
+        self.tx.get_mut(usize::from(id)).and_then(Option::take)
     }
 
     // ----- grants -------------------------------------------------------------------------
@@ -349,29 +374,28 @@ impl Netfront {
     /// Allocate, initialise and grant fresh ring pages; write the front end's keys.
     fn setup_rings(&mut self, g: &mut impl XenGuest, mode: RxMode) -> Result<(), NetfrontError> {
         self.free_ring_pages(g);
-        let mut pages = [0u32; 2];
-        let mut grefs = [0u32; 2];
-        for i in 0..2 {
+        let mut ring_page = |this: &mut Self| -> Result<(Pfn, GrantRef), NetfrontError> {
             let pfn = g.alloc_page()?;
             g.page_write(pfn, 0, &[0u8; PAGE_SIZE])?;
-            let gref = self.claim_gref()?;
-            self.grant_access(g, gref, g.pfn_to_mfn(pfn), false)?;
-            pages[i] = pfn;
-            grefs[i] = gref;
-        }
-        self.rings = Some(RingPages { tx_pfn: pages[0], rx_pfn: pages[1], tx_gref: grefs[0], rx_gref: grefs[1] });
+            let gref = this.claim_gref()?;
+            this.grant_access(g, gref, g.pfn_to_mfn(pfn), false)?;
+            Ok((pfn, gref))
+        };
+        let (tx_pfn, tx_gref) = ring_page(self)?;
+        let (rx_pfn, rx_gref) = ring_page(self)?;
+        self.rings = Some(RingPages { tx_pfn, rx_pfn, tx_gref, rx_gref });
         self.tx_req_prod_pvt = 0;
         self.tx_rsp_cons = 0;
         self.rx_req_prod_pvt = 0;
         self.rx_rsp_cons = 0;
         // Ask to be told about the first response on each ring.
-        for pfn in pages {
+        for pfn in [tx_pfn, rx_pfn] {
             g.page_write(pfn, sring::RSP_EVENT, &1u32.to_le_bytes())?;
             g.page_write(pfn, sring::REQ_EVENT, &1u32.to_le_bytes())?;
         }
         let fe = Self::fe_dir(g);
-        g.xs_write(&format!("{fe}/{}", xs::TX_RING_REF), &grefs[0].to_string());
-        g.xs_write(&format!("{fe}/{}", xs::RX_RING_REF), &grefs[1].to_string());
+        g.xs_write(&format!("{fe}/{}", xs::TX_RING_REF), &tx_gref.to_string());
+        g.xs_write(&format!("{fe}/{}", xs::RX_RING_REF), &rx_gref.to_string());
         g.xs_write(&format!("{fe}/{}", xs::EVENT_CHANNEL), "1");
         g.xs_write(&format!("{fe}/{}", xs::REQUEST_RX_COPY), if mode == RxMode::Copy { "1" } else { "0" });
         self.mode = Some(mode);
@@ -423,16 +447,16 @@ impl Netfront {
         self.setup_rings(g, mode)?;
         self.say(g, format!("netfront: device eth0 has {} receive path.", path_word(mode)));
         // Step 1: pending TX buffers are dropped.
-        for id in 0..self.tx.len() {
-            if let Some(s) = self.tx[id].take() {
+        for id in 0..IDS {
+            if let Some(s) = self.tx_take(id) {
                 self.stats.tx_dropped_on_resume += 1;
                 g.free_page(s.pfn);
             }
         }
         // Step 2: rebuild the RX ring from the surviving buffers, re-granted in place with
         // whatever pfn_to_mfn says now, and publish them.
-        for id in 0..self.rx.len() {
-            let Some(mut s) = self.rx[id] else { continue };
+        for id in 0..IDS {
+            let Some(mut s) = self.rx_get(id) else { continue };
             s.gref = self.claim_gref()?;
             match mode {
                 RxMode::Flip => self.grant_transfer(g, s.gref, s.pfn)?,
@@ -440,8 +464,8 @@ impl Netfront {
             }
             self.stats.reclaimed_rx += 1;
             s.posted = false;
-            self.rx[id] = Some(s);
-            self.post_rx(g, id as u16);
+            self.rx_set(id, Some(s));
+            self.post_rx(g, id);
         }
         self.push_rx(g);
         // Step 3: only now allocate buffers for the empty slots.
@@ -456,8 +480,8 @@ impl Netfront {
     fn resume_nicqual(&mut self, g: &mut impl XenGuest) -> Result<RxMode, NetfrontError> {
         // 1. Reclaim every outstanding request. Pages without a machine frame (given to Xen
         //    under flipping, or lost in the restore) are backed again or released.
-        for id in 0..self.rx.len() {
-            let Some(mut s) = self.rx[id] else { continue };
+        for id in 0..IDS {
+            let Some(mut s) = self.rx_get(id) else { continue };
             self.stats.reclaimed_rx += 1;
             s.posted = false;
             s.gref = nif::INVALID_GRANT_REF;
@@ -465,15 +489,15 @@ impl Netfront {
                 match g.populate(s.pfn) {
                     Ok(_) => self.stats.rebacked_pages += 1,
                     Err(_) => {
-                        self.rx[id] = None;
+                        self.rx_set(id, None);
                         continue;
                     }
                 }
             }
-            self.rx[id] = Some(s);
+            self.rx_set(id, Some(s));
         }
-        for id in 0..self.tx.len() {
-            if let Some(s) = self.tx[id].take() {
+        for id in 0..IDS {
+            if let Some(s) = self.tx_take(id) {
                 self.stats.reclaimed_tx += 1;
                 self.stats.tx_resent += 1;
                 self.tx_backlog.push_front(s.pkt);
@@ -491,9 +515,9 @@ impl Netfront {
         self.setup_rings(g, mode)?;
         self.say(g, format!("netfront: device eth0 has {} receive path.", path_word(mode)));
         // 3. Allocate, back and grant every buffer; audit each entry; then publish.
-        for id in 0..self.rx.len() {
-            if let Some(s) = self.rx[id] {
-                self.regrant_rx(g, id as u16, s.pfn, mode)?;
+        for id in 0..IDS {
+            if let Some(s) = self.rx_get(id) {
+                self.regrant_rx(g, id, s.pfn, mode)?;
             }
         }
         self.refill_rx(g);
@@ -526,7 +550,7 @@ impl Netfront {
                     if mode == RxMode::Flip {
                         g.decrease_reservation(pfn)?;
                     }
-                    self.rx[usize::from(id)] = Some(s);
+                    self.rx_set(id, Some(s));
                     self.post_rx(g, id);
                     return Ok(());
                 }
@@ -542,7 +566,7 @@ impl Netfront {
                 }
             }
         }
-        self.rx[usize::from(id)] = None;
+        self.rx_set(id, None);
         g.free_page(pfn);
         Ok(())
     }
@@ -632,7 +656,7 @@ impl Netfront {
             let mut b = [0u8; RX_SLOT_LEN];
             let _ = g.page_read(r.rx_pfn, sring::ENTRIES + slot * RX_SLOT_LEN, &mut b);
             self.rx_rsp_cons = self.rx_rsp_cons.wrapping_add(1);
-            let resp = RxResponse::read_from_bytes(&b).expect("8-byte slot");
+            let Ok(resp) = RxResponse::read_from_bytes(&b) else { continue };
             if self.handle_rx_response(g, resp, mode) {
                 got += 1;
             }
@@ -684,7 +708,7 @@ impl Netfront {
             RxMode::Copy => {
                 if !self.end_access(g, slot.gref) {
                     // The back end still holds it: leave the buffer (and grant) alone.
-                    self.rx[usize::from(id)] = None;
+                    self.rx_set(id, None);
                     return false;
                 }
             }
@@ -703,7 +727,7 @@ impl Netfront {
         self.release_gref(slot.gref);
         let mut data = vec![0u8; len];
         let ok = g.page_read(slot.pfn, off, &mut data).is_ok();
-        self.rx[usize::from(id)] = None;
+        self.rx_set(id, None);
         g.free_page(slot.pfn);
         if !ok {
             self.stats.rx_status_errors += 1;
@@ -737,11 +761,11 @@ impl Netfront {
     fn rebuild_slot(&mut self, g: &mut impl XenGuest, id: u16, slot: RxSlot, mode: RxMode) {
         if !self.end_access(g, slot.gref) {
             // Still mapped by the back end: leave page and grant to it, forget the slot.
-            self.rx[usize::from(id)] = None;
+            self.rx_set(id, None);
             return;
         }
         self.release_gref(slot.gref);
-        self.rx[usize::from(id)] = None;
+        self.rx_set(id, None);
         if let Err(e) = self.regrant_rx(g, id, slot.pfn, mode) {
             self.fail(e);
         }
@@ -754,12 +778,12 @@ impl Netfront {
         if self.cfg.order != ResumeOrder::Nicqual || self.rx_rsp_cons != self.rx_req_prod_pvt {
             return;
         }
-        for id in 0..self.rx.len() {
-            if let Some(s) = self.rx[id]
+        for id in 0..IDS {
+            if let Some(s) = self.rx_get(id)
                 && s.posted
             {
                 self.stats.orphans_reclaimed += 1;
-                self.rebuild_slot(g, id as u16, s, mode);
+                self.rebuild_slot(g, id, s, mode);
             }
         }
     }
@@ -829,7 +853,9 @@ impl Netfront {
         let slot = self.ring.slot(self.tx_req_prod_pvt) as usize;
         g.page_write(r.tx_pfn, sring::ENTRIES + slot * TX_SLOT_LEN, req.as_bytes())?;
         self.tx_req_prod_pvt = self.tx_req_prod_pvt.wrapping_add(1);
-        self.tx[id] = Some(TxSlot { pfn, gref, pkt: pkt.to_vec() });
+        if let Some(e) = self.tx.get_mut(id) {
+            *e = Some(TxSlot { pfn, gref, pkt: pkt.to_vec() });
+        }
         Ok(())
     }
 
@@ -854,7 +880,7 @@ impl Netfront {
             let mut b = [0u8; size_of::<TxResponse>()];
             let _ = g.page_read(r.tx_pfn, sring::ENTRIES + slot * TX_SLOT_LEN, &mut b);
             self.tx_rsp_cons = self.tx_rsp_cons.wrapping_add(1);
-            let resp = TxResponse::read_from_bytes(&b).expect("4-byte response");
+            let Ok(resp) = TxResponse::read_from_bytes(&b) else { continue };
             let id = resp.id.get();
             let Some(s) = self.tx.get(usize::from(id)).cloned().flatten() else {
                 self.stats.bad_ids += 1;
@@ -870,7 +896,7 @@ impl Netfront {
             if self.end_access(g, s.gref) {
                 self.release_gref(s.gref);
                 g.free_page(s.pfn);
-                self.tx[usize::from(id)] = None;
+                self.tx_take(id);
             }
         }
         let _ = g.page_write(r.tx_pfn, sring::RSP_EVENT, &self.tx_rsp_cons.wrapping_add(1).to_le_bytes());
