@@ -12,7 +12,9 @@ pub mod faults;
 pub mod i82574;
 pub mod iommu;
 pub mod msix;
+pub mod net;
 pub mod ring;
+pub mod wire;
 pub mod xen;
 
 pub use faults::{Fault, FaultKind, FaultPlan};

@@ -27,6 +27,7 @@ pub mod eventfd;
 pub mod health;
 pub mod i82574;
 pub mod mmio;
+pub mod swiotlb;
 #[cfg(feature = "emulated")]
 pub mod xen;
 

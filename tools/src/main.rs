@@ -1,8 +1,12 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
+mod advice;
 mod devices;
+mod output;
+mod progress;
 mod qualify;
 mod record;
+mod regs;
 mod scenario;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +31,10 @@ enum Cmd {
     /// Run the field failures as seeded scenarios (`scenario list`, `scenario run NAME`).
     #[command(subcommand)]
     Scenario(scenario::Cmd),
+    /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP or JSON.
+    Report(output::ReportArgs),
+    /// Dump every register of a device with its name and decoded fields (like ethtool -d).
+    Regs(regs::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,5 +53,7 @@ fn main() -> ExitCode {
             devices::list();
             ExitCode::SUCCESS
         }
+        Cmd::Report(a) => output::report(a),
+        Cmd::Regs(a) => regs::run(a),
     }
 }

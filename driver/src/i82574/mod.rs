@@ -8,7 +8,7 @@ pub use selftest::SUITE;
 
 use crate::backend::Backend;
 use crate::error::DriverError;
-use crate::health::HealthCounters;
+use crate::health::{HealthCounters, IrqEvent, IrqLog};
 use nicqual_hw::i82574::{self as r, Ctrl, CtrlExt, Icr, IvarEntry, Status};
 use nicqual_hw::pci;
 
@@ -85,6 +85,8 @@ pub struct I82574<B: Backend> {
     polled: Vec<IvarEntry>,
     last_delivery_ns: Vec<u64>,
     pub counters: HealthCounters,
+    /// Every software-raised cause with its delivery latency or loss (bounded).
+    pub irq_log: IrqLog,
 }
 
 impl<B: Backend> I82574<B> {
@@ -123,6 +125,7 @@ impl<B: Backend> I82574<B> {
             polled: Vec::new(),
             last_delivery_ns: Vec::new(),
             counters: HealthCounters::default(),
+            irq_log: IrqLog::default(),
         })
     }
 
@@ -444,6 +447,20 @@ impl<B: Backend> I82574<B> {
     /// Raise `entry`'s cause by ICS and wait (bounded) for a message on its vector.
     /// Returns the latency. Messages on other vectors are a misroute.
     pub fn fire_and_wait(&mut self, entry: IvarEntry) -> Result<u64, DriverError> {
+        let t_ns = self.b.now_ns();
+        let res = self.fire_and_wait_once(entry);
+        if let Some(vector) = self.route(entry) {
+            let latency_ns = match &res {
+                Ok(ns) => Some(*ns),
+                Err(DriverError::VectorLost { .. }) => None,
+                Err(_) => return res,
+            };
+            self.irq_log.push(IrqEvent { vector, entry: entry.index() as u8, t_ns, latency_ns });
+        }
+        res
+    }
+
+    fn fire_and_wait_once(&mut self, entry: IvarEntry) -> Result<u64, DriverError> {
         let vector = self.route(entry).ok_or(DriverError::NotUp)?;
         self.drain_notifiers()?;
         let cause = entry.cause().bits();
