@@ -69,6 +69,10 @@ pub struct HealthCounters {
     pub reprogram_attempts: u64,
     /// Causes served by polling after their vector was given up.
     pub polled_services: u64,
+    /// Messages on another vector that arrived together with the expected one (no cause
+    /// of theirs was raised; e.g. QEMU 7.2 re-fires a throttled vector when its EITR timer
+    /// expires). Counted, not treated as a misroute.
+    pub spurious_messages: u64,
 }
 
 /// One software-raised interrupt cause and what became of it (the per-vector delivery

@@ -176,8 +176,9 @@ pub fn render(rec: &RunRecord) -> String {
             let got: usize = i.vectors.iter().map(|v| v.deliveries.len()).sum();
             let _ = write!(
                 o,
-                r#"<figure id="plot-irq-latency"><figcaption>Interrupt delivery latency per MSI-X vector</figcaption>{}<p>{got} delivered, {lost} lost (raised but never arrived within the bound).</p></figure>"#,
-                svg::interrupt_latency(i)
+                r#"<figure id="plot-irq-latency"><figcaption>Interrupt delivery latency per MSI-X vector</figcaption>{}<p>{got} delivered, {lost} lost (raised but never arrived within the bound{}).</p></figure>"#,
+                svg::interrupt_latency(i),
+                i.bound_ns.map(|b| format!(" of {}", fmt_ns(b))).unwrap_or_default()
             );
         }
         if let Some(p) = &t.bounce_pool {

@@ -87,14 +87,11 @@ pub fn render(rec: &RunRecord) -> String {
             xml_escape(&classname),
             secs(c.duration_ns)
         );
+        let _ = writeln!(x, "{open}>");
         match c.result {
-            Outcome::Pass => {
-                let _ = writeln!(x, "{open}/>");
-            }
+            Outcome::Pass => {}
             Outcome::Na => {
-                let _ = writeln!(x, "{open}>");
                 let _ = writeln!(x, r#"      <skipped message="{}"/>"#, xml_escape(&c.detail));
-                let _ = writeln!(x, "    </testcase>");
             }
             Outcome::Fail | Outcome::Error => {
                 let tag = if c.result == Outcome::Fail { "failure" } else { "error" };
@@ -108,7 +105,6 @@ pub fn render(rec: &RunRecord) -> String {
                 if let Some(r) = &rec.replay {
                     body.push_str(&format!("\nreplay: {r}"));
                 }
-                let _ = writeln!(x, "{open}>");
                 let _ = writeln!(
                     x,
                     r#"      <{tag} message="{}" type="{}">{}</{tag}>"#,
@@ -116,9 +112,15 @@ pub fn render(rec: &RunRecord) -> String {
                     c.result.as_str(),
                     xml_escape(&body)
                 );
-                let _ = writeln!(x, "    </testcase>");
             }
         }
+        // What was seen and measured, for every check (CI systems show it per testcase).
+        let mut out = c.detail.clone();
+        for m in &c.measurements {
+            out.push_str(&format!("\n{} = {} {}", m.name, m.value, m.unit));
+        }
+        let _ = writeln!(x, "      <system-out>{}</system-out>", xml_escape(&out));
+        let _ = writeln!(x, "    </testcase>");
     }
     let _ = writeln!(x, "  </testsuite>");
     let _ = writeln!(x, "</testsuites>");

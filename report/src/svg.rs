@@ -155,14 +155,8 @@ pub fn interrupt_latency(t: &InterruptTimeline) -> String {
                 y - 3.0,
                 num(bu)
             );
-        } else {
-            let _ = write!(
-                o,
-                r##"<text x="{}" y="12" text-anchor="end" fill="#616161">delivery bound {} us (above scale)</text>"##,
-                f.w - f.right,
-                num(bu)
-            );
         }
+        // Above the scale, the figure's caption states the bound instead.
     }
     for (i, v) in t.vectors.iter().enumerate() {
         let cx = f.x(i as f64 + 0.5);

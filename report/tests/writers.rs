@@ -154,10 +154,10 @@ fn junit_has_the_common_shape_and_escapes() {
         assert!(case.attribute("classname").is_some() && case.attribute("time").unwrap().parse::<f64>().is_ok());
         let kids: Vec<&str> = case.children().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
         let want: &[&str] = match check.result {
-            Outcome::Pass => &[],
-            Outcome::Fail => &["failure"],
-            Outcome::Na => &["skipped"],
-            Outcome::Error => &["error"],
+            Outcome::Pass => &["system-out"],
+            Outcome::Fail => &["failure", "system-out"],
+            Outcome::Na => &["skipped", "system-out"],
+            Outcome::Error => &["error", "system-out"],
         };
         assert_eq!(kids, want, "{}", check.name);
     }
@@ -166,6 +166,8 @@ fn junit_has_the_common_shape_and_escapes() {
     let body = failure.text().unwrap();
     assert!(body.contains("action: re-program IVAR & the MSI-X entry"), "{body}");
     assert!(body.contains("MSI-X vector 1"), "{body}");
+    let out = cases[0].children().find(|n| n.has_tag_name("system-out")).unwrap().text().unwrap();
+    assert!(out.contains("t = 1.5 us"), "measurements in system-out: {out}");
     let seed = suite.descendants().find(|n| n.attribute("name") == Some("seed")).unwrap();
     assert_eq!(seed.attribute("value"), Some("1"));
 }

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         if cli.quiet { "error".to_string() } else { std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()) };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        .with_writer(progress::LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.cmd {

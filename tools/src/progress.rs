@@ -4,7 +4,48 @@
 //! and pipes it draws nothing. Logs go through `tracing` (`RUST_LOG=nicqual=info`).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+/// The bar being drawn, if any: log lines are written "under" it (see [`LogWriter`]).
+static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn active() -> Option<ProgressBar> {
+    ACTIVE.lock().ok().and_then(|g| g.clone())
+}
+
+fn set_active(bar: Option<ProgressBar>) {
+    if let Ok(mut g) = ACTIVE.lock() {
+        *g = bar;
+    }
+}
+
+/// `tracing` writer for standard error that lifts the progress bar while a log line is
+/// written, so lines and bar do not mix.
+pub struct LogWriter;
+
+pub struct LogLine;
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match active() {
+            Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine
+    }
+}
 
 pub struct Progress {
     bar: ProgressBar,
@@ -25,6 +66,9 @@ impl Progress {
             .progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(what.to_string());
+        if visible {
+            set_active(Some(bar.clone()));
+        }
         Progress { bar }
     }
 
@@ -43,8 +87,13 @@ impl Progress {
         self.bar.inc(1);
     }
 
-    /// Remove the bar (the result table follows).
-    pub fn finish(self) {
+    /// Remove the bar (the result table follows). Dropping it does the same.
+    pub fn finish(self) {}
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        set_active(None);
         self.bar.finish_and_clear();
     }
 }

@@ -9,6 +9,7 @@ use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
 use nicqual_driver::Backend;
 use nicqual_driver::emulated::EmulatedBackend;
 use nicqual_driver::i82574::{I82574, Options};
+use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target, qemu_e1000e_options};
 use nicqual_hw::i82574::fields::{self, Access, Field, RegInfo};
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_hw::pci;
@@ -62,6 +63,35 @@ pub fn run(a: Args) -> ExitCode {
             b.device_mut().arm_faults(plan);
             let (text, ok) = dump(&mut b, &spec, a.raw);
             print!("{text}");
+            if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        DeviceSpec::QemuE1000e => {
+            if !a.fault.is_empty() {
+                eprintln!("nicqual: {spec} takes no fault plan (QEMU's model is not ours)");
+                return ExitCode::from(2);
+            }
+            let b = match QtestBackend::spawn(Target::Qemu(QemuConfig::default())) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("nicqual: cannot start {spec}: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let mut drv = match I82574::attach(b, qemu_e1000e_options()) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("nicqual: attach to {spec} failed: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            if a.up
+                && let Err(e) = drv.bring_up()
+            {
+                eprintln!("nicqual: bring-up of {spec} failed: {e}; dumping as it is");
+            }
+            let (text, ok) = dump(drv.backend_mut(), &spec, a.raw);
+            print!("{text}");
+            drv.shutdown();
             if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
     }

@@ -95,6 +95,17 @@ fn chromium(page: &Path, extra: &[String], profile: &Path) -> (String, String) {
     // Whatever happened, nothing of this Chromium survives the test.
     let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
     let _ = child.wait();
+    // Nothing of this Chromium is left (its helpers share the process group).
+    for _ in 0..50 {
+        let left = Command::new("pgrep").args(["-g", &pid.to_string()]).output().map(|o| o.stdout).unwrap_or_default();
+        if left.is_empty() {
+            break;
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left = Command::new("pgrep").args(["-g", &pid.to_string()]).output().map(|o| o.stdout).unwrap_or_default();
+    assert!(left.is_empty(), "chromium processes left: {}", String::from_utf8_lossy(&left));
     let out = out_h.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
     let err = err_h.map(|h| h.join().unwrap_or_default()).unwrap_or_default();
     assert!(status.is_some_and(|s| s.success()), "chromium failed or timed out on {}: {err}", page.display());
