@@ -8,6 +8,7 @@ mod qualify;
 mod record;
 mod regs;
 mod scenario;
+mod vfio_cli;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,8 +27,12 @@ struct Cli {
 enum Cmd {
     /// Run the qualification checks against a device and print a verdict table.
     Qualify(qualify::Args),
-    /// List the devices nicqual can drive.
-    Devices,
+    /// List the devices nicqual can drive (emulated, and real NICs for VFIO).
+    Devices(vfio_cli::HostArgs),
+    /// Hand a PCI function to vfio-pci (remembering its driver) so nicqual can drive it.
+    Bind(vfio_cli::AddrArgs),
+    /// Give a function back to the driver it had before `nicqual bind`.
+    Unbind(vfio_cli::AddrArgs),
     /// Run the field failures as seeded scenarios (`scenario list`, `scenario run NAME`).
     #[command(subcommand)]
     Scenario(scenario::Cmd),
@@ -49,10 +54,13 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Qualify(a) => qualify::run(a, cli.quiet),
         Cmd::Scenario(c) => scenario::main(c, cli.quiet),
-        Cmd::Devices => {
+        Cmd::Devices(h) => {
             devices::list();
+            vfio_cli::list(&h.host());
             ExitCode::SUCCESS
         }
+        Cmd::Bind(a) => vfio_cli::bind(a),
+        Cmd::Unbind(a) => vfio_cli::unbind(a),
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
     }
