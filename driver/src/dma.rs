@@ -131,6 +131,31 @@ impl DmaMemory {
         Some(())
     }
 
+    /// Copy `buf.len()` bytes out at `off` in one `memcpy` (the datapath's bulk copy);
+    /// `None` if out of bounds. Ordering against the device: callers read the descriptor's
+    /// DD/ownership word first ([`DmaMemory::read_u32`], volatile); the acquire fence here
+    /// keeps this copy from being reordered before that read.
+    pub fn read_bulk(&self, off: usize, buf: &mut [u8]) -> Option<()> {
+        self.check(off, buf.len())?;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: off..off+len is inside the mapping (checked); the mapping lives as long as
+        // self; `buf` is a distinct Rust allocation, so the ranges cannot overlap. The
+        // memory is never referenced as a Rust object (only copied), and the device writes
+        // it only inside backend calls (emulated) or as DMA ordered by the fence above.
+        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
+        Some(())
+    }
+
+    /// Copy `data` in at `off` in one `memcpy`; a release fence orders it before any later
+    /// doorbell (tail) write. `None` if out of bounds.
+    pub fn write_bulk(&self, off: usize, data: &[u8]) -> Option<()> {
+        self.check(off, data.len())?;
+        // SAFETY: as in `read_bulk`, copying in the other direction; the mapping is writable.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(off), data.len()) };
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        Some(())
+    }
+
     pub fn read_u32(&self, off: usize) -> Option<u32> {
         let mut b = [0u8; 4];
         self.read(off, &mut b)?;

@@ -62,6 +62,8 @@ pub enum DriverError {
     NotUp,
     #[error(transparent)]
     Backend(#[from] BackendError),
+    #[error(transparent)]
+    Datapath(#[from] crate::i82574::datapath::DatapathError),
 }
 
 impl DriverError {

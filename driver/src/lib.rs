@@ -28,6 +28,7 @@ pub mod error;
 pub mod eventfd;
 pub mod health;
 pub mod i82574;
+pub mod mempool;
 pub mod mmio;
 #[cfg(feature = "qtest")]
 pub mod qtest;

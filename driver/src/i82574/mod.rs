@@ -2,6 +2,7 @@
 //! interrupt handling, and the detectors (all-ones, vector liveness, pending-cause
 //! watchdog) with recovery (re-program, then fall back to polling).
 
+pub mod datapath;
 mod selftest;
 
 pub use selftest::SUITE;
@@ -90,6 +91,8 @@ pub struct I82574<B: Backend> {
     polled: Vec<IvarEntry>,
     last_delivery_ns: Vec<u64>,
     pub counters: HealthCounters,
+    /// Rings and packet pool, once `setup_datapath` ran (datapath.rs).
+    dp: Option<datapath::Datapath>,
     /// Every software-raised cause with its delivery latency or loss (bounded).
     pub irq_log: IrqLog,
 }
@@ -130,6 +133,7 @@ impl<B: Backend> I82574<B> {
             polled: Vec::new(),
             last_delivery_ns: Vec::new(),
             counters: HealthCounters::default(),
+            dp: None,
             irq_log: IrqLog::default(),
         })
     }
@@ -697,6 +701,7 @@ impl<B: Backend> I82574<B> {
     /// Quiesce and release: mask interrupts, disable MSI-X. Safe on a gone device (no
     /// register access is attempted then). Returns the backend.
     pub fn shutdown(mut self) -> B {
+        let _ = self.teardown_datapath();
         if !self.gone {
             let _ = self.irq_disable();
         }
