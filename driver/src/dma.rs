@@ -78,6 +78,21 @@ impl DmaMemory {
         Ok(m)
     }
 
+    /// Allocate `len` bytes (rounded up to 2 MiB) from 2 MiB huge pages, zeroed. Fails when
+    /// the system has no free huge pages; callers fall back to [`DmaMemory::alloc`].
+    pub fn alloc_huge(len: usize) -> Result<DmaMemory, BackendError> {
+        const HUGE: usize = 2 << 20;
+        let len = len.max(1).div_ceil(HUGE) * HUGE;
+        let m = MmapOptions::new()
+            .len(len)
+            .huge(Some(21))
+            .map_anon()
+            .map_err(|e| BackendError::DmaAlloc { len, why: format!("2 MiB huge pages: {e}") })?;
+        Ok(DmaMemory {
+            block: Arc::new(Block { map: Arc::new(MmapRaw::from(m)), off: 0, len, fixed_iova: None, release: None }),
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.block.len
     }
@@ -142,7 +157,7 @@ impl DmaMemory {
         // self; `buf` is a distinct Rust allocation, so the ranges cannot overlap. The
         // memory is never referenced as a Rust object (only copied), and the device writes
         // it only inside backend calls (emulated) or as DMA ordered by the fence above.
-        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(self.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
         Some(())
     }
 
@@ -151,7 +166,7 @@ impl DmaMemory {
     pub fn write_bulk(&self, off: usize, data: &[u8]) -> Option<()> {
         self.check(off, data.len())?;
         // SAFETY: as in `read_bulk`, copying in the other direction; the mapping is writable.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(off), data.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.as_ptr().add(off), data.len()) };
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         Some(())
     }

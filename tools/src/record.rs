@@ -61,7 +61,7 @@ pub fn device(spec: &str, info: &BackendInfo, id: Identity, mac: Option<[u8; 6]>
             }
             .into(),
         ),
-        pci_address: vfio.then(|| info.name.clone()),
+        pci_address: spec.strip_prefix("vfio:").map(str::to_string).or_else(|| vfio.then(|| info.name.clone())),
         vendor_id: format!("{:04x}", id.vendor),
         device_id: format!("{:04x}", id.device),
         subsystem_vendor_id: format!("{:04x}", id.subsys_vendor),
