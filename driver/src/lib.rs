@@ -38,6 +38,8 @@ pub mod preflight;
 pub mod qtest;
 pub mod swiotlb;
 pub mod vfio;
+#[cfg(feature = "emulated")]
+pub mod xen;
 
 pub use backend::{Backend, BackendInfo, BackendKind, DmaPerm};
 pub use error::{BackendError, DriverError};

@@ -9,3 +9,4 @@ pub mod bnx2x;
 pub mod i82574;
 pub mod i82574_desc;
 pub mod pci;
+pub mod xen_netif;
