@@ -1,6 +1,7 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
 mod advice;
+mod bench;
 mod devices;
 mod output;
 mod progress;
@@ -36,6 +37,8 @@ enum Cmd {
     Report(output::ReportArgs),
     /// Dump every register of a device with its name and decoded fields (like ethtool -d).
     Regs(regs::Args),
+    /// Measure (not test): loopback throughput of the emulated 82574L datapath.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +61,6 @@ fn main() -> ExitCode {
         Cmd::Unbind(a) => vfio_cli::unbind(a),
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
+        Cmd::Bench(a) => bench::run(a),
     }
 }
