@@ -3,10 +3,10 @@
 //! opens in `tshark` with the right frame count; a 1 % corrupting wire loses exactly the
 //! corrupted frames, each counted as a CRC error.
 
+use nicqual_driver::Backend;
 use nicqual_driver::emulated::EmulatedBackend;
 use nicqual_driver::i82574::datapath::DatapathConfig;
 use nicqual_driver::i82574::{I82574, Options};
-use nicqual_driver::Backend;
 use nicqual_driver::mempool::Packet;
 use nicqual_hw::i82574 as r;
 use nicqual_model::i82574::{Config, I82574 as Model};
@@ -40,7 +40,8 @@ fn pair() -> (Cable, Drv, Drv) {
 
 /// A unicast frame from A to B carrying `seq`, `len` bytes without FCS.
 fn frame(len: usize, seq: u32) -> Vec<u8> {
-    let mut f: Vec<u8> = (0..len).map(|i| (i as u32).wrapping_mul(7).wrapping_add(seq.wrapping_mul(13)) as u8).collect();
+    let mut f: Vec<u8> =
+        (0..len).map(|i| (i as u32).wrapping_mul(7).wrapping_add(seq.wrapping_mul(13)) as u8).collect();
     f[..6].copy_from_slice(&MAC_B);
     f[6..12].copy_from_slice(&MAC_A);
     f[12..14].copy_from_slice(&[0x88, 0xB5]); // local experimental EtherType
