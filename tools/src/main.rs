@@ -1,6 +1,7 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
 mod advice;
+mod bench;
 mod conformance;
 mod devices;
 mod output;
@@ -40,6 +41,8 @@ enum Cmd {
     Regs(regs::Args),
     /// Run a field-failure scenario (`scenario list`, `scenario run NAME`).
     Scenario(scenario::Args),
+    /// Measure (not test): loopback throughput of the emulated 82574L datapath.
+    Bench(bench::Args),
     /// Run the differential conformance cases on our 82574L model and QEMU's e1000e.
     Conformance(conformance::Args),
 }
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
         Cmd::Scenario(a) => scenario::run(a),
+        Cmd::Bench(a) => bench::run(a),
         Cmd::Conformance(a) => conformance::run(a),
     }
 }
