@@ -17,27 +17,28 @@
 //!   skb in flight every 4 packets (guests starting, storage traffic building up), and one
 //!   in-flight skb completes and is replaced per packet on average.
 
-use super::{Report, Story, check};
+use super::Scenario;
+use super::story::{Platform, Story, check, print_checks, record};
 use nicqual_driver::CheckReport;
 use nicqual_driver::bnx2x::{Bnx2xPort, PortConfig, RxOutcome, TxOutcome, TxSkb};
 use nicqual_driver::dmamap::{DmaApi, DmaError, DmaPlatform, SharedPlatform};
 use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::health::CheckResult;
 use nicqual_driver::memory::HostMemory;
-use nicqual_driver::preflight::{Bnx2xDmaConfig, Prediction, preflight_check};
+use nicqual_driver::preflight::{Bnx2xDmaConfig, preflight_check};
 use nicqual_driver::swiotlb::{DeviceName, Generation, OldKernelAction, SwiotlbConfig, SwiotlbError};
 use nicqual_hw::bnx2x as hw;
 use nicqual_model::bnx2x::Bnx2xDevice;
 use nicqual_report as rep;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde_json::json;
 use std::fmt::Write;
 
 pub const NAME: &str = "bnx2x-swiotlb-jumbo";
 
 pub const SUMMARY: &str =
     "bnx2x MTU 9000 on Xen dom0: GRO off exhausts the 64 MiB SWIOTLB; GRO on does not; 128 MiB only delays it";
+
+pub const SCENARIO: Scenario = Scenario { name: NAME, summary: SUMMARY, run };
 
 /// dom0 memory in pages (2 GiB).
 const DOM0_PAGES: u64 = 1 << 19;
@@ -372,57 +373,15 @@ fn account_of_run(out: &mut String, r: &RunResult) {
     .ok();
 }
 
-fn run_json(r: &RunResult) -> serde_json::Value {
-    json!({
-        "label": r.spec.label,
-        "gro": r.spec.gro,
-        "pool_mib": r.spec.pool_mib,
-        "slots_total": r.nslabs,
-        "packets": r.packets,
-        "peak_slots": r.peak_used,
-        "rx_bounced_at_open": r.rx_bounced_at_open,
-        "first_exhaustion_packet": r.first_failure.as_ref().map(|f| f.packet),
-        "first_exhaustion_line": r.first_failure.as_ref().map(|f| f.line.clone()),
-        "would_have_panicked_at_packet": r.first_panic.as_ref().map(|f| f.packet),
-        "failed_mappings": r.failures,
-        "tx_dropped": r.tx_map_errors,
-        "rx_dropped": r.rx_map_errors,
-        "min_rx_posted": r.min_rx_posted,
-    })
-}
-
-fn prediction_json(p: &Prediction) -> serde_json::Value {
-    json!({
-        "will_exhaust": p.will_exhaust,
-        "demand_slots": p.demand_slots,
-        "slots_total": p.nslabs,
-        "margin_slots": p.margin_slots,
-        "message": p.message,
-    })
-}
-
-fn error_report(seed: u64, e: &std::io::Error) -> Report {
-    let story = Story {
-        field: String::new(),
-        here: format!("the scenario could not be set up: {e}"),
-        nicqual: String::new(),
-        change: String::new(),
-    };
-    let c = CheckReport::new(format!("{NAME}.setup"), CheckResult::Error, e.to_string());
-    Report::new(NAME, seed, story, vec![c], serde_json::Value::Null, 0)
-}
-
-/// The whole scenario: three runs over the same seeded traffic, the account, the checks.
-pub fn run(seed: u64) -> Report {
-    let mut results = Vec::new();
-    for spec in RUNS {
-        match simulate(seed, spec) {
-            Ok(r) => results.push(r),
-            Err(e) => return error_report(seed, &e),
-        }
-    }
+/// The whole scenario: three runs over the same seeded traffic, the account, the checks,
+/// the run record (with the GRO-off 64 MiB bounce-pool timeline).
+pub fn run(seed: u64, out: &mut dyn std::io::Write) -> std::io::Result<rep::RunRecord> {
+    let started = rep::now_rfc3339();
+    let wall = std::time::Instant::now();
+    writeln!(out, "scenario {NAME} (seed {seed})\n")?;
+    let results = RUNS.iter().map(|&spec| simulate(seed, spec)).collect::<std::io::Result<Vec<_>>>()?;
     let (Some(a), Some(b), Some(c)) = (results.first(), results.get(1), results.get(2)) else {
-        return error_report(seed, &std::io::Error::other("missing run"));
+        return Err(std::io::Error::other("a run is missing"));
     };
     let scattered = scattered_fraction(seed);
     let pool64 = SwiotlbConfig::with_mib(Generation::ClassicXen, 64);
@@ -460,6 +419,10 @@ pub fn run(seed: u64) -> Report {
         writeln!(here, "  {label}: {}", p.message).ok();
     }
     writeln!(here, "  worst case (every page scattered), GRO on: {}", worst_on.message).ok();
+    for (label, cfg) in [("GRO off", &pre_off), ("GRO on", &pre_on)] {
+        let q = preflight_check(cfg, &pool64);
+        writeln!(here, "  qualification check {} ({label}, 64 MiB): {}", q.name, q.result.as_str().to_uppercase()).ok();
+    }
     for r in &results {
         account_of_run(&mut here, r);
     }
@@ -541,6 +504,7 @@ pub fn run(seed: u64) -> Report {
             ),
         )
         .measure("exhausted_at_packet", a.first_failure.as_ref().map_or(0.0, |f| f.packet as f64), "packets")
+        .measure("would_have_panicked_at_packet", a.first_panic.as_ref().map_or(0.0, |f| f.packet as f64), "packets")
         .measure("peak_slots", a.peak_used as f64, "slots"),
         check(
             "gro-on-64mib-no-exhaustion",
@@ -553,6 +517,7 @@ pub fn run(seed: u64) -> Report {
                 b.nslabs
             ),
         )
+        .measure("packets", b.packets as f64, "packets")
         .measure("peak_slots", b.peak_used as f64, "slots"),
         check(
             "128mib-delays-not-prevents",
@@ -562,6 +527,7 @@ pub fn run(seed: u64) -> Report {
                 _ => format!("no exhaustion over {} packets", c.packets),
             },
         )
+        .measure("exhausted_at_packet", c.first_failure.as_ref().map_or(0.0, |f| f.packet as f64), "packets")
         .measure("ratio_vs_64mib", ratio.unwrap_or(0.0), "x"),
         check(
             "nicqual-survives-exhaustion",
@@ -615,39 +581,28 @@ pub fn run(seed: u64) -> Report {
         }),
         predicted_slots: predictions.first().map(|p| p.demand_slots),
     };
-    let result = json!({
-        "scattered_fraction": scattered,
-        "runs": results.iter().map(run_json).collect::<Vec<_>>(),
-        "ratio_128_vs_64": ratio,
-        "preflight": predictions.iter().map(prediction_json).collect::<Vec<_>>(),
-        "preflight_check": preflight_check(&pre_off, &pool64),
-        "inference": "GRO turning linear tx skbs into page fragments; the load ramp",
-    });
+    story.print(out)?;
+    print_checks(out, &checks)?;
     let duration = results.iter().map(|r| r.packets * NS_PER_PACKET).sum();
-    Report::new(NAME, seed, story, checks, result, duration)
-        .with_timelines(rep::Timelines { bounce_pool: Some(timeline), ..Default::default() })
-        .with_device(
-            rep::BackendInfo {
-                kind: "emulated".into(),
-                name: "model:bnx2x x2 (Xen PV dom0, classic-Xen SWIOTLB)".into(),
-                virtual_time: true,
-                msix_table_access: false,
-            },
-            rep::Device {
-                spec: "model:bnx2x".into(),
-                name: Some("Broadcom NetXtreme II BCM57810 (ring model)".into()),
-                pci_address: Some(PORTS.join(",")),
-                vendor_id: format!("{:04x}", hw::PCI_VENDOR_BROADCOM),
-                device_id: format!("{:04x}", hw::PCI_DEVICE_57810),
-                driver: "nicqual-driver bnx2x".into(),
-                ..Default::default()
-            },
-        )
+    let platform = Platform {
+        backend: "model:bnx2x x2 (Xen PV dom0, classic-Xen SWIOTLB)",
+        spec: "model:bnx2x",
+        device: "Broadcom NetXtreme II BCM57810 (ring model)",
+        driver: "nicqual-driver bnx2x",
+    };
+    let mut rec = record(NAME, seed, &platform, &checks, duration, started, wall);
+    rec.device.pci_address = Some(PORTS.join(","));
+    rec.device.vendor_id = format!("{:04x}", hw::PCI_VENDOR_BROADCOM);
+    rec.device.device_id = format!("{:04x}", hw::PCI_DEVICE_57810);
+    rec.timelines.bounce_pool = Some(timeline);
+    writeln!(out, "{}: scenario {NAME} seed {seed}", if rec.verdict == rep::Verdict::Pass { "PASS" } else { "FAIL" })?;
+    Ok(rec)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nicqual_driver::health::CheckResult;
 
     #[test]
     fn gro_off_exhausts_deterministically_gro_on_never_and_128_mib_later() {
