@@ -8,6 +8,7 @@ mod progress;
 mod qualify;
 mod record;
 mod regs;
+mod serve_qtest;
 mod vfio_cli;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ enum Cmd {
     Regs(regs::Args),
     /// Run the differential conformance cases on our 82574L model and QEMU's e1000e.
     Conformance(conformance::Args),
+    /// Serve our emulated device over QEMU's qtest line protocol (for qtest clients).
+    ServeQtest(serve_qtest::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,5 +65,6 @@ fn main() -> ExitCode {
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
         Cmd::Conformance(a) => conformance::run(a),
+        Cmd::ServeQtest(a) => serve_qtest::run(a),
     }
 }
