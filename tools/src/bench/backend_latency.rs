@@ -57,7 +57,10 @@ fn time_op(b: &mut dyn Backend, op: fn(&mut dyn Backend), budget: Duration) -> (
     (n, t0.elapsed().as_nanos() as f64 / n as f64)
 }
 
-fn backends() -> Vec<(String, Result<Box<dyn Backend>, String>)> {
+/// A backend under test, or why it could not be started.
+type Started = Result<Box<dyn Backend>, String>;
+
+fn backends() -> Vec<(String, Started)> {
     let served = QtestBackend::spawn(Target::Server {
         program: std::env::current_exe().unwrap_or_else(|_| "nicqual".into()),
         args: vec!["serve-qtest".into()],
