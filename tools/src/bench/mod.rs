@@ -2,8 +2,10 @@
 //!
 //! Each mode lives in its own file; this module holds the shared arguments and dispatch.
 //! Modes: loopback throughput of the emulated 82574L datapath (the default, `loopback.rs`);
-//! `--swiotlb`: SWIOTLB map+unmap cost by pool occupancy (`swiotlb.rs`).
+//! per-register-operation cost of each backend (`--backend-latency`, `backend_latency.rs`);
+//! SWIOTLB map+unmap cost by pool occupancy (`--swiotlb`, `swiotlb.rs`).
 
+mod backend_latency;
 mod loopback;
 mod swiotlb;
 
@@ -25,7 +27,11 @@ pub struct Args {
     /// Write the results as JSON (`-` = stdout).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// SWIOTLB map+unmap cost at 10/50/90 % pool occupancy (instead of loopback).
+    /// Cost of one register read, register write and config read on each backend
+    /// (emulated, serve-qtest, QEMU over qtest); `--seconds` is split across the operations.
+    #[arg(long)]
+    pub backend_latency: bool,
+    /// SWIOTLB map+unmap cost at 10/50/90 % pool occupancy.
     #[arg(long)]
     pub swiotlb: bool,
     /// With --swiotlb: fewer iterations (a smoke run, not a measurement).
@@ -34,6 +40,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> ExitCode {
+    if a.backend_latency {
+        return backend_latency::run(&a);
+    }
     if a.swiotlb {
         swiotlb::run(a.quick);
         return ExitCode::SUCCESS;
