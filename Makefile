@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test deps lint unit qualify-smoke release clean
+.PHONY: all build test deps lint unit qualify-smoke fuzz-smoke release clean
 
 all: build
 
@@ -12,7 +12,7 @@ build:
 release: build
 
 ## Everything CI checks: packages, formatting, lints, all test suites.
-test: deps lint unit qualify-smoke
+test: deps lint unit qualify-smoke fuzz-smoke
 
 deps:
 	bash scripts/install-deps.sh
@@ -28,6 +28,10 @@ unit:
 qualify-smoke: build
 	./target/release/nicqual qualify --quiet
 	! ./target/release/nicqual qualify --quiet --faults tests/faults/lose-vector-1.toml >/dev/null
+
+## Every cargo-fuzz target, bounded (FUZZ_SECS each, default 45); fails on any crash.
+fuzz-smoke:
+	bash scripts/fuzz-smoke.sh
 
 clean:
 	$(CARGO) clean
