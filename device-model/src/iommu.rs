@@ -70,6 +70,22 @@ struct Window {
     perm: Perm,
 }
 
+/// Host chunks an access resolved to.
+enum Chunks {
+    One(*mut u8, usize),
+    Many(Vec<(*mut u8, usize)>),
+}
+
+impl Chunks {
+    fn iter(&self) -> impl Iterator<Item = (*mut u8, usize)> + '_ {
+        let (one, many) = match self {
+            Chunks::One(p, n) => (Some((*p, *n)), &[][..]),
+            Chunks::Many(v) => (None, &v[..]),
+        };
+        one.into_iter().chain(many.iter().copied())
+    }
+}
+
 /// Fault records kept; older ones are counted but dropped.
 const FAULT_LOG_CAP: usize = 4096;
 
@@ -137,9 +153,10 @@ impl Iommu {
         std::mem::take(&mut self.faults)
     }
 
-    /// Resolve `iova..iova+len` to host chunks, all-or-nothing.
-    fn translate(&self, iova: u64, len: usize, dir: DmaDir) -> Result<Vec<(*mut u8, usize)>, FaultReason> {
-        let mut chunks = Vec::with_capacity(1);
+    /// Resolve `iova..iova+len` to host chunks, all-or-nothing. The common case (one
+    /// window covers the access) allocates nothing.
+    fn translate(&self, iova: u64, len: usize, dir: DmaDir) -> Result<Chunks, FaultReason> {
+        let mut chunks = Chunks::Many(Vec::new());
         let mut addr = iova;
         let mut left = len as u64;
         while left > 0 {
@@ -158,7 +175,13 @@ impl Iommu {
             let n = (w.len - off).min(left);
             // SAFETY: off < w.len, so the result stays inside the window the mapper
             // promised valid (Iommu::map's contract).
-            chunks.push((unsafe { w.host.add(off as usize) }, n as usize));
+            let p = unsafe { w.host.add(off as usize) };
+            if n == len as u64 {
+                return Ok(Chunks::One(p, n as usize));
+            }
+            if let Chunks::Many(v) = &mut chunks {
+                v.push((p, n as usize));
+            }
             addr = match addr.checked_add(n) {
                 Some(a) => a,
                 None if n == left => addr,
@@ -187,7 +210,7 @@ impl Iommu {
         match self.translate(iova, buf.len(), DmaDir::Read) {
             Ok(chunks) => {
                 let mut done = 0;
-                for (p, n) in chunks {
+                for (p, n) in chunks.iter() {
                     // SAFETY: p..p+n lies in a mapped window (translate), valid per the
                     // map contract; buf[done..done+n] is in bounds because the chunk sizes
                     // sum to buf.len(); the regions cannot overlap (buf is Rust-owned).
@@ -208,7 +231,7 @@ impl Iommu {
         match self.translate(iova, data.len(), DmaDir::Write) {
             Ok(chunks) => {
                 let mut done = 0;
-                for (p, n) in chunks {
+                for (p, n) in chunks.iter() {
                     // SAFETY: as in `read`, with the copy in the other direction.
                     unsafe { std::ptr::copy_nonoverlapping(data[done..].as_ptr(), p, n) };
                     done += n;

@@ -12,7 +12,9 @@ pub mod faults;
 pub mod i82574;
 pub mod iommu;
 pub mod msix;
+pub mod net;
 pub mod ring;
+pub mod wire;
 
 pub use faults::{Fault, FaultKind, FaultPlan};
 pub use iommu::{DmaDir, DmaFault, Iommu, Perm};

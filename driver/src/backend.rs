@@ -66,7 +66,8 @@ pub trait Backend {
         DmaMemory::alloc(len)
     }
     /// Make `mem` visible to the device at `iova` with `perm`. The backend keeps `mem`
-    /// alive until it is unmapped.
+    /// alive until it is unmapped. When `mem.fixed_iova()` is `Some`, that is the only
+    /// IOVA it can be mapped at (qtest: guest-physical address).
     fn dma_map(&mut self, mem: &DmaMemory, iova: u64, perm: DmaPerm) -> Result<(), BackendError>;
     /// Remove the mapping that starts at `iova`.
     fn dma_unmap(&mut self, iova: u64) -> Result<(), BackendError>;
@@ -77,6 +78,12 @@ pub trait Backend {
     fn msix_disable(&mut self) -> Result<(), BackendError>;
     /// Mask or unmask one vector.
     fn msix_mask(&mut self, vector: u16, masked: bool) -> Result<(), BackendError>;
+    /// True when the backend keeps every vector masked in the MSI-X table and observes
+    /// messages through the PBA pending bits instead (qtest: no CPU takes the message).
+    /// The driver then expects the Mask bit set in the table.
+    fn msix_masked_delivery(&self) -> bool {
+        false
+    }
     /// The notifier of `vector`, when MSI-X is enabled.
     fn notifier(&self, vector: u16) -> Option<&EventFd>;
     /// Number of vectors currently enabled.

@@ -12,7 +12,38 @@ use std::sync::Arc;
 /// the block is mapped, so the device can never reach freed memory.
 #[derive(Debug, Clone)]
 pub struct DmaMemory {
+    block: Arc<Block>,
+}
+
+/// Called once when the last holder of a window drops it (returns the range to its pool).
+type Release = Box<dyn FnOnce() + Send + Sync>;
+
+/// The memory behind a [`DmaMemory`]: a whole anonymous mapping, or a window into a larger
+/// shared mapping (guest RAM of a QEMU, where IOVA = guest-physical address).
+struct Block {
     map: Arc<MmapRaw>,
+    off: usize,
+    len: usize,
+    fixed_iova: Option<u64>,
+    release: Option<Release>,
+}
+
+impl std::fmt::Debug for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Block")
+            .field("off", &self.off)
+            .field("len", &self.len)
+            .field("fixed_iova", &self.fixed_iova)
+            .finish()
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(r) = self.release.take() {
+            r();
+        }
+    }
 }
 
 impl DmaMemory {
@@ -21,25 +52,57 @@ impl DmaMemory {
         let len = len.max(1).div_ceil(4096) * 4096;
         let m =
             MmapOptions::new().len(len).map_anon().map_err(|e| BackendError::DmaAlloc { len, why: e.to_string() })?;
-        Ok(DmaMemory { map: Arc::new(MmapRaw::from(m)) })
+        Ok(DmaMemory {
+            block: Arc::new(Block { map: Arc::new(MmapRaw::from(m)), off: 0, len, fixed_iova: None, release: None }),
+        })
+    }
+
+    /// A zeroed window of `len` bytes at `off` inside `map`, which the device sees at
+    /// `iova` and nowhere else. `release` runs when the last clone is dropped.
+    #[cfg_attr(not(feature = "qtest"), allow(dead_code))]
+    pub(crate) fn window(
+        map: Arc<MmapRaw>,
+        off: usize,
+        len: usize,
+        iova: u64,
+        release: Release,
+    ) -> Result<DmaMemory, BackendError> {
+        if off.checked_add(len).is_none_or(|end| end > map.len()) || len == 0 {
+            return Err(BackendError::DmaAlloc { len, why: format!("window {off:#x}+{len:#x} outside the region") });
+        }
+        let m = DmaMemory { block: Arc::new(Block { map, off, len, fixed_iova: Some(iova), release: Some(release) }) };
+        // SAFETY: off+len <= map.len() (checked above), so the range is inside the live
+        // mapping, which `m` keeps alive; the window belongs to no other DmaMemory (the
+        // caller's allocator hands each range out once), and no reference into it exists.
+        unsafe { std::ptr::write_bytes(m.as_ptr(), 0, len) };
+        Ok(m)
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.block.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.len() == 0
+        self.block.len == 0
     }
 
     /// Base pointer (for backends that hand it to an IOMMU).
     pub fn as_ptr(&self) -> *mut u8 {
-        self.map.as_mut_ptr()
+        // SAFETY: off <= map.len() by construction (window checks off+len), so the result
+        // stays inside (or one past the end of) the mapping.
+        unsafe { self.block.map.as_mut_ptr().add(self.block.off) }
+    }
+
+    /// The only IOVA this block can be mapped at, when the backend decides it (qtest:
+    /// the block is guest RAM and its IOVA is its guest-physical address). `None`: the
+    /// driver chooses.
+    pub fn fixed_iova(&self) -> Option<u64> {
+        self.block.fixed_iova
     }
 
     /// Number of holders (this block plus the backends that keep it mapped).
     pub fn holders(&self) -> usize {
-        Arc::strong_count(&self.map)
+        Arc::strong_count(&self.block)
     }
 
     fn check(&self, off: usize, n: usize) -> Option<()> {
@@ -53,7 +116,7 @@ impl DmaMemory {
             // SAFETY: off+i < len (checked above); the mapping lives as long as self.
             // Volatile because the device may write concurrently with respect to the
             // compiler's view (inside any backend call).
-            *b = unsafe { self.map.as_ptr().add(off + i).read_volatile() };
+            *b = unsafe { self.as_ptr().add(off + i).read_volatile() };
         }
         Some(())
     }
@@ -62,9 +125,34 @@ impl DmaMemory {
     pub fn write(&self, off: usize, data: &[u8]) -> Option<()> {
         self.check(off, data.len())?;
         for (i, b) in data.iter().enumerate() {
-            // SAFETY: as in `read`; the mapping is writable (anonymous read-write).
-            unsafe { self.map.as_mut_ptr().add(off + i).write_volatile(*b) };
+            // SAFETY: as in `read`; the mapping is writable (anonymous or shared read-write).
+            unsafe { self.as_ptr().add(off + i).write_volatile(*b) };
         }
+        Some(())
+    }
+
+    /// Copy `buf.len()` bytes out at `off` in one `memcpy` (the datapath's bulk copy);
+    /// `None` if out of bounds. Ordering against the device: callers read the descriptor's
+    /// DD/ownership word first ([`DmaMemory::read_u32`], volatile); the acquire fence here
+    /// keeps this copy from being reordered before that read.
+    pub fn read_bulk(&self, off: usize, buf: &mut [u8]) -> Option<()> {
+        self.check(off, buf.len())?;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: off..off+len is inside the mapping (checked); the mapping lives as long as
+        // self; `buf` is a distinct Rust allocation, so the ranges cannot overlap. The
+        // memory is never referenced as a Rust object (only copied), and the device writes
+        // it only inside backend calls (emulated) or as DMA ordered by the fence above.
+        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
+        Some(())
+    }
+
+    /// Copy `data` in at `off` in one `memcpy`; a release fence orders it before any later
+    /// doorbell (tail) write. `None` if out of bounds.
+    pub fn write_bulk(&self, off: usize, data: &[u8]) -> Option<()> {
+        self.check(off, data.len())?;
+        // SAFETY: as in `read_bulk`, copying in the other direction; the mapping is writable.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(off), data.len()) };
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         Some(())
     }
 

@@ -23,6 +23,12 @@ pub enum BackendError {
     Reset { why: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error("{program}: not found ({why}){hint}")]
+    ProgramNotFound { program: String, why: String, hint: String },
+    #[error("{program} exited ({status}) before serving qtest; its stderr: {stderr}")]
+    ServerExited { program: String, status: String, stderr: String },
+    #[error("qtest: {what}: {why}")]
+    Qtest { what: String, why: String },
 }
 
 /// Errors the driver reports about the device.
@@ -56,6 +62,8 @@ pub enum DriverError {
     NotUp,
     #[error(transparent)]
     Backend(#[from] BackendError),
+    #[error(transparent)]
+    Datapath(#[from] crate::i82574::datapath::DatapathError),
 }
 
 impl DriverError {

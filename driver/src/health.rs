@@ -69,4 +69,42 @@ pub struct HealthCounters {
     pub reprogram_attempts: u64,
     /// Causes served by polling after their vector was given up.
     pub polled_services: u64,
+    /// Messages on another vector that arrived together with the expected one (no cause
+    /// of theirs was raised; e.g. QEMU 7.2 re-fires a throttled vector when its EITR timer
+    /// expires). Counted, not treated as a misroute.
+    pub spurious_messages: u64,
+}
+
+/// One software-raised interrupt cause and what became of it (the per-vector delivery
+/// timeline of a run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IrqEvent {
+    pub vector: u16,
+    /// IVAR entry index (0 RxQ0 .. 4 Other) whose cause was raised.
+    pub entry: u8,
+    /// When the cause was raised, ns on the backend's clock.
+    pub t_ns: u64,
+    /// Time to delivery; `None` when it never arrived within the bound.
+    pub latency_ns: Option<u64>,
+}
+
+/// Most events an [`IrqLog`] keeps (older ones are counted, not kept).
+pub const IRQ_LOG_CAP: usize = 4096;
+
+/// Bounded log of [`IrqEvent`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IrqLog {
+    pub events: Vec<IrqEvent>,
+    /// Events not kept because the log was full.
+    pub dropped: u64,
+}
+
+impl IrqLog {
+    pub fn push(&mut self, e: IrqEvent) {
+        if self.events.len() < IRQ_LOG_CAP {
+            self.events.push(e);
+        } else {
+            self.dropped += 1;
+        }
+    }
 }

@@ -6,7 +6,9 @@
 //! and reset. The same driver code runs on every implementation:
 //!
 //! * [`emulated::EmulatedBackend`] — an in-process device model (feature `emulated`);
-//! * VFIO (`/dev/vfio`) and QEMU qtest backends plug in beside it.
+//! * [`qtest::QtestBackend`] — QEMU's own device (or any qtest server) over QEMU's qtest
+//!   socket (feature `qtest`);
+//! * VFIO (`/dev/vfio`) plugs in beside them.
 //!
 //! Hot paths are generic over the backend (`I82574<B: Backend>`), never `dyn`.
 //!
@@ -28,7 +30,11 @@ pub mod health;
 #[cfg(any(test, feature = "hostile"))]
 pub mod hostile;
 pub mod i82574;
+pub mod mempool;
 pub mod mmio;
+#[cfg(feature = "qtest")]
+pub mod qtest;
+pub mod swiotlb;
 
 pub use backend::{Backend, BackendInfo, BackendKind, DmaPerm};
 pub use error::{BackendError, DriverError};

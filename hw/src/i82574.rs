@@ -4,6 +4,8 @@
 
 use bitflags::bitflags;
 
+pub mod fields;
+
 pub const VENDOR_ID: u16 = 0x8086;
 pub const DEVICE_ID: u16 = 0x10D3;
 /// 82574LA shares the MAC type.

@@ -307,6 +307,19 @@ pub const fn rctl_bsize_bits(size: usize) -> Option<u32> {
     }
 }
 
+// ---- register values the datapath programs ------------------------------------------------
+
+/// RXDCTL/TXDCTL as Linux e1000e programs them on the 82574 (FLAG2_DMA_BURST, e1000.h).
+pub const RXDCTL_82574: u32 = 0x0104_0420;
+pub const TXDCTL_82574: u32 = 0x0141_011F;
+/// RXCSUM: IP and TCP/UDP checksum offload.
+pub const RXCSUM_IPOFLD: u32 = 1 << 8;
+pub const RXCSUM_TUOFLD: u32 = 1 << 9;
+/// TCTL collision threshold (CT, bits 11:4) = 15 and full-duplex collision distance (COLD,
+/// bits 21:12) = 63, the values Linux e1000e writes.
+pub const TCTL_CT_DEFAULT: u32 = 0x0F << 4;
+pub const TCTL_COLD_FD: u32 = 0x3F << 12;
+
 const _: () = {
     assert!(size_of::<TxDesc>() == DESC_LEN);
     assert!(size_of::<LegacyTxDesc>() == DESC_LEN);

@@ -7,9 +7,13 @@ use nicqual_hw::i82574 as r;
 pub enum DeviceSpec {
     /// The emulated Intel 82574L.
     ModelI82574,
+    /// QEMU's own 82574L model (`-device e1000e`), driven over qtest.
+    QemuE1000e,
 }
 
 pub const DEFAULT_DEVICE: &str = "model:i82574l";
+/// QEMU's e1000e, over qtest.
+pub const QEMU_E1000E: &str = "qemu:e1000e";
 
 impl std::str::FromStr for DeviceSpec {
     type Err = String;
@@ -17,6 +21,7 @@ impl std::str::FromStr for DeviceSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "model:i82574l" | "model:i82574" | "model:82574l" | "model:e1000e" => Ok(DeviceSpec::ModelI82574),
+            "qemu:e1000e" | "qemu:82574l" | "qemu:i82574l" => Ok(DeviceSpec::QemuE1000e),
             _ => Err(format!("unknown device {s:?}; `nicqual devices` lists what can be driven")),
         }
     }
@@ -26,6 +31,7 @@ impl std::fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DeviceSpec::ModelI82574 => f.write_str(DEFAULT_DEVICE),
+            DeviceSpec::QemuE1000e => f.write_str(QEMU_E1000E),
         }
     }
 }
@@ -37,5 +43,12 @@ pub fn list() {
         DEFAULT_DEVICE,
         "emulated",
         format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID)
+    );
+    println!(
+        "{:<16} {:<10} {:<10} QEMU's own 82574L model (-device e1000e) over qtest, real time; QEMU from ${} or PATH",
+        QEMU_E1000E,
+        "qtest",
+        format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID),
+        nicqual_driver::qtest::QEMU_ENV
     );
 }

@@ -1,8 +1,12 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
+mod advice;
 mod devices;
+mod output;
+mod progress;
 mod qualify;
 mod record;
+mod regs;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +27,10 @@ enum Cmd {
     Qualify(qualify::Args),
     /// List the devices nicqual can drive.
     Devices,
+    /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP or JSON.
+    Report(output::ReportArgs),
+    /// Dump every register of a device with its name and decoded fields (like ethtool -d).
+    Regs(regs::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,7 +39,7 @@ fn main() -> ExitCode {
         if cli.quiet { "error".to_string() } else { std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()) };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
+        .with_writer(progress::LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.cmd {
@@ -40,5 +48,7 @@ fn main() -> ExitCode {
             devices::list();
             ExitCode::SUCCESS
         }
+        Cmd::Report(a) => output::report(a),
+        Cmd::Regs(a) => regs::run(a),
     }
 }

@@ -2,12 +2,17 @@
 //! print the table, write the record, exit 0 only if nothing failed.
 
 use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
-use crate::record::{self, RunRecord, Summary};
+use crate::output::Outputs;
+use crate::progress::Progress;
+use crate::record;
 use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::i82574::{I82574, Options};
+use nicqual_driver::i82574::{I82574, LINUX_ROUTES, Options, SUITE};
+use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target, qemu_e1000e_options};
 use nicqual_driver::{Backend, CheckReport, CheckResult};
+use nicqual_hw::i82574::IvarEntry;
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
+use nicqual_report as rep;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,9 +34,8 @@ pub struct Args {
     /// Seed for the fault plan (overrides the file's).
     #[arg(long)]
     seed: Option<u64>,
-    /// Write the run record (JSON) here.
-    #[arg(long)]
-    json: Option<PathBuf>,
+    #[command(flatten)]
+    out: Outputs,
 }
 
 fn build_plan(a: &Args) -> Result<FaultPlan, String> {
@@ -49,6 +53,10 @@ fn build_plan(a: &Args) -> Result<FaultPlan, String> {
 }
 
 pub fn run(a: Args, quiet: bool) -> ExitCode {
+    if let Err(e) = a.out.validate() {
+        eprintln!("nicqual: {e}");
+        return ExitCode::from(2);
+    }
     let plan = match build_plan(&a) {
         Ok(p) => p,
         Err(e) => {
@@ -62,7 +70,33 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
             let backend = EmulatedBackend::new(Model::new(Config::default()), spec.clone());
             let armed = plan.clone();
             // Fault times count from the moment the driver attached.
-            qualify_on(backend, &spec, &a, plan, quiet, move |b| b.device_mut().arm_faults(armed))
+            qualify_on(backend, &spec, &a, plan, quiet, Options::default(), move |b| {
+                b.device_mut().arm_faults(armed);
+                Vec::new()
+            })
+        }
+        DeviceSpec::QemuE1000e => {
+            // QEMU's model cannot be made to misbehave: every fault check (and each fault
+            // asked for) is reported not applicable, never passed.
+            let mut na = vec![CheckReport::new(
+                "fault-injection",
+                CheckResult::Na,
+                "QEMU's e1000e cannot be made to misbehave: fault plans apply to model:i82574l only",
+            )];
+            for f in &plan.faults {
+                na.push(CheckReport::new(
+                    format!("fault[{:?}]", f.kind),
+                    CheckResult::Na,
+                    format!("not injected at {} ns: QEMU's model takes no fault plan", f.at_ns),
+                ));
+            }
+            match QtestBackend::spawn(Target::Qemu(QemuConfig::default())) {
+                Ok(b) => qualify_on(b, &spec, &a, plan, quiet, qemu_e1000e_options(), move |_| na),
+                Err(e) => {
+                    eprintln!("nicqual: cannot start {spec}: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }
@@ -75,19 +109,40 @@ fn qualify_on<B: Backend>(
     a: &Args,
     plan: FaultPlan,
     quiet: bool,
-    arm: impl FnOnce(&mut B),
+    opts: Options,
+    arm: impl FnOnce(&mut B) -> Vec<CheckReport>,
 ) -> ExitCode {
     let info = backend.info();
+    let started_at = rep::now_rfc3339();
     let t0 = std::time::Instant::now();
-    let mut drv = match I82574::attach(backend, Options::default()) {
+    // Table and messages go to stderr when a report owns stdout (`--ktap`, `--json -`).
+    let to_stdout = !a.out.uses_stdout();
+    let say = |line: String| {
+        if to_stdout { println!("{line}") } else { eprintln!("{line}") }
+    };
+    // Steps: attach, each check of the suite, teardown, reports.
+    let suite_len: usize = SUITE
+        .iter()
+        .map(|c| match *c {
+            "msix-table[*]" => LINUX_ROUTES.len(),
+            c if c.ends_with("[*]") => IvarEntry::ALL.len(),
+            _ => 1,
+        })
+        .sum();
+    let progress = Progress::new(suite_len as u64 + 3, "qualify", quiet);
+    progress.step("attach");
+    let mut drv = match I82574::attach(backend, opts) {
         Ok(d) => d,
         Err(e) => {
+            progress.finish();
             eprintln!("nicqual: attach to {spec} failed: {e}");
             return ExitCode::from(1);
         }
     };
-    arm(drv.backend_mut());
-    if !quiet {
+    progress.inc();
+    // Checks the backend cannot run (reported not applicable, after the suite's).
+    let not_applicable = arm(drv.backend_mut());
+    if !quiet && !progress.is_visible() {
         eprintln!(
             "nicqual: qualifying {spec} (seed {}, {} fault{})",
             plan.seed,
@@ -95,24 +150,65 @@ fn qualify_on<B: Backend>(
             if plan.faults.len() == 1 { "" } else { "s" }
         );
     }
+    progress.step("checks");
     let t_start = drv.backend().now_ns();
-    let mut checks = drv.run_suite();
+    let mut checks = drv.run_suite_with(&mut |c| {
+        progress.step(&c.name);
+        progress.inc();
+    });
+    checks.extend(not_applicable);
     let id = drv.identity();
     let mac = drv.mac();
     let gone = drv.is_gone();
+    let irq_bound = drv.options().irq_bound_ns;
+    let interrupts = record::interrupts(&drv.irq_log, &LINUX_ROUTES, irq_bound);
     let t_end = drv.backend().now_ns().saturating_sub(t_start);
+    progress.step("teardown");
     let backend = drv.shutdown();
     checks.push(teardown_check(&backend, gone));
+    progress.inc();
+    progress.step("reports");
 
-    let summary = Summary {
-        pass: count(&checks, CheckResult::Pass),
-        fail: count(&checks, CheckResult::Fail),
-        na: count(&checks, CheckResult::Na),
-        error: count(&checks, CheckResult::Error),
+    let checks: Vec<rep::Check> = checks.iter().map(record::check).collect();
+    let summary = rep::Summary::of(&checks);
+    let ok = summary.verdict() == rep::Verdict::Pass;
+    let replay = (!ok).then(|| format!("nicqual {}", replay_args(a, plan.seed)));
+    let rec = rep::RunRecord {
+        schema: rep::SCHEMA.to_string(),
+        kind: "qualify".into(),
+        tool: rep::Tool { name: "nicqual".into(), version: env!("CARGO_PKG_VERSION").into() },
+        host: rep::Host::this(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        started_at: Some(started_at),
+        backend: record::backend(&info),
+        device: rep::Device {
+            spec: spec.to_string(),
+            name: Some("Intel 82574L".into()),
+            pci_address: None,
+            vendor_id: format!("{:04x}", id.vendor),
+            device_id: format!("{:04x}", id.device),
+            subsystem_vendor_id: format!("{:04x}", id.subsys_vendor),
+            subsystem_id: format!("{:04x}", id.subsys),
+            revision: Some(id.revision),
+            mac: mac.map(record::fmt_mac),
+            driver: "nicqual-driver i82574".into(),
+            kernel_driver: None,
+        },
+        seed: plan.seed,
+        fault_plan: serde_json::to_value(&plan).unwrap_or_default(),
+        verdict: summary.verdict(),
+        summary,
+        checks,
+        duration_ns: t_end,
+        wall_ns: t0.elapsed().as_nanos() as u64,
+        replay,
+        timelines: rep::Timelines { interrupts, ..Default::default() },
     };
-    let ok = summary.fail == 0 && summary.error == 0;
-    print_table(&checks);
-    println!(
+    let written = a.out.write(&rec);
+    progress.inc();
+    progress.finish();
+    print_table(&rec.checks, &say);
+    say(format!(
         "\n{}: {} passed, {} failed, {} not applicable, {} errors; seed {}; {:.1} ms {}, {:.1} ms wall",
         if ok { "PASS" } else { "FAIL" },
         summary.pass,
@@ -123,43 +219,13 @@ fn qualify_on<B: Backend>(
         t_end as f64 / 1e6,
         if info.virtual_time { "virtual" } else { "device clock" },
         t0.elapsed().as_secs_f64() * 1e3
-    );
-    if !ok {
-        println!("replay: nicqual {}", replay_args(a, plan.seed));
+    ));
+    if let Some(r) = &rec.replay {
+        say(format!("replay: {r}"));
     }
-    let rec = RunRecord {
-        schema: record::SCHEMA,
-        tool: record::Tool { name: "nicqual", version: env!("CARGO_PKG_VERSION") },
-        host: record::hostname(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        backend: info,
-        device: record::Device {
-            spec: spec.to_string(),
-            vendor_id: format!("{:04x}", id.vendor),
-            device_id: format!("{:04x}", id.device),
-            subsystem: format!("{:04x}:{:04x}", id.subsys_vendor, id.subsys),
-            mac: mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
-            driver: "nicqual-driver i82574",
-        },
-        seed: plan.seed,
-        fault_plan: plan,
-        verdict: if ok { "pass" } else { "fail" },
-        summary,
-        checks,
-        duration_ns: t_end,
-    };
-    if let Some(p) = &a.json {
-        let text = match serde_json::to_string_pretty(&rec) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("nicqual: cannot encode record: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        if let Err(e) = std::fs::write(p, text + "\n") {
-            eprintln!("nicqual: cannot write {}: {e}", p.display());
-            return ExitCode::from(2);
-        }
+    if let Err(e) = written {
+        eprintln!("nicqual: {e}");
+        return ExitCode::from(2);
     }
     if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
@@ -192,20 +258,16 @@ fn teardown_check<B: Backend>(b: &B, gone: bool) -> CheckReport {
     )
 }
 
-fn count(c: &[CheckReport], r: CheckResult) -> usize {
-    c.iter().filter(|x| x.result == r).count()
-}
-
-fn print_table(checks: &[CheckReport]) {
+fn print_table(checks: &[rep::Check], say: &impl Fn(String)) {
     let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
-    println!("{:<w$}  {:<6} {:>10}  detail", "check", "result", "time");
-    println!("{}", "-".repeat(w + 30));
+    say(format!("{:<w$}  {:<6} {:>10}  detail", "check", "result", "time"));
+    say("-".repeat(w + 30));
     for c in checks {
         let t = if c.duration_ns >= 1_000_000 {
             format!("{:.1} ms", c.duration_ns as f64 / 1e6)
         } else {
             format!("{:.1} us", c.duration_ns as f64 / 1e3)
         };
-        println!("{:<w$}  {:<6} {:>10}  {}", c.name, c.result.as_str().to_uppercase(), t, c.detail);
+        say(format!("{:<w$}  {:<6} {:>10}  {}", c.name, c.result.as_str().to_uppercase(), t, c.detail));
     }
 }

@@ -1,55 +1,77 @@
-//! The run record (JSON). Its `checks` array, and each item's `name`, `result` and
-//! `detail`, are stable: later versions add fields, never rename these.
+//! Building the run record (crate `nicqual-report`, schema in docs/REPORT.md) from what
+//! the driver and the backend report.
 
-use nicqual_driver::CheckReport;
-use nicqual_driver::backend::BackendInfo;
-use nicqual_model::FaultPlan;
-use serde::Serialize;
+use crate::advice;
+use nicqual_driver::backend::{BackendInfo, BackendKind};
+use nicqual_driver::health::IrqLog;
+use nicqual_driver::{CheckReport, CheckResult};
+use nicqual_hw::i82574::IvarEntry;
+use nicqual_report as rep;
 
-pub const SCHEMA: &str = "nicqual.run/1";
-
-#[derive(Debug, Serialize)]
-pub struct Tool {
-    pub name: &'static str,
-    pub version: &'static str,
+pub fn outcome(r: CheckResult) -> rep::Outcome {
+    match r {
+        CheckResult::Pass => rep::Outcome::Pass,
+        CheckResult::Fail => rep::Outcome::Fail,
+        CheckResult::Na => rep::Outcome::Na,
+        CheckResult::Error => rep::Outcome::Error,
+    }
 }
 
-#[derive(Debug, Serialize)]
-pub struct Device {
-    pub spec: String,
-    pub vendor_id: String,
-    pub device_id: String,
-    pub subsystem: String,
-    pub mac: Option<String>,
-    pub driver: &'static str,
+/// A driver check report as a record check, with the registers / vectors it involves and,
+/// for failures, what to do.
+pub fn check(c: &CheckReport) -> rep::Check {
+    let mut out = rep::Check::new(c.name.clone(), outcome(c.result), c.detail.clone());
+    out.duration_ns = c.duration_ns;
+    out.measurements = c
+        .measurements
+        .iter()
+        .map(|m| rep::Measurement { name: m.name.clone(), value: m.value, unit: m.unit.to_string() })
+        .collect();
+    advice::annotate(&mut out);
+    out
 }
 
-#[derive(Debug, Serialize)]
-pub struct Summary {
-    pub pass: usize,
-    pub fail: usize,
-    pub na: usize,
-    pub error: usize,
+pub fn backend(info: &BackendInfo) -> rep::BackendInfo {
+    rep::BackendInfo {
+        kind: match info.kind {
+            BackendKind::Emulated => "emulated",
+            BackendKind::Vfio => "vfio",
+            BackendKind::Qtest => "qtest",
+        }
+        .to_string(),
+        name: info.name.clone(),
+        virtual_time: info.virtual_time,
+        msix_table_access: info.msix_table_access,
+    }
 }
 
-#[derive(Debug, Serialize)]
-pub struct RunRecord {
-    pub schema: &'static str,
-    pub tool: Tool,
-    pub host: String,
-    pub command: String,
-    pub backend: BackendInfo,
-    pub device: Device,
-    pub seed: u64,
-    pub fault_plan: FaultPlan,
-    pub verdict: &'static str,
-    pub summary: Summary,
-    pub checks: Vec<CheckReport>,
-    pub duration_ns: u64,
+pub fn fmt_mac(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+/// Per-vector interrupt deliveries from the driver's log; `routes` says what each vector
+/// serves.
+pub fn interrupts(log: &IrqLog, routes: &[(IvarEntry, u16)], bound_ns: u64) -> Option<rep::InterruptTimeline> {
+    if log.events.is_empty() {
+        return None;
+    }
+    let mut vectors: Vec<rep::VectorTrace> = routes
+        .iter()
+        .map(|(e, v)| rep::VectorTrace { vector: *v, serves: Some(e.name().to_string()), ..Default::default() })
+        .collect();
+    for ev in &log.events {
+        let i = match vectors.iter().position(|t| t.vector == ev.vector) {
+            Some(i) => i,
+            None => {
+                vectors.push(rep::VectorTrace { vector: ev.vector, ..Default::default() });
+                vectors.len() - 1
+            }
+        };
+        match ev.latency_ns {
+            Some(l) => vectors[i].deliveries.push(rep::Delivery { t_ns: ev.t_ns, latency_ns: l }),
+            None => vectors[i].lost_at_ns.push(ev.t_ns),
+        }
+    }
+    vectors.sort_by_key(|t| t.vector);
+    Some(rep::InterruptTimeline { bound_ns: Some(bound_ns), vectors })
 }

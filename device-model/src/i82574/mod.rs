@@ -20,6 +20,9 @@ use crate::{MsiMessage, PciDevice};
 use nicqual_hw::i82574::{self as r, Ctrl, CtrlExt, Icr, IvarEntry, Status};
 use nicqual_hw::pci;
 
+mod datapath;
+pub use datapath::{DatapathCounters, MAX_JUMBO_FRAME, RxOutcome};
+
 /// Words of the register file (128 KiB / 4).
 const MAC_WORDS: usize = 0x8000;
 /// Default time autonegotiation takes after reset, virtual ns.
@@ -92,6 +95,8 @@ pub struct I82574 {
     delivered: Vec<MsiMessage>,
     options: Config,
     pub counters: Counters,
+    /// Rings, wire port, packet buffer, delay timers (datapath.rs).
+    dp: datapath::Datapath,
 }
 
 const ITR_SLOT: usize = 5;
@@ -147,6 +152,7 @@ impl I82574 {
             delivered: Vec::new(),
             options,
             counters: Counters::default(),
+            dp: datapath::Datapath::default(),
         };
         dev.build_eeprom();
         dev.mac_reset();
@@ -199,6 +205,7 @@ impl I82574 {
         set(&mut self.mac, r::ral(0), u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
         set(&mut self.mac, r::rah(0), u32::from_le_bytes([m[4], m[5], 0, 0]) | r::RAH_AV);
         self.throttle = [Throttle::default(); 6];
+        self.dp.reset();
         self.phy = [0; 32];
         self.phy[r::PHY_CTRL as usize] = 0x1140;
         self.phy[r::PHY_ID1 as usize] = r::PHY_ID.0;
@@ -605,6 +612,24 @@ impl I82574 {
                 }
             }
             o if Self::is_stat(o) => {}
+            o if o == r::tdt(0) || o == r::tdt(1) => {
+                self.set_reg(o, val & 0xFFFF);
+                self.tx_process((o - r::tdt(0)) / 0x100);
+            }
+            r::TCTL => {
+                self.set_reg(r::TCTL, val);
+                self.tx_process(0);
+                self.tx_process(1);
+            }
+            o if o == r::rdt(0) || o == r::rdt(1) => {
+                self.set_reg(o, val & 0xFFFF);
+                self.rx_drain();
+            }
+            r::RCTL => {
+                self.set_reg(r::RCTL, val);
+                self.rx_drain();
+            }
+            r::RDTR | r::TIDV => self.delay_reg_write(off, val),
             o if r::reg_name(o).is_some() => self.set_reg(o, val & Self::write_mask(o)),
             _ => {}
         }
@@ -664,12 +689,13 @@ impl I82574 {
                 self.throttled_send(slot);
             }
         }
+        self.dp_fire_timers();
     }
 
     /// Earliest pending timer deadline, if any.
     fn next_deadline(&self) -> Option<u64> {
         let thr = self.throttle.iter().filter(|t| t.postponed).map(|t| t.next_ok_ns).min();
-        [self.link_up_at, thr].into_iter().flatten().min()
+        [self.link_up_at, thr, self.dp.next_deadline()].into_iter().flatten().min()
     }
 }
 
@@ -701,6 +727,9 @@ impl PciDevice for I82574 {
         if self.removed() {
             return u32::MAX;
         }
+        if self.dp.wire.is_some() {
+            self.poll_wire();
+        }
         match bar {
             r::BAR_REGS if offset < r::BAR_REGS_LEN => self.reg_read(offset as u32),
             r::BAR_IO => match offset {
@@ -719,6 +748,9 @@ impl PciDevice for I82574 {
     fn bar_write32(&mut self, bar: u8, offset: u64, value: u32) {
         if self.removed() {
             return;
+        }
+        if self.dp.wire.is_some() {
+            self.poll_wire();
         }
         match bar {
             r::BAR_REGS if offset < r::BAR_REGS_LEN => self.reg_write(offset as u32, value),
@@ -751,6 +783,9 @@ impl PciDevice for I82574 {
         }
         self.clock.advance_to(target);
         self.fire_timers();
+        if self.dp.wire.is_some() && !self.removed() {
+            self.poll_wire();
+        }
     }
 
     fn now_ns(&self) -> u64 {
@@ -762,7 +797,9 @@ impl PciDevice for I82574 {
         let clock = self.clock;
         let counters = std::mem::take(&mut self.counters);
         let mut iommu = std::mem::take(&mut self.iommu);
+        let wire = self.dp.wire.take();
         *self = I82574::new(self.options.clone());
+        self.dp.wire = wire;
         std::mem::swap(&mut self.iommu, &mut iommu);
         self.faults = faults;
         self.clock = clock;
@@ -785,3 +822,6 @@ impl PciDevice for I82574 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod datapath_tests;

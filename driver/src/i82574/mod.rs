@@ -2,13 +2,14 @@
 //! interrupt handling, and the detectors (all-ones, vector liveness, pending-cause
 //! watchdog) with recovery (re-program, then fall back to polling).
 
+pub mod datapath;
 mod selftest;
 
 pub use selftest::SUITE;
 
 use crate::backend::Backend;
 use crate::error::DriverError;
-use crate::health::HealthCounters;
+use crate::health::{HealthCounters, IrqEvent, IrqLog};
 use nicqual_hw::i82574::{self as r, Ctrl, CtrlExt, Icr, IvarEntry, Status};
 use nicqual_hw::pci;
 
@@ -29,6 +30,10 @@ pub struct Options {
     pub liveness_rounds: u32,
     /// Interrupt rate Linux programs into EITR (ints/s); 0 = no throttling.
     pub itr_ints_per_s: u32,
+    /// Registers left out of the register pattern test, each with the documented reason
+    /// (a known deviation of the device model, e.g. QEMU 7.2's TIDV; docs/CONFORMANCE.md).
+    /// Every skipped register is named in the check's result.
+    pub pattern_skip: Vec<(u32, String)>,
 }
 
 impl Default for Options {
@@ -41,6 +46,7 @@ impl Default for Options {
             poll_step_ns: 50_000,
             liveness_rounds: 8,
             itr_ints_per_s: 20_000,
+            pattern_skip: Vec::new(),
         }
     }
 }
@@ -85,6 +91,10 @@ pub struct I82574<B: Backend> {
     polled: Vec<IvarEntry>,
     last_delivery_ns: Vec<u64>,
     pub counters: HealthCounters,
+    /// Rings and packet pool, once `setup_datapath` ran (datapath.rs).
+    dp: Option<datapath::Datapath>,
+    /// Every software-raised cause with its delivery latency or loss (bounded).
+    pub irq_log: IrqLog,
 }
 
 impl<B: Backend> I82574<B> {
@@ -123,6 +133,8 @@ impl<B: Backend> I82574<B> {
             polled: Vec::new(),
             last_delivery_ns: Vec::new(),
             counters: HealthCounters::default(),
+            dp: None,
+            irq_log: IrqLog::default(),
         })
     }
 
@@ -221,9 +233,15 @@ impl<B: Backend> I82574<B> {
     }
 
     /// Write the ethtool patterns into each register of [`r::PATTERN_REGS`] and read back
-    /// within its writable mask. Returns the number of registers tested.
+    /// within its writable mask (except those in [`Options::pattern_skip`]). Returns the
+    /// number of registers tested.
     pub fn register_pattern_test(&mut self) -> Result<usize, DriverError> {
+        let mut tested = 0;
         for reg in r::PATTERN_REGS {
+            if self.opts.pattern_skip.iter().any(|(o, _)| *o == reg.offset) {
+                continue;
+            }
+            tested += 1;
             if self.gone {
                 return Err(self.gone_error(reg.offset));
             }
@@ -251,7 +269,7 @@ impl<B: Backend> I82574<B> {
             }
             self.write(reg.offset, saved)?;
         }
-        Ok(r::PATTERN_REGS.len())
+        Ok(tested)
     }
 
     /// Global reset (CTRL.RST), bounded wait for it to self-clear, then mask everything.
@@ -417,6 +435,14 @@ impl<B: Backend> I82574<B> {
             match entry {
                 IvarEntry::Other => {
                     let icr = self.read(r::ICR)?;
+                    // Acknowledge the Other causes seen (write-1-to-clear) rather than rely
+                    // on read-to-clear, whose conditions in MSI-X mode differ between parts
+                    // and models (QEMU 7.2 never clears ICR on read while IMS != 0 and
+                    // IAME = 0, and then sends no further Other message): docs/CONFORMANCE.md.
+                    let seen = icr & (Icr::OTHER | Icr::OTHER_CAUSES).bits();
+                    if seen != 0 {
+                        self.write(r::ICR, seen)?;
+                    }
                     // Queue causes consumed by this read are raised again (Linux does the same).
                     if icr & self.eiac_mask != 0 {
                         self.write(r::ICS, icr & self.eiac_mask)?;
@@ -442,8 +468,22 @@ impl<B: Backend> I82574<B> {
     }
 
     /// Raise `entry`'s cause by ICS and wait (bounded) for a message on its vector.
-    /// Returns the latency. Messages on other vectors are a misroute.
+    /// Returns the latency. A message only on another vector is a misroute.
     pub fn fire_and_wait(&mut self, entry: IvarEntry) -> Result<u64, DriverError> {
+        let t_ns = self.b.now_ns();
+        let res = self.fire_and_wait_once(entry);
+        if let Some(vector) = self.route(entry) {
+            let latency_ns = match &res {
+                Ok(ns) => Some(*ns),
+                Err(DriverError::VectorLost { .. }) => None,
+                Err(_) => return res,
+            };
+            self.irq_log.push(IrqEvent { vector, entry: entry.index() as u8, t_ns, latency_ns });
+        }
+        res
+    }
+
+    fn fire_and_wait_once(&mut self, entry: IvarEntry) -> Result<u64, DriverError> {
         let vector = self.route(entry).ok_or(DriverError::NotUp)?;
         self.drain_notifiers()?;
         let cause = entry.cause().bits();
@@ -453,13 +493,9 @@ impl<B: Backend> I82574<B> {
         for _ in 0..max_iter {
             let fired = self.drain_notifiers()?;
             if fired.contains(&vector) {
-                if let Some(&other) = fired.iter().find(|&&v| v != vector) {
-                    return Err(DriverError::VectorLost {
-                        vector,
-                        entry,
-                        why: format!("cause also arrived on vector {other}: misrouted"),
-                    });
-                }
+                // A message on another vector as well is spurious, not a misroute: the
+                // cause did reach its own vector (a misroute is the "instead" case below).
+                self.counters.spurious_messages += fired.iter().filter(|&&v| v != vector).count() as u64;
                 return Ok(self.b.now_ns() - t0);
             }
             if let Some(&other) = fired.first() {
@@ -564,7 +600,8 @@ impl<B: Backend> I82574<B> {
                 expected: pci::MSI_ADDRESS_BASE as u32,
             });
         }
-        if ctrl & pci::MSIX_ENTRY_CTRL_MASKBIT != 0 {
+        // A backend that observes delivery through the PBA keeps the entry masked itself.
+        if ctrl & pci::MSIX_ENTRY_CTRL_MASKBIT != 0 && !self.b.msix_masked_delivery() {
             return Err(DriverError::MsixEntryMismatch {
                 vector,
                 offset: base + pci::MSIX_ENTRY_VECTOR_CTRL,
@@ -669,6 +706,7 @@ impl<B: Backend> I82574<B> {
     /// Quiesce and release: mask interrupts, disable MSI-X. Safe on a gone device (no
     /// register access is attempted then). Returns the backend.
     pub fn shutdown(mut self) -> B {
+        let _ = self.teardown_datapath();
         if !self.gone {
             let _ = self.irq_disable();
         }

@@ -27,16 +27,20 @@ pub const SUITE: &[&str] = &[
 
 type Outcome = Result<CheckReport, DriverError>;
 
-struct Runner {
+struct Runner<'a> {
     reports: Vec<CheckReport>,
+    /// Called with each report as it is made (progress display).
+    on_check: &'a mut dyn FnMut(&CheckReport),
     stopped: Option<String>,
     lost: BTreeSet<IvarEntry>,
 }
 
-impl Runner {
+impl Runner<'_> {
     fn run<B: Backend>(&mut self, drv: &mut I82574<B>, name: &str, f: impl FnOnce(&mut I82574<B>) -> Outcome) {
         if let Some(why) = &self.stopped {
-            self.reports.push(CheckReport::new(name, CheckResult::Na, format!("not run: {why}")));
+            let rep = CheckReport::new(name, CheckResult::Na, format!("not run: {why}"));
+            (self.on_check)(&rep);
+            self.reports.push(rep);
             return;
         }
         let t0 = drv.b.now_ns();
@@ -57,6 +61,7 @@ impl Runner {
         };
         rep.duration_ns = drv.b.now_ns().saturating_sub(t0);
         tracing::info!(target: "nicqual::check", "{name}: {} {}", rep.result.as_str(), rep.detail);
+        (self.on_check)(&rep);
         self.reports.push(rep);
     }
 }
@@ -76,7 +81,13 @@ fn fmt_mac(m: [u8; 6]) -> String {
 impl<B: Backend> I82574<B> {
     /// Run every check of the suite against the attached device.
     pub fn run_suite(&mut self) -> Vec<CheckReport> {
-        let mut run = Runner { reports: Vec::new(), stopped: None, lost: BTreeSet::new() };
+        self.run_suite_with(&mut |_| {})
+    }
+
+    /// [`run_suite`](Self::run_suite), calling `on_check` with each check's report as soon
+    /// as it is made.
+    pub fn run_suite_with(&mut self, on_check: &mut dyn FnMut(&CheckReport)) -> Vec<CheckReport> {
+        let mut run = Runner { reports: Vec::new(), on_check, stopped: None, lost: BTreeSet::new() };
         let id = self.identity;
         run.run(self, "pci-identity", |_| {
             pass(format!(
@@ -86,7 +97,17 @@ impl<B: Backend> I82574<B> {
         });
         run.run(self, "register-pattern", |d| {
             let n = d.register_pattern_test()?;
-            pass(format!("{n} registers x {} patterns (0x5a5a5a5a, 0xa5a5a5a5, 0, 0xffffffff) read back within their writable masks", r::PATTERNS.len()))
+            let skipped: Vec<String> = d
+                .opts
+                .pattern_skip
+                .iter()
+                .map(|(o, why)| format!("{} ({o:#07x}) not tested: {why}", r::reg_name(*o).unwrap_or("?")))
+                .collect();
+            pass(format!(
+                "{n} registers x {} patterns (0x5a5a5a5a, 0xa5a5a5a5, 0, 0xffffffff) read back within their writable masks{}",
+                r::PATTERNS.len(),
+                if skipped.is_empty() { String::new() } else { format!("; {}", skipped.join("; ")) }
+            ))
         });
         run.run(self, "eeprom", |d| {
             let (mac, sum) = d.read_mac()?;
@@ -144,9 +165,14 @@ impl<B: Backend> I82574<B> {
         });
         for (entry, v) in LINUX_ROUTES {
             run.run(self, &format!("msix-table[{v}]"), |d| match d.check_msix_entry(v)? {
-                Some((addr, data)) => {
-                    pass(format!("vector {v} (serves IVAR {entry}): address {addr:#x}, data {data:#x}, unmasked"))
-                }
+                Some((addr, data)) => pass(format!(
+                    "vector {v} (serves IVAR {entry}): address {addr:#x}, data {data:#x}, {}",
+                    if d.b.msix_masked_delivery() {
+                        "masked by the backend (delivery observed through the PBA)"
+                    } else {
+                        "unmasked"
+                    }
+                )),
                 None => na("the kernel owns the MSI-X table on this backend: not read, never written"),
             });
         }

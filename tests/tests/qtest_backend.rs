@@ -1,0 +1,147 @@
+//! The qtest backend against QEMU's own 82574L (`-device e1000e`): PCI set-up, shared
+//! guest RAM as DMA memory (IOVA = guest-physical address), MSI-X observed through the
+//! PBA, the driver's bring-up, and no QEMU process left behind. Needs qemu-system-x86
+//! (`make deps`); without it every test fails with the command to install it.
+
+use nicqual_driver::i82574::I82574;
+use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target, qemu_e1000e_options};
+use nicqual_driver::{Backend, BackendError, BackendKind, DmaPerm};
+use nicqual_hw::i82574::{self as r, Icr, IvarEntry};
+use std::path::PathBuf;
+
+fn qemu() -> QtestBackend {
+    QtestBackend::spawn(Target::Qemu(QemuConfig::default())).unwrap_or_else(|e| panic!("cannot start QEMU: {e}"))
+}
+
+/// True while a process with this pid exists and still mentions `dir` on its command line.
+fn alive(pid: u32, dir: &std::path::Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(&*dir.to_string_lossy()))
+        .unwrap_or(false)
+}
+
+#[test]
+fn pci_setup_bars_and_identity() {
+    let mut b = qemu();
+    let info = b.info();
+    assert_eq!(info.kind, BackendKind::Qtest);
+    assert!(!info.virtual_time, "Debian's QEMU has no qtest accelerator: time must be real");
+    assert_eq!(b.config_read(0, 2).unwrap(), r::VENDOR_ID as u32);
+    assert_eq!(b.config_read(2, 2).unwrap(), r::DEVICE_ID as u32);
+    assert_eq!(b.bar_len(r::BAR_REGS), Some(r::BAR_REGS_LEN));
+    assert_eq!(b.bar_len(r::BAR_MSIX), Some(r::BAR_MSIX_LEN));
+    assert_eq!(b.bar_len(4), None);
+    // The backend assigned BAR0 and enabled decode: STATUS answers with link up.
+    assert_eq!(b.bar_address(r::BAR_REGS), Some(0xE000_0000));
+    let status = b.read32(r::BAR_REGS, r::STATUS as u64);
+    assert_ne!(status, u32::MAX);
+    assert_ne!(status & 2, 0, "STATUS.LU: {status:#x}");
+    // Out-of-range accesses never reach QEMU and read as all-ones.
+    assert_eq!(b.read32(r::BAR_REGS, r::BAR_REGS_LEN), u32::MAX);
+    assert!(matches!(b.config_read(0x100, 4), Err(BackendError::BadConfigAccess { .. })));
+}
+
+#[test]
+fn dma_memory_is_guest_ram_at_its_guest_physical_address() {
+    let mut b = qemu();
+    let free0 = b.dma_free_bytes();
+    let m = b.dma_alloc(100).unwrap();
+    assert_eq!(m.len(), 4096);
+    let gpa = m.fixed_iova().expect("qtest DMA memory has a fixed IOVA");
+    assert!(gpa >= nicqual_driver::qtest::DMA_POOL_START);
+    // Driver writes are what the guest (and so the device) sees, and the other way round.
+    m.write_u32(8, 0xC0FF_EE11).unwrap();
+    let rep = b.raw(&format!("readl {:#x}", gpa + 8)).unwrap();
+    assert_eq!(rep, "0x00000000c0ffee11");
+    b.raw(&format!("writel {:#x} 0x12345678", gpa + 16)).unwrap();
+    assert_eq!(m.read_u32(16), Some(0x1234_5678));
+    // IOVA = GPA: any other IOVA is refused with a typed error naming it.
+    match b.dma_map(&m, gpa + 4096, DmaPerm::BIDIRECTIONAL) {
+        Err(BackendError::DmaMap { iova, .. }) => assert_eq!(iova, gpa + 4096),
+        other => panic!("{other:?}"),
+    }
+    b.dma_map(&m, gpa, DmaPerm::BIDIRECTIONAL).unwrap();
+    assert_eq!(b.live_mappings(), 1);
+    b.dma_unmap(gpa).unwrap();
+    assert_eq!(b.live_mappings(), 0);
+    assert_eq!(b.dma_free_bytes(), free0 - 4096);
+    drop(m);
+    assert_eq!(b.dma_free_bytes(), free0, "freed windows go back to the pool");
+}
+
+#[test]
+fn msix_delivery_is_observed_through_the_pba() {
+    let mut b = qemu();
+    b.msix_enable(3).unwrap();
+    b.write32(r::BAR_REGS, r::IVAR as u64, 0x800A_0908);
+    b.write32(r::BAR_REGS, r::IMS as u64, (Icr::RXQ0 | Icr::TXQ0).bits());
+    b.write32(r::BAR_REGS, r::ICS as u64, Icr::TXQ0.bits());
+    let t0 = b.now_ns();
+    while b.notifier(1).is_some_and(|n| !n.poll(0)) && b.now_ns() - t0 < 2_000_000_000 {
+        b.wait(1_000_000);
+    }
+    assert_eq!(b.notifier(1).unwrap().take(), 1, "TXQ0 routed to vector 1 must signal it");
+    assert_eq!(b.notifier(0).unwrap().take(), 0);
+    // The table entry stays masked (that is how the message is observed) and the pending
+    // bit was consumed.
+    let ctrl = b.read32(r::BAR_MSIX, r::MSIX_TABLE_OFFSET + 16 + 12);
+    assert_eq!(ctrl & 1, 1);
+    assert_eq!(b.read32(r::BAR_MSIX, r::MSIX_PBA_OFFSET) & 2, 0);
+    // A vector the driver masked is held pending and delivered on unmask.
+    b.msix_mask(0, true).unwrap();
+    b.write32(r::BAR_REGS, r::ICS as u64, Icr::RXQ0.bits());
+    b.wait(20_000_000);
+    assert_eq!(b.notifier(0).unwrap().take(), 0);
+    b.msix_mask(0, false).unwrap();
+    b.wait(20_000_000);
+    assert_eq!(b.notifier(0).unwrap().take(), 1);
+    assert!(matches!(b.msix_mask(7, true), Err(BackendError::NoSuchVector { vector: 7, have: 3 })));
+}
+
+#[test]
+fn driver_brings_up_qemus_82574l_and_each_vector_answers() {
+    let b = qemu();
+    let mut d = I82574::attach(b, qemu_e1000e_options()).unwrap();
+    d.bring_up().unwrap();
+    assert_eq!(d.mac(), Some([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]));
+    assert_eq!(d.read(r::IVAR).unwrap(), 0x800A_0908);
+    for entry in [IvarEntry::RxQ0, IvarEntry::TxQ0, IvarEntry::Other] {
+        d.fire_and_wait(entry).unwrap_or_else(|e| panic!("{entry}: {e}"));
+    }
+    let b = d.shutdown();
+    assert_eq!(b.msix_vectors(), 0);
+}
+
+#[test]
+fn qemu_is_killed_on_drop_and_nothing_is_left_behind() {
+    let b = qemu();
+    let pid = b.server_pid().unwrap();
+    let dir: PathBuf = b.work_dir().unwrap().to_path_buf();
+    assert!(alive(pid, &dir));
+    assert!(dir.join("guest-ram").exists());
+    drop(b);
+    assert!(!alive(pid, &dir), "QEMU (pid {pid}) survived the backend");
+    assert!(!dir.exists(), "temp dir {} left behind", dir.display());
+}
+
+#[test]
+fn missing_qemu_is_a_typed_error_naming_the_fix() {
+    let cfg = QemuConfig { binary: "/nonexistent/qemu-system-x86_64".into(), ..Default::default() };
+    let e = QtestBackend::spawn(Target::Qemu(cfg)).unwrap_err();
+    assert!(matches!(e, BackendError::ProgramNotFound { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("/nonexistent/qemu-system-x86_64"), "{msg}");
+    assert!(msg.contains("apt-get install -y qemu-system-x86"), "{msg}");
+    assert!(msg.contains("NICQUAL_QEMU"), "{msg}");
+}
+
+#[test]
+fn a_server_that_exits_at_once_is_reported_with_its_stderr() {
+    // QEMU refuses an unknown device: the error carries QEMU's own words.
+    let cfg = QemuConfig { device: "no-such-nic".into(), ..Default::default() };
+    let e = QtestBackend::spawn(Target::Qemu(cfg)).unwrap_err();
+    match &e {
+        BackendError::ServerExited { stderr, .. } => assert!(stderr.contains("no-such-nic"), "{e}"),
+        other => panic!("{other}"),
+    }
+}
