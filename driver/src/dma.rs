@@ -142,7 +142,7 @@ impl DmaMemory {
         // self; `buf` is a distinct Rust allocation, so the ranges cannot overlap. The
         // memory is never referenced as a Rust object (only copied), and the device writes
         // it only inside backend calls (emulated) or as DMA ordered by the fence above.
-        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(self.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
         Some(())
     }
 
@@ -151,7 +151,7 @@ impl DmaMemory {
     pub fn write_bulk(&self, off: usize, data: &[u8]) -> Option<()> {
         self.check(off, data.len())?;
         // SAFETY: as in `read_bulk`, copying in the other direction; the mapping is writable.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.as_mut_ptr().add(off), data.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.as_ptr().add(off), data.len()) };
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
         Some(())
     }

@@ -59,6 +59,13 @@ pub enum Op {
     Poke { slot: u8, off: u16, bytes: Vec<u8> },
     Faults { seed: u64, kind: u8, arg: u16, prob: u8, at_ns: u32 },
     Cable { plugged: bool },
+    /// Program queue 0's RX (or TX) ring over window `slot` and enable it, control bits
+    /// from the fuzzer: reaches the ring paths in a few bytes.
+    Ring { tx: bool, slot: u8, len_descs: u8, head: u8, tail: u8, ctl: u32 },
+    /// Move queue 0's tail.
+    Tail { tx: bool, tail: u16 },
+    /// A frame arrives from the wire.
+    Receive { frame: Vec<u8>, has_fcs: bool },
 }
 
 struct Window {
@@ -180,6 +187,35 @@ pub fn run_ops(ops: &[Op]) -> Result<(), Violation> {
                 dev.arm_faults(FaultPlan::new(*seed).with(kind, u64::from(*at_ns)));
             }
             Op::Cable { plugged } => dev.set_cable(*plugged),
+            Op::Ring { tx, slot, len_descs, head, tail, ctl } => {
+                let (iova, bytes) = match windows.get(usize::from(*slot) % SLOTS).and_then(|w| w.as_ref()) {
+                    Some(w) => (w.iova, (w.pages * PAGE) as u32),
+                    None => (0, PAGE as u32),
+                };
+                // Descriptor count a multiple of 8 (RDLEN/TDLEN are 128-byte units), at
+                // most what the window holds, sometimes more (the fuzzer decides).
+                let len = (u32::from(*len_descs) + 1) * 128;
+                let len = if len_descs & 0x80 == 0 { len.min(bytes) } else { len };
+                let (bal, bah, l, h, t, ctl_reg, en) = if *tx {
+                    (r::tdbal(0), r::tdbah(0), r::tdlen(0), r::tdh(0), r::tdt(0), r::TCTL, r::TCTL_EN)
+                } else {
+                    (r::rdbal(0), r::rdbah(0), r::rdlen(0), r::rdh(0), r::rdt(0), r::RCTL, r::RCTL_EN)
+                };
+                let w = |d: &mut I82574, o: u32, v: u32| d.bar_write32(r::BAR_REGS, u64::from(o), v);
+                w(&mut dev, bal, iova as u32);
+                w(&mut dev, bah, (iova >> 32) as u32);
+                w(&mut dev, l, len);
+                w(&mut dev, h, u32::from(*head));
+                w(&mut dev, t, u32::from(*tail));
+                w(&mut dev, ctl_reg, ctl | en);
+            }
+            Op::Tail { tx, tail } => {
+                let o = if *tx { r::tdt(0) } else { r::rdt(0) };
+                dev.bar_write32(r::BAR_REGS, u64::from(o), u32::from(*tail));
+            }
+            Op::Receive { frame, has_fcs } => {
+                dev.receive_frame(frame, *has_fcs);
+            }
         }
         let live = windows.iter().flatten().count();
         if dev.iommu().window_count() != live {
