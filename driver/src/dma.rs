@@ -78,6 +78,21 @@ impl DmaMemory {
         Ok(m)
     }
 
+    /// Allocate `len` bytes (rounded up to 2 MiB) from 2 MiB huge pages, zeroed. Fails when
+    /// the system has no free huge pages; callers fall back to [`DmaMemory::alloc`].
+    pub fn alloc_huge(len: usize) -> Result<DmaMemory, BackendError> {
+        const HUGE: usize = 2 << 20;
+        let len = len.max(1).div_ceil(HUGE) * HUGE;
+        let m = MmapOptions::new()
+            .len(len)
+            .huge(Some(21))
+            .map_anon()
+            .map_err(|e| BackendError::DmaAlloc { len, why: format!("2 MiB huge pages: {e}") })?;
+        Ok(DmaMemory {
+            block: Arc::new(Block { map: Arc::new(MmapRaw::from(m)), off: 0, len, fixed_iova: None, release: None }),
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.block.len
     }

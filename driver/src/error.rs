@@ -23,6 +23,8 @@ pub enum BackendError {
     Reset { why: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error(transparent)]
+    Vfio(#[from] crate::vfio::VfioError),
     #[error("{program}: not found ({why}){hint}")]
     ProgramNotFound { program: String, why: String, hint: String },
     #[error("{program} exited ({status}) before serving qtest; its stderr: {stderr}")]

@@ -8,7 +8,7 @@
 //! * [`emulated::EmulatedBackend`] — an in-process device model (feature `emulated`);
 //! * [`qtest::QtestBackend`] — QEMU's own device (or any qtest server) over QEMU's qtest
 //!   socket (feature `qtest`);
-//! * VFIO (`/dev/vfio`) plugs in beside them.
+//! * [`vfio::VfioBackend`] — a real function through Linux VFIO (`/dev/vfio`).
 //!
 //! Hot paths are generic over the backend (`I82574<B: Backend>`), never `dyn`.
 //!
@@ -35,6 +35,7 @@ pub mod mmio;
 #[cfg(feature = "qtest")]
 pub mod qtest;
 pub mod swiotlb;
+pub mod vfio;
 
 pub use backend::{Backend, BackendInfo, BackendKind, DmaPerm};
 pub use error::{BackendError, DriverError};

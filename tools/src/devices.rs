@@ -7,6 +7,8 @@ use nicqual_hw::i82574 as r;
 pub enum DeviceSpec {
     /// The emulated Intel 82574L.
     ModelI82574,
+    /// A real function through Linux VFIO: `vfio:0000:00:04.0`.
+    Vfio(String),
     /// QEMU's own 82574L model (`-device e1000e`), driven over qtest.
     QemuE1000e,
 }
@@ -21,6 +23,10 @@ impl std::str::FromStr for DeviceSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "model:i82574l" | "model:i82574" | "model:82574l" | "model:e1000e" => Ok(DeviceSpec::ModelI82574),
+            v if v.starts_with("vfio:") => v[5..]
+                .parse::<nicqual_driver::vfio::PciAddr>()
+                .map(|a| DeviceSpec::Vfio(a.to_string()))
+                .map_err(|e| e.to_string()),
             "qemu:e1000e" | "qemu:82574l" | "qemu:i82574l" => Ok(DeviceSpec::QemuE1000e),
             _ => Err(format!("unknown device {s:?}; `nicqual devices` lists what can be driven")),
         }
@@ -31,6 +37,7 @@ impl std::fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DeviceSpec::ModelI82574 => f.write_str(DEFAULT_DEVICE),
+            DeviceSpec::Vfio(a) => write!(f, "vfio:{a}"),
             DeviceSpec::QemuE1000e => f.write_str(QEMU_E1000E),
         }
     }

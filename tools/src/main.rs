@@ -7,6 +7,7 @@ mod progress;
 mod qualify;
 mod record;
 mod regs;
+mod vfio_cli;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,8 +26,12 @@ struct Cli {
 enum Cmd {
     /// Run the qualification checks against a device and print a verdict table.
     Qualify(qualify::Args),
-    /// List the devices nicqual can drive.
-    Devices,
+    /// List the devices nicqual can drive (emulated, and real NICs for VFIO).
+    Devices(vfio_cli::HostArgs),
+    /// Hand a PCI function to vfio-pci (remembering its driver) so nicqual can drive it.
+    Bind(vfio_cli::AddrArgs),
+    /// Give a function back to the driver it had before `nicqual bind`.
+    Unbind(vfio_cli::AddrArgs),
     /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP or JSON.
     Report(output::ReportArgs),
     /// Dump every register of a device with its name and decoded fields (like ethtool -d).
@@ -44,10 +49,13 @@ fn main() -> ExitCode {
         .init();
     match cli.cmd {
         Cmd::Qualify(a) => qualify::run(a, cli.quiet),
-        Cmd::Devices => {
+        Cmd::Devices(h) => {
             devices::list();
+            vfio_cli::list(&h.host());
             ExitCode::SUCCESS
         }
+        Cmd::Bind(a) => vfio_cli::bind(a),
+        Cmd::Unbind(a) => vfio_cli::unbind(a),
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
     }

@@ -36,6 +36,18 @@ pub struct Args {
     seed: Option<u64>,
     #[command(flatten)]
     out: Outputs,
+    #[command(flatten)]
+    pub host: crate::vfio_cli::HostArgs,
+    /// Deliberate driver bug, to prove the run catches it (vfio: `dma-unmapped-iova`).
+    #[arg(long, hide = true)]
+    pub inject_bug: Option<crate::vfio_cli::Bug>,
+}
+
+impl Args {
+    /// Fault plans were given (they can only be injected into an emulated device).
+    pub fn has_faults(&self) -> bool {
+        self.faults.is_some() || !self.fault.is_empty()
+    }
 }
 
 fn build_plan(a: &Args) -> Result<FaultPlan, String> {
@@ -70,10 +82,19 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
             let backend = EmulatedBackend::new(Model::new(Config::default()), spec.clone());
             let armed = plan.clone();
             // Fault times count from the moment the driver attached.
-            qualify_on(backend, &spec, &a, plan, quiet, Options::default(), move |b| {
-                b.device_mut().arm_faults(armed);
-                Vec::new()
-            })
+            qualify_on(
+                backend,
+                &spec,
+                &a,
+                plan,
+                quiet,
+                Options::default(),
+                move |b| {
+                    b.device_mut().arm_faults(armed);
+                    Vec::new()
+                },
+                |_| Vec::new(),
+            )
         }
         DeviceSpec::QemuE1000e => {
             // QEMU's model cannot be made to misbehave: every fault check (and each fault
@@ -91,19 +112,22 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                 ));
             }
             match QtestBackend::spawn(Target::Qemu(QemuConfig::default())) {
-                Ok(b) => qualify_on(b, &spec, &a, plan, quiet, qemu_e1000e_options(), move |_| na),
+                Ok(b) => qualify_on(b, &spec, &a, plan, quiet, qemu_e1000e_options(), move |_| na, |_| Vec::new()),
                 Err(e) => {
                     eprintln!("nicqual: cannot start {spec}: {e}");
                     ExitCode::from(1)
                 }
             }
         }
+        DeviceSpec::Vfio(ref addr) => crate::vfio_cli::qualify(addr, &a, plan, quiet),
     }
 }
 
-/// Attach the driver to `backend`, let `arm` inject faults, run the suite, tear down,
-/// report. Generic over the backend: the same code drives every kind of device.
-fn qualify_on<B: Backend>(
+/// Attach the driver to `backend`, let `arm` inject faults (it returns reports for checks
+/// the backend cannot run), run the suite, let `extra` run backend-specific checks on the
+/// attached driver, tear down, report. Generic over the backend: the same code drives every kind of device.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn qualify_on<B: Backend>(
     backend: B,
     spec: &str,
     a: &Args,
@@ -111,6 +135,7 @@ fn qualify_on<B: Backend>(
     quiet: bool,
     opts: Options,
     arm: impl FnOnce(&mut B) -> Vec<CheckReport>,
+    extra: impl FnOnce(&mut I82574<B>) -> Vec<CheckReport>,
 ) -> ExitCode {
     let info = backend.info();
     let started_at = rep::now_rfc3339();
@@ -156,6 +181,7 @@ fn qualify_on<B: Backend>(
         progress.step(&c.name);
         progress.inc();
     });
+    checks.extend(extra(&mut drv));
     checks.extend(not_applicable);
     let id = drv.identity();
     let mac = drv.mac();
@@ -184,7 +210,7 @@ fn qualify_on<B: Backend>(
         device: rep::Device {
             spec: spec.to_string(),
             name: Some("Intel 82574L".into()),
-            pci_address: None,
+            pci_address: spec.strip_prefix("vfio:").map(str::to_string),
             vendor_id: format!("{:04x}", id.vendor),
             device_id: format!("{:04x}", id.device),
             subsystem_vendor_id: format!("{:04x}", id.subsys_vendor),

@@ -65,6 +65,23 @@ pub fn run(a: Args) -> ExitCode {
             print!("{text}");
             if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
+        DeviceSpec::Vfio(ref addr) => {
+            let host = crate::vfio_cli::HostArgs::default().host();
+            let opened = addr
+                .parse()
+                .map_err(|e: nicqual_driver::vfio::VfioError| e)
+                .and_then(|a| nicqual_driver::vfio::VfioBackend::open(&host, &a));
+            let mut b = match opened {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("nicqual: {spec}: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let (text, ok) = dump(&mut b, &spec, a.raw);
+            print!("{text}");
+            if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
         DeviceSpec::QemuE1000e => {
             if !a.fault.is_empty() {
                 eprintln!("nicqual: {spec} takes no fault plan (QEMU's model is not ours)");
