@@ -18,12 +18,14 @@ use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
 use nicqual_driver::emulated::EmulatedBackend;
 use nicqual_driver::hostile::{HostileBackend, Script};
+use nicqual_driver::i82574::datapath::DatapathConfig;
 use nicqual_driver::i82574::{I82574, Options};
 use nicqual_driver::{Backend, DriverError};
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_model::i82574::{Config, I82574 as Model};
+use std::collections::VecDeque;
 
-const MAX_OPS: usize = 12;
+const MAX_OPS: usize = 16;
 
 #[derive(Debug, Clone, Copy, Arbitrary)]
 pub enum DriverOp {
@@ -31,21 +33,59 @@ pub enum DriverOp {
     RunSuite,
     Reset,
     ReadMac,
-    PhyRead { reg: u8 },
+    PhyRead {
+        reg: u8,
+    },
     SetupMsix,
     WaitLink,
-    ServiceVector { vector: u8 },
+    ServiceVector {
+        vector: u8,
+    },
     DrainNotifiers,
-    FireAndWait { entry: u8 },
-    Watchdog { quiet_us: u16 },
-    Recover { entry: u8 },
+    FireAndWait {
+        entry: u8,
+    },
+    Watchdog {
+        quiet_us: u16,
+    },
+    Recover {
+        entry: u8,
+    },
     PollCauses,
     PatternTest,
-    CheckMsixEntry { vector: u8 },
-    CheckIvar { entry: u8 },
-    Read { reg: u16 },
+    CheckMsixEntry {
+        vector: u8,
+    },
+    CheckIvar {
+        entry: u8,
+    },
+    Read {
+        reg: u16,
+    },
     IrqDisable,
     Remove,
+    /// Set up the datapath (small rings, MAC loopback or not).
+    SetupDatapath {
+        ring: u8,
+        loopback: bool,
+    },
+    /// Queue `n` frames of `len` bytes (0 and oversize included) for transmission.
+    TxBatch {
+        n: u8,
+        len: u16,
+    },
+    RxBatch {
+        max: u8,
+    },
+    TxClean,
+    ReadHead {
+        rx: bool,
+    },
+    TeardownDatapath,
+    /// Let virtual time pass (delay timers, link, loopback delivery).
+    Wait {
+        us: u16,
+    },
 }
 
 type Hostile = HostileBackend<EmulatedBackend<Model>>;
@@ -100,6 +140,49 @@ fn apply(d: &mut I82574<Hostile>, op: DriverOp) -> Result<(), DriverError> {
         DriverOp::IrqDisable => d.irq_disable(),
         DriverOp::Remove => {
             d.backend_mut().remove();
+            Ok(())
+        }
+        DriverOp::SetupDatapath { ring, loopback } => {
+            let ring_size = 8 << (ring % 4);
+            d.setup_datapath(DatapathConfig { ring_size, pool_entries: 2 * ring_size, loopback, ..Default::default() })
+        }
+        DriverOp::TxBatch { n, len } => {
+            let mut q = VecDeque::new();
+            if let Some(dp) = d.datapath_mut() {
+                let pool = dp.pool_mut();
+                for i in 0..(n % 16) {
+                    let Some(mut p) = pool.alloc() else { break };
+                    let frame: Vec<u8> = (0..usize::from(len)).map(|b| (b as u8) ^ i).collect();
+                    // Oversize or empty frames stay as they are: the driver must refuse them.
+                    if pool.write(&mut p, &frame).is_none() {
+                        let _ = pool.set_len(&mut p, 0);
+                    }
+                    q.push_back(p);
+                }
+            }
+            let r = d.tx_batch(0, &mut q).map(drop);
+            if let Some(dp) = d.datapath_mut() {
+                for p in q {
+                    dp.pool_mut().free(p);
+                }
+            }
+            r
+        }
+        DriverOp::RxBatch { max } => {
+            let mut out = Vec::new();
+            let r = d.rx_batch(0, &mut out, usize::from(max)).map(drop);
+            if let Some(dp) = d.datapath_mut() {
+                for p in out {
+                    dp.pool_mut().free(p);
+                }
+            }
+            r
+        }
+        DriverOp::TxClean => d.tx_clean().map(drop),
+        DriverOp::ReadHead { rx } => d.read_head(rx).map(drop),
+        DriverOp::TeardownDatapath => d.teardown_datapath(),
+        DriverOp::Wait { us } => {
+            d.backend_mut().wait(u64::from(us) * 1000);
             Ok(())
         }
     }

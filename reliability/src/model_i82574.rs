@@ -15,7 +15,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use nicqual_driver::dma::DmaMemory;
 use nicqual_hw::i82574 as r;
 use nicqual_model::i82574::{Config, I82574};
-use nicqual_model::{FaultKind, FaultPlan, Perm, PciDevice};
+use nicqual_model::{FaultKind, FaultPlan, PciDevice, Perm};
 
 const PAGE: usize = 4096;
 const SLOTS: usize = 4;
@@ -40,32 +40,89 @@ impl Size {
 
 #[derive(Debug, Clone, Arbitrary)]
 pub enum Op {
-    CfgRead { off: u16, size: Size },
-    CfgWrite { off: u16, size: Size, val: u32 },
-    BarRead { bar: u8, off: u32 },
-    BarWrite { bar: u8, off: u32, val: u32 },
+    CfgRead {
+        off: u16,
+        size: Size,
+    },
+    CfgWrite {
+        off: u16,
+        size: Size,
+        val: u32,
+    },
+    BarRead {
+        bar: u8,
+        off: u32,
+    },
+    BarWrite {
+        bar: u8,
+        off: u32,
+        val: u32,
+    },
     /// Read a named register (denser coverage than raw offsets).
-    RegRead { reg: u16 },
+    RegRead {
+        reg: u16,
+    },
     /// Write a named register.
-    RegWrite { reg: u16, val: u32 },
+    RegWrite {
+        reg: u16,
+        val: u32,
+    },
     /// Write a value that looks like an IOVA inside window `slot` into a named register
     /// (ring bases), so the model reaches DMA.
-    RegIova { reg: u16, slot: u8, off: u16 },
-    Advance { ns: u32 },
+    RegIova {
+        reg: u16,
+        slot: u8,
+        off: u16,
+    },
+    Advance {
+        ns: u32,
+    },
     Reset,
     TakeInterrupts,
-    Map { slot: u8, iova_page: u16, pages: u8, perm: u8 },
-    Unmap { slot: u8 },
-    Poke { slot: u8, off: u16, bytes: Vec<u8> },
-    Faults { seed: u64, kind: u8, arg: u16, prob: u8, at_ns: u32 },
-    Cable { plugged: bool },
+    Map {
+        slot: u8,
+        iova_page: u16,
+        pages: u8,
+        perm: u8,
+    },
+    Unmap {
+        slot: u8,
+    },
+    Poke {
+        slot: u8,
+        off: u16,
+        bytes: Vec<u8>,
+    },
+    Faults {
+        seed: u64,
+        kind: u8,
+        arg: u16,
+        prob: u8,
+        at_ns: u32,
+    },
+    Cable {
+        plugged: bool,
+    },
     /// Program queue 0's RX (or TX) ring over window `slot` and enable it, control bits
     /// from the fuzzer: reaches the ring paths in a few bytes.
-    Ring { tx: bool, slot: u8, len_descs: u8, head: u8, tail: u8, ctl: u32 },
+    Ring {
+        tx: bool,
+        slot: u8,
+        len_descs: u8,
+        head: u8,
+        tail: u8,
+        ctl: u32,
+    },
     /// Move queue 0's tail.
-    Tail { tx: bool, tail: u16 },
+    Tail {
+        tx: bool,
+        tail: u16,
+    },
     /// A frame arrives from the wire.
-    Receive { frame: Vec<u8>, has_fcs: bool },
+    Receive {
+        frame: Vec<u8>,
+        has_fcs: bool,
+    },
 }
 
 struct Window {
