@@ -330,6 +330,8 @@ impl<B: Backend> I82574<B> {
         let pool_off = 2 * ring_bytes;
         let total = pool_off + cfg.pool_entries as usize * cfg.buf_size;
         let mem = self.b.dma_alloc(total)?;
+        // Backends whose memory has a fixed IOVA (qtest: guest RAM) decide it.
+        let cfg = DatapathConfig { iova: mem.fixed_iova().unwrap_or(cfg.iova), ..cfg };
         self.b.dma_map(&mem, cfg.iova, DmaPerm::BIDIRECTIONAL)?;
         let pool = match Mempool::new(mem.clone(), pool_off, cfg.iova + pool_off as u64, cfg.buf_size, cfg.pool_entries)
         {
