@@ -97,6 +97,19 @@ pub struct HostileLog {
     pub bad_dma_calls: Vec<String>,
 }
 
+impl HostileLog {
+    /// The device misbehaved only in ways that cannot make it touch memory it was not told
+    /// to (spurious interrupts, short waits): no corrupted read, dropped write, failed call,
+    /// DMA scribble or removal. A DMA fault on an honest device is the driver's fault.
+    pub fn honest(&self) -> bool {
+        self.corrupted_reads == 0
+            && self.dropped_writes == 0
+            && self.failed_calls == 0
+            && self.dma_injections.is_empty()
+            && !self.removed
+    }
+}
+
 const LOG_CAP: usize = 512;
 
 /// The hostile wrapper.
@@ -452,6 +465,31 @@ mod tests {
         assert!(d.check_msix_entry(0).unwrap_err().is_device_gone());
         assert!(d.fire_and_wait(nicqual_hw::i82574::IvarEntry::RxQ0).is_err());
         assert_eq!(d.backend().log.reads + d.backend().log.writes, n);
+    }
+
+    #[test]
+    fn removal_at_any_access_of_bring_up_and_datapath_setup_leaves_nothing_mapped() {
+        // Regression (fuzz finding): the device vanishing while setup_datapath programmed the
+        // rings returned early with the DMA region still mapped. Sweep the removal point over
+        // every script byte the sequence consumes.
+        use crate::i82574::datapath::DatapathConfig;
+        let mut removed_in_setup = 0;
+        for k in 0..400 {
+            let mut bytes = vec![0u8; k];
+            bytes.push(0xFF);
+            let hb = HostileBackend::new(model(), Script::new(bytes));
+            let Ok(mut d) = I82574::attach(hb, Options::default()) else { continue };
+            let up = d.bring_up();
+            let before = d.backend().live_mappings();
+            let dp = d.setup_datapath(DatapathConfig { ring_size: 8, pool_entries: 16, ..Default::default() });
+            if up.is_ok() && dp.is_err() && before == 0 {
+                removed_in_setup += 1;
+            }
+            let hb = d.shutdown();
+            assert_eq!(hb.live_mappings(), 0, "removal after {k} script bytes: a DMA window leaked");
+            assert!(hb.log.bad_dma_calls.is_empty(), "k={k}: {:?}", hb.log.bad_dma_calls);
+        }
+        assert!(removed_in_setup > 0, "the sweep never removed the device inside setup_datapath");
     }
 
     #[test]

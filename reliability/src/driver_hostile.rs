@@ -12,7 +12,9 @@
 //! identity) really read all-ones; no device access at all once the driver knows the device
 //! is gone; every error renders a non-empty message. After teardown: no live DMA mapping
 //! (mapped == unmapped), no overlapping map and no unmap of an unknown IOVA, and no DMA fault
-//! in the model unless the hostile device itself scribbled on DMA memory.
+//! in the model unless the device misbehaved in a way that can redirect DMA (a dropped
+//! ring-base write, a corrupted read-modify-write, a scribbled descriptor: see
+//! [`nicqual_driver::hostile::HostileLog::honest`]).
 
 use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
@@ -249,10 +251,11 @@ pub fn run_ops(ops: &[DriverOp], script: Script) -> Result<(), Violation> {
         return Err(violation(format!("bad DMA calls: {:?}", hb.log.bad_dma_calls)));
     }
     let faults = hb.inner().dma_faults().unwrap_or(0);
-    if faults != 0 && hb.log.dma_injections.is_empty() {
+    if faults != 0 && hb.log.honest() {
         return Err(violation(format!(
-            "the model recorded {faults} DMA faults although the hostile device never wrote DMA memory: \
-             the driver gave the device an address outside its windows"
+            "the model recorded {faults} DMA faults although the device only misbehaved harmlessly \
+             (no corrupted read, dropped write or DMA scribble): the driver gave it an address \
+             outside its windows"
         )));
     }
     Ok(())
