@@ -1,12 +1,15 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
 mod advice;
+mod bench;
+mod conformance;
 mod devices;
 mod output;
 mod progress;
 mod qualify;
 mod record;
 mod regs;
+mod scenario;
 mod vfio_cli;
 
 use clap::{Parser, Subcommand};
@@ -32,10 +35,17 @@ enum Cmd {
     Bind(vfio_cli::AddrArgs),
     /// Give a function back to the driver it had before `nicqual bind`.
     Unbind(vfio_cli::AddrArgs),
+    /// Run the field failures as seeded scenarios (`scenario list`, `scenario run NAME`).
+    #[command(subcommand)]
+    Scenario(scenario::Cmd),
     /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP or JSON.
     Report(output::ReportArgs),
     /// Dump every register of a device with its name and decoded fields (like ethtool -d).
     Regs(regs::Args),
+    /// Measure (not test): loopback throughput of the emulated 82574L datapath.
+    Bench(bench::Args),
+    /// Run the differential conformance cases on our 82574L model and QEMU's e1000e.
+    Conformance(conformance::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +59,7 @@ fn main() -> ExitCode {
         .init();
     match cli.cmd {
         Cmd::Qualify(a) => qualify::run(a, cli.quiet),
+        Cmd::Scenario(c) => scenario::main(c, cli.quiet),
         Cmd::Devices(h) => {
             devices::list();
             vfio_cli::list(&h.host());
@@ -58,5 +69,7 @@ fn main() -> ExitCode {
         Cmd::Unbind(a) => vfio_cli::unbind(a),
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
+        Cmd::Bench(a) => bench::run(a),
+        Cmd::Conformance(a) => conformance::run(a),
     }
 }
