@@ -1,1 +1,22 @@
-//! Integration tests live in tests/.
+//! Cross-crate test support for nicqual. Integration tests live in tests/; the
+//! differential conformance cases (our 82574L model against QEMU's e1000e) live here so
+//! that `nicqual conformance` runs the very same cases.
+
+pub mod conformance;
+
+use nicqual_driver::Backend;
+use nicqual_driver::emulated::EmulatedBackend;
+use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target};
+use nicqual_model::i82574::{Config, I82574 as Model};
+
+/// A fresh emulated 82574L (our model), power-on state.
+pub fn fresh_model() -> Result<Box<dyn Backend>, String> {
+    Ok(Box::new(EmulatedBackend::new(Model::new(Config::default()), "model:i82574l")))
+}
+
+/// A fresh QEMU e1000e over qtest, power-on state (QEMU is killed when it is dropped).
+pub fn fresh_qemu() -> Result<Box<dyn Backend>, String> {
+    QtestBackend::spawn(Target::Qemu(QemuConfig::default()))
+        .map(|b| Box::new(b) as Box<dyn Backend>)
+        .map_err(|e| e.to_string())
+}

@@ -1,6 +1,7 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
 mod advice;
+mod conformance;
 mod devices;
 mod output;
 mod progress;
@@ -36,6 +37,8 @@ enum Cmd {
     Report(output::ReportArgs),
     /// Dump every register of a device with its name and decoded fields (like ethtool -d).
     Regs(regs::Args),
+    /// Run the differential conformance cases on our 82574L model and QEMU's e1000e.
+    Conformance(conformance::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +61,6 @@ fn main() -> ExitCode {
         Cmd::Unbind(a) => vfio_cli::unbind(a),
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
+        Cmd::Conformance(a) => conformance::run(a),
     }
 }

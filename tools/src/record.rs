@@ -4,6 +4,7 @@
 use crate::advice;
 use nicqual_driver::backend::{BackendInfo, BackendKind};
 use nicqual_driver::health::IrqLog;
+use nicqual_driver::i82574::Identity;
 use nicqual_driver::{CheckReport, CheckResult};
 use nicqual_hw::i82574::IvarEntry;
 use nicqual_report as rep;
@@ -42,6 +43,33 @@ pub fn backend(info: &BackendInfo) -> rep::BackendInfo {
         name: info.name.clone(),
         virtual_time: info.virtual_time,
         msix_table_access: info.msix_table_access,
+    }
+}
+
+/// Device identity for the record: PCI ids as read at attach, MAC from the EEPROM, and
+/// which drivers were in use (on VFIO the kernel side is `vfio-pci`, and the backend's name
+/// is the function's PCI address).
+pub fn device(spec: &str, info: &BackendInfo, id: Identity, mac: Option<[u8; 6]>) -> rep::Device {
+    let vfio = info.kind == BackendKind::Vfio;
+    rep::Device {
+        spec: spec.to_string(),
+        name: Some(
+            match info.kind {
+                BackendKind::Qtest => "Intel 82574L (QEMU e1000e model)",
+                BackendKind::Emulated => "Intel 82574L (nicqual model)",
+                BackendKind::Vfio => "Intel 82574L",
+            }
+            .into(),
+        ),
+        pci_address: spec.strip_prefix("vfio:").map(str::to_string).or_else(|| vfio.then(|| info.name.clone())),
+        vendor_id: format!("{:04x}", id.vendor),
+        device_id: format!("{:04x}", id.device),
+        subsystem_vendor_id: format!("{:04x}", id.subsys_vendor),
+        subsystem_id: format!("{:04x}", id.subsys),
+        revision: Some(id.revision),
+        mac: mac.map(fmt_mac),
+        driver: "nicqual-driver i82574".into(),
+        kernel_driver: vfio.then(|| "vfio-pci".to_string()),
     }
 }
 

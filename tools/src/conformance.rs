@@ -1,0 +1,40 @@
+//! `nicqual conformance`: the differential conformance cases (tests/src/conformance.rs),
+//! each on a fresh device of our 82574L model and of QEMU's e1000e, as a table
+//! (case, ours, QEMU's, verdict). Exit 0 when every case agrees or differs exactly as
+//! docs/CONFORMANCE.md documents.
+
+use nicqual_tests::conformance::{Verdict, cases, run_case, table};
+use nicqual_tests::{fresh_model, fresh_qemu};
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run only the cases whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// List the cases (name and what each checks) without running them.
+    #[arg(long)]
+    list: bool,
+}
+
+pub fn run(a: Args) -> ExitCode {
+    let all = cases();
+    let chosen: Vec<_> = all.iter().filter(|c| a.filter.as_deref().is_none_or(|f| c.name.contains(f))).collect();
+    if a.list {
+        for c in &chosen {
+            println!("{:<34} {}{}", c.name, c.what, c.known.map_or(String::new(), |k| format!(" [known: {k}]")));
+        }
+        return ExitCode::SUCCESS;
+    }
+    let rows: Vec<_> = chosen.iter().map(|c| run_case(c, &mut fresh_model, &mut fresh_qemu)).collect();
+    print!("{}", table(&rows));
+    let agree = rows.iter().filter(|r| r.verdict == Verdict::Agree).count();
+    let known = rows.iter().filter(|r| matches!(r.verdict, Verdict::Known(_))).count();
+    let bad = rows.len() - agree - known;
+    println!(
+        "\n{}: {} cases, {agree} agree, {known} differ as documented (docs/CONFORMANCE.md), {bad} unexplained",
+        if bad == 0 { "PASS" } else { "FAIL" },
+        rows.len()
+    );
+    if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
