@@ -8,3 +8,4 @@
 pub mod i82574;
 pub mod i82574_desc;
 pub mod pci;
+pub mod xen_netif;

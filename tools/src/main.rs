@@ -8,6 +8,7 @@ mod progress;
 mod qualify;
 mod record;
 mod regs;
+mod scenario;
 mod vfio_cli;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,9 @@ enum Cmd {
     Bind(vfio_cli::AddrArgs),
     /// Give a function back to the driver it had before `nicqual bind`.
     Unbind(vfio_cli::AddrArgs),
+    /// Run the field failures as seeded scenarios (`scenario list`, `scenario run NAME`).
+    #[command(subcommand)]
+    Scenario(scenario::Cmd),
     /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP or JSON.
     Report(output::ReportArgs),
     /// Dump every register of a device with its name and decoded fields (like ethtool -d).
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         .init();
     match cli.cmd {
         Cmd::Qualify(a) => qualify::run(a, cli.quiet),
+        Cmd::Scenario(c) => scenario::main(c, cli.quiet),
         Cmd::Devices(h) => {
             devices::list();
             vfio_cli::list(&h.host());
