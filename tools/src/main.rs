@@ -1,6 +1,7 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
 mod advice;
+mod bench;
 mod conformance;
 mod devices;
 mod output;
@@ -41,6 +42,8 @@ enum Cmd {
     Report(output::ReportArgs),
     /// Dump every register of a device with its name and decoded fields (like ethtool -d).
     Regs(regs::Args),
+    /// Measure (not test): loopback throughput of the emulated 82574L datapath.
+    Bench(bench::Args),
     /// Run the differential conformance cases on our 82574L model and QEMU's e1000e.
     Conformance(conformance::Args),
 }
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Cmd::Unbind(a) => vfio_cli::unbind(a),
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
+        Cmd::Bench(a) => bench::run(a),
         Cmd::Conformance(a) => conformance::run(a),
     }
 }
