@@ -47,7 +47,7 @@ fn list_names_the_xen_scenarios() {
     let out = nicqual(&["scenario", "list"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("netfront-resume"), "{text}");
+    assert!(text.contains("netfront-resume") && text.contains("dom0-memory-squeeze"), "{text}");
     assert!(text.contains("bnx2x-swiotlb-jumbo"), "{text}");
 }
 
@@ -87,12 +87,53 @@ fn netfront_resume_key_numbers() {
 }
 
 #[test]
-fn bnx2x_swiotlb_jumbo_account_and_record() {
+fn dom0_memory_squeeze_key_numbers() {
+    let (out, v) = run_json("dom0-memory-squeeze", 1);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "What the field saw:",
+        "xen_net: Memory squeeze in netback driver.",
+        "First allocation failure: \"swapper: page allocation failure. order:0, mode:0x20\"",
+        "What nicqual did:",
+        "rx pools (adaptive sizing): 15 vifs at depth",
+        "What to change:",
+        "dom0_mem=365M",
+        "[inference]",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert_eq!(v["kind"], "scenario:dom0-memory-squeeze");
+    let field = check(&v, "dom0-memory-squeeze.boot-sized");
+    assert_eq!(field["result"], "fail");
+    assert_eq!(measured(field, "guests_started"), 15.0);
+    assert!(measured(field, "reachable_at_end") < 8.0, "most guests unreachable: {field}");
+    assert!(measured(field, "empty_rings_at_end") > 7.0);
+    assert!(measured(field, "alloc_failures") > 0.0);
+    let nq = check(&v, "dom0-memory-squeeze.adaptive");
+    assert_eq!(nq["result"], "pass");
+    assert_eq!(measured(nq, "reachable_at_end"), 15.0);
+    assert_eq!(measured(nq, "empty_rings_at_end"), 0.0);
+    assert_eq!(measured(nq, "window_delivered"), measured(nq, "window_sent"));
+    let depth = measured(nq, "depth_at_end");
+    assert!(depth > 1.0 && depth < 256.0, "reduced depth, not zero: {depth}");
+    assert!(measured(nq, "retries") > 0.0);
+    let cap = check(&v, "dom0-memory-squeeze.dom0-mem-cap");
+    assert_eq!(cap["result"], "pass");
+    assert_eq!(measured(cap, "reachable_at_end"), 15.0);
+    assert_eq!(measured(cap, "alloc_failures"), 0.0);
+    let (_, again) = run_json("dom0-memory-squeeze", 1);
+    assert_eq!(v["checks"], again["checks"]);
+}
+
+#[test]
+fn bnx2x_swiotlb_jumbo_key_numbers() {
     let (out, v, html) = run_json_html("bnx2x-swiotlb-jumbo", 1);
     assert!(html.contains("id=\"plot-bounce-pool\""), "the report plots bounce-pool occupancy");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     for needle in [
+        "What the field saw:",
         "first \"Out of SW-IOMMU space\" at packet 8655 ",
         "PCI-DMA: Out of SW-IOMMU space for ",
         "would have panicked here: packet ",
@@ -105,16 +146,23 @@ fn bnx2x_swiotlb_jumbo_account_and_record() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
-    // A run record `nicqual report` reads; the scenario's numbers are check measurements.
     assert_eq!(v["schema"], "nicqual.run/2");
     assert_eq!(v["kind"], "scenario:bnx2x-swiotlb-jumbo");
     assert_eq!(v["seed"], 1);
-    assert_eq!(v["verdict"], "pass");
-    let checks = v["checks"].as_array().unwrap();
-    assert!(checks.iter().all(|c| c["result"] == "pass"), "{checks:?}");
-    assert_eq!(measured(check(&v, "gro-off-64mib-exhausts"), "exhausted_at_packet"), 8655.0);
-    assert_eq!(measured(check(&v, "gro-on-64mib-no-exhaustion"), "packets"), 40000.0);
-    assert_eq!(measured(check(&v, "128mib-delays-not-prevents"), "exhausted_at_packet"), 25616.0);
+    let off = check(&v, "bnx2x-swiotlb-jumbo.gro-off-64mib");
+    assert_eq!(off["result"], "fail");
+    assert_eq!(measured(off, "exhausted_at_packet"), 8655.0);
+    let on = check(&v, "bnx2x-swiotlb-jumbo.gro-on-64mib");
+    assert_eq!(on["result"], "pass");
+    assert_eq!(measured(on, "packets"), 40000.0);
+    let big = check(&v, "bnx2x-swiotlb-jumbo.gro-off-128mib");
+    assert_eq!(big["result"], "fail");
+    assert_eq!(measured(big, "exhausted_at_packet"), 25616.0);
+    assert!(measured(big, "ratio_vs_64mib") > 2.9);
+    assert_eq!(check(&v, "swiotlb-preflight")["result"], "fail", "the qualification check predicts it");
+    for name in ["bnx2x-swiotlb-jumbo.preflight-agrees", "bnx2x-swiotlb-jumbo.no-panic"] {
+        assert_eq!(check(&v, name)["result"], "pass", "{name}");
+    }
     let pool = &v["timelines"]["bounce_pool"];
     assert_eq!(pool["slots_total"], 32768);
     assert!(pool["samples"].as_array().unwrap().len() > 10);
