@@ -134,7 +134,11 @@ impl std::fmt::Display for SoakReport {
         writeln!(
             f,
             "surprise removal: {}; DMA windows left mapped after shutdown: {}",
-            if self.removal_detected { format!("reported by the driver ({})", self.removal_error) } else { "NOT detected".into() },
+            if self.removal_detected {
+                format!("reported by the driver ({})", self.removal_error)
+            } else {
+                "NOT detected".into()
+            },
             self.leaked_mappings
         )?;
         write!(f, "{}", if self.ok() { "PASS" } else { "FAIL" })
@@ -155,7 +159,9 @@ pub enum SoakError {
 pub fn frame(len: usize, seq: u32) -> Vec<u8> {
     let mut f: Vec<u8> =
         (0..len).map(|i| (i as u32).wrapping_mul(31).wrapping_add(seq.wrapping_mul(7)) as u8).collect();
-    for (dst, src) in f.iter_mut().zip(MAC_B.iter().chain(MAC_A.iter()).chain([0x88u8, 0xB5].iter()).chain(seq.to_be_bytes().iter())) {
+    for (dst, src) in
+        f.iter_mut().zip(MAC_B.iter().chain(MAC_A.iter()).chain([0x88u8, 0xB5].iter()).chain(seq.to_be_bytes().iter()))
+    {
         *dst = *src;
     }
     f
@@ -296,7 +302,8 @@ pub fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
     let mut a = device(MAC_A, ea, seed)?;
     let mut b = device(MAC_B, eb, seed)?;
     cable.set_faults(Direction::AToB, wire);
-    let rx_vec = b.route(IvarEntry::RxQ0).ok_or_else(|| SoakError::Harness { seed, what: "B has no RxQ0 vector".into() })?;
+    let rx_vec =
+        b.route(IvarEntry::RxQ0).ok_or_else(|| SoakError::Harness { seed, what: "B has no RxQ0 vector".into() })?;
     let irq_drop = rng.random_range(0.0..0.3);
     let lost_vector = rng.random_range(0..nicqual_driver::i82574::VECTORS);
     let lost_at_ns = rng.random_range(0..2_000_000_000u64);

@@ -11,7 +11,11 @@ const LINTS: &[&str] = &["clippy::unwrap_used", "clippy::expect_used", "clippy::
 /// (file relative to driver/src, lint) pairs that may be allowed locally, with the reason.
 const ALLOWED: &[(&str, &str, &str)] = &[
     ("xen/netfront.rs", "clippy::panic", "const evaluation: a bad ring size fails the build, never a run"),
-    ("hostile.rs", "clippy::panic", "test-only backend (feature `hostile`): an unbounded driver loop must abort loudly"),
+    (
+        "hostile.rs",
+        "clippy::panic",
+        "test-only backend (feature `hostile`): an unbounded driver loop must abort loudly",
+    ),
 ];
 
 fn driver_src() -> PathBuf {
@@ -19,8 +23,7 @@ fn driver_src() -> PathBuf {
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> =
-        std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -43,7 +46,10 @@ fn driver_crate_denies_unwrap_expect_indexing_panic() {
     }
     // The deny may be lifted for unit tests only, nothing broader.
     if attr.contains("cfg_attr(") {
-        assert!(attr.contains("cfg_attr(not(test)"), "the deny is conditional on something other than not(test): {attr}");
+        assert!(
+            attr.contains("cfg_attr(not(test)"),
+            "the deny is conditional on something other than not(test): {attr}"
+        );
     }
 }
 
@@ -64,14 +70,18 @@ fn no_new_local_allow_of_the_denied_lints() {
             }
             for lint in LINTS.iter().chain(&["clippy::restriction", "clippy::all"]) {
                 // `clippy::panic` must not match `clippy::panic_in_result_fn` etc.
-                let hit = l.match_indices(lint).any(|(i, _)| {
-                    !l[i + lint.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
-                });
+                let hit = l
+                    .match_indices(lint)
+                    .any(|(i, _)| !l[i + lint.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'));
                 if hit && !ALLOWED.iter().any(|(file, al, _)| *file == rel && al == lint) {
                     found.push(format!("driver/src/{rel}:{}: {l}", n + 1));
                 }
             }
         }
     }
-    assert!(found.is_empty(), "unlisted local allows of denied lints (argue and list them in this test):\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "unlisted local allows of denied lints (argue and list them in this test):\n{}",
+        found.join("\n")
+    );
 }

@@ -36,7 +36,10 @@ pub fn run(a: Args) -> ExitCode {
             if rep.ok() {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("soak FAILED with seed {} (rerun: nicqual soak --seed {} --rounds {})", rep.seed, rep.seed, rep.rounds);
+                eprintln!(
+                    "soak FAILED with seed {} (rerun: nicqual soak --seed {} --rounds {})",
+                    rep.seed, rep.seed, rep.rounds
+                );
                 ExitCode::from(1)
             }
         }

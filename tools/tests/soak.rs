@@ -12,7 +12,8 @@ fn short_soak_accounts_for_every_frame() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     let count = |key: &str| -> i64 {
-        let line = text.lines().find(|l| l.trim_start().starts_with(key)).unwrap_or_else(|| panic!("no `{key}` in\n{text}"));
+        let line =
+            text.lines().find(|l| l.trim_start().starts_with(key)).unwrap_or_else(|| panic!("no `{key}` in\n{text}"));
         line.split_whitespace().last().unwrap().parse().unwrap()
     };
     assert_eq!(count("unaccounted"), 0, "{text}");
