@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod enic;
 pub mod faults;
 pub mod i82574;
 pub mod iommu;

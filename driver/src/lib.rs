@@ -24,6 +24,8 @@ pub mod backend;
 pub mod dma;
 #[cfg(feature = "emulated")]
 pub mod emulated;
+#[cfg(feature = "emulated")]
+pub mod enic;
 pub mod error;
 pub mod eventfd;
 pub mod health;
