@@ -92,6 +92,10 @@ const FAULT_LOG_CAP: usize = 4096;
 #[derive(Debug, Default)]
 pub struct Iommu {
     windows: BTreeMap<u64, Window>,
+    /// The window the last translation used (start, len, host, perm): a datapath touches
+    /// one mapped region over and over, so this saves the tree walk on almost every access.
+    /// Cleared whenever the set of windows changes.
+    last: std::cell::Cell<Option<(u64, u64, *mut u8, Perm)>>,
     faults: Vec<DmaFault>,
     faults_total: u64,
     /// A device that is gone (surprise removal) does no DMA at all.
@@ -117,17 +121,20 @@ impl Iommu {
         {
             return Err(MapError::Overlap { iova, len, existing: start });
         }
+        self.last.set(None);
         self.windows.insert(iova, Window { len, host, perm });
         Ok(())
     }
 
     /// Remove the window that starts at `iova`; returns its length.
     pub fn unmap(&mut self, iova: u64) -> Result<u64, MapError> {
+        self.last.set(None);
         self.windows.remove(&iova).map(|w| w.len).ok_or(MapError::NotMapped { iova })
     }
 
     /// Remove every window (device reset by its owner, teardown).
     pub fn unmap_all(&mut self) {
+        self.last.set(None);
         self.windows.clear();
     }
 
@@ -156,6 +163,20 @@ impl Iommu {
     /// Resolve `iova..iova+len` to host chunks, all-or-nothing. The common case (one
     /// window covers the access) allocates nothing.
     fn translate(&self, iova: u64, len: usize, dir: DmaDir) -> Result<Chunks, FaultReason> {
+        let allows = |p: Perm| match dir {
+            DmaDir::Read => p.read,
+            DmaDir::Write => p.write,
+        };
+        if let Some((start, wlen, host, perm)) = self.last.get()
+            && iova >= start
+            && (iova - start).checked_add(len as u64).is_some_and(|end| end <= wlen)
+            && allows(perm)
+        {
+            // SAFETY: the cached window is still mapped (every change to the windows clears
+            // the cache) and `iova - start + len <= wlen`, so the pointer stays inside the
+            // host range the mapper vouched for in `map`.
+            return Ok(Chunks::One(unsafe { host.add((iova - start) as usize) }, len));
+        }
         let mut chunks = Chunks::Many(Vec::new());
         let mut addr = iova;
         let mut left = len as u64;
@@ -165,13 +186,10 @@ impl Iommu {
             if off >= w.len {
                 return Err(FaultReason::NotMapped);
             }
-            let allowed = match dir {
-                DmaDir::Read => w.perm.read,
-                DmaDir::Write => w.perm.write,
-            };
-            if !allowed {
+            if !allows(w.perm) {
                 return Err(FaultReason::Permission);
             }
+            self.last.set(Some((start, w.len, w.host, w.perm)));
             let n = (w.len - off).min(left);
             // SAFETY: off < w.len, so the result stays inside the window the mapper
             // promised valid (Iommu::map's contract).

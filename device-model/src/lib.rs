@@ -16,6 +16,7 @@ pub mod msix;
 pub mod net;
 pub mod ring;
 pub mod wire;
+pub mod xen;
 
 pub use faults::{Fault, FaultKind, FaultPlan};
 pub use iommu::{DmaDir, DmaFault, Iommu, Perm};

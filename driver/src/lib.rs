@@ -36,6 +36,8 @@ pub mod mmio;
 pub mod qtest;
 pub mod swiotlb;
 pub mod vfio;
+#[cfg(feature = "emulated")]
+pub mod xen;
 
 pub use backend::{Backend, BackendInfo, BackendKind, DmaPerm};
 pub use error::{BackendError, DriverError};

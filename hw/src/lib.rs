@@ -9,3 +9,4 @@ pub mod enic;
 pub mod i82574;
 pub mod i82574_desc;
 pub mod pci;
+pub mod xen_netif;

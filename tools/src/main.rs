@@ -1,6 +1,7 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
 mod advice;
+mod bench;
 mod conformance;
 mod devices;
 mod output;
@@ -8,6 +9,7 @@ mod progress;
 mod qualify;
 mod record;
 mod regs;
+mod scenario;
 mod vfio_cli;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +39,10 @@ enum Cmd {
     Report(output::ReportArgs),
     /// Dump every register of a device with its name and decoded fields (like ethtool -d).
     Regs(regs::Args),
+    /// Run a field-failure scenario (`scenario list`, `scenario run NAME`).
+    Scenario(scenario::Args),
+    /// Measure (not test): loopback throughput of the emulated 82574L datapath.
+    Bench(bench::Args),
     /// Run the differential conformance cases on our 82574L model and QEMU's e1000e.
     Conformance(conformance::Args),
 }
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
         Cmd::Unbind(a) => vfio_cli::unbind(a),
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
+        Cmd::Scenario(a) => scenario::run(a),
+        Cmd::Bench(a) => bench::run(a),
         Cmd::Conformance(a) => conformance::run(a),
     }
 }

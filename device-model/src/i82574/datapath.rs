@@ -337,7 +337,11 @@ impl I82574 {
                 frame.resize(d::MIN_FRAME, 0);
             }
             let payload_len = frame.len();
-            if cmd & d::TXD_CMD_IFCS != 0 {
+            let loopback = self.loopback();
+            // MAC loopback hands the frame to the receive path inside the MAC, where no
+            // wire can corrupt it: the FCS is neither appended here nor checked there (the
+            // receive path computes it only if it must deliver it, RCTL.SECRC clear).
+            if cmd & d::TXD_CMD_IFCS != 0 && !loopback {
                 let f = wire::fcs(&frame);
                 frame.extend_from_slice(&f);
             }
@@ -353,9 +357,9 @@ impl I82574 {
             }
             self.dp.counters.tx_frames += 1;
             let now = self.clock.now_ns();
-            if self.loopback() {
+            if loopback {
                 self.dp.counters.tx_loopback += 1;
-                self.receive_frame(&frame, cmd & d::TXD_CMD_IFCS != 0);
+                self.receive_frame(&frame, false);
             } else if let (Some(w), true) = (&self.dp.wire, self.link_up) {
                 w.send(&frame, now);
             } else {

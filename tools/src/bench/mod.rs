@@ -1,0 +1,40 @@
+//! `nicqual bench`: measurements, not tests (no pass/fail, nothing here runs in `make test`).
+//!
+//! Each mode lives in its own file; this module holds the shared arguments and dispatch.
+//! Modes: loopback throughput of the emulated 82574L datapath (the default, `loopback.rs`).
+
+mod loopback;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Frame sizes for the loopback throughput mode, in bytes the driver queues (the MAC
+    /// appends the 4-byte FCS); comma-separated.
+    #[arg(long = "frame-size", value_delimiter = ',', default_values_t = [64usize, 1514, 9018])]
+    pub frame_sizes: Vec<usize>,
+    /// Packets per rx_batch / tx_batch call.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Seconds measured per frame size (after a short warm-up).
+    #[arg(long, default_value_t = 2.0)]
+    pub seconds: f64,
+    /// Write the results as JSON (`-` = stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> ExitCode {
+    loopback::run(&a)
+}
+
+/// Write a bench record as pretty JSON to `path` (`-` = stdout).
+pub(crate) fn write_json(path: &std::path::Path, v: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())? + "\n";
+    if path.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(());
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

@@ -1,0 +1,38 @@
+//! `nicqual bench` (loopback mode) from the outside: the table and the JSON record have the
+//! documented shape and nothing was lost. No timing is asserted: figures vary per machine
+//! (they belong in docs/PERFORMANCE.md, measured with the command written there).
+
+use std::process::Command;
+
+#[test]
+fn bench_prints_a_table_and_writes_results_for_each_frame_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_nicqual"))
+        .args(["bench", "--seconds", "0.02", "--frame-size", "64,9018", "--batch", "8", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run nicqual bench");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.contains("Mpps") && table.contains("Gbit/s"), "{table}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = v["results"].as_array().unwrap();
+    let sizes: Vec<u64> = results.iter().map(|r| r["frame_size"].as_u64().unwrap()).collect();
+    assert_eq!(sizes, [64, 9018]);
+    for r in results {
+        assert_eq!(r["nic"], "model:i82574l");
+        assert_eq!(r["batch"], 8);
+        assert!(r["mpps"].as_f64().unwrap() > 0.0 && r["gbps"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["packets"].as_u64().unwrap() > 0);
+        assert_eq!(r["lost"], 0, "loopback on the model loses nothing");
+        assert_eq!(r["wb_errors"], 0);
+    }
+}
+
+#[test]
+fn bench_refuses_sizes_the_chip_cannot_carry() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nicqual")).args(["bench", "--frame-size", "9500"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("9500"));
+}

@@ -1,0 +1,75 @@
+//! `nicqual scenario` from the outside: the Xen scenarios' accounts and the key numbers in
+//! their run records.
+
+use std::process::{Command, Output};
+
+fn nicqual(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nicqual")).args(args).output().expect("run nicqual")
+}
+
+fn run_json(name: &str, seed: u64) -> (Output, serde_json::Value) {
+    let dir = std::env::temp_dir().join(format!("nicqual-scn-{}-{name}-{seed}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("result.json");
+    let out = nicqual(&["scenario", "run", name, "--seed", &seed.to_string(), "--json", json.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (out, v)
+}
+
+fn check<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no check {name}"))
+}
+
+fn measured(c: &serde_json::Value, name: &str) -> f64 {
+    c["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["value"].as_f64())
+        .unwrap_or_else(|| panic!("no measurement {name} in {c}"))
+}
+
+#[test]
+fn list_names_the_xen_scenarios() {
+    let out = nicqual(&["scenario", "list"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("netfront-resume"), "{text}");
+}
+
+#[test]
+fn netfront_resume_key_numbers() {
+    let (out, v) = run_json("netfront-resume", 3);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "What the field saw:",
+        "What happened here:",
+        "What nicqual did:",
+        "What to change:",
+        "first hypervisor error: \"(XEN) grant_table.c:1145:d0 destination frame ffffffff invalid.\"",
+        "first guest error: \"netfront: rx->offset: 0, size: 4294967295\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert_eq!(v["schema"], "nicqual.run/2");
+    assert_eq!(v["kind"], "scenario:netfront-resume");
+    assert_eq!(v["seed"], 3);
+    assert_eq!(check(&v, "netfront-resume.before-save")["result"], "pass");
+    let l = check(&v, "netfront-resume.legacy-order");
+    assert_eq!(l["result"], "fail");
+    assert_eq!(measured(l, "rx_after_delivered"), 0.0);
+    assert!(measured(l, "invalid_frame_errors") > 0.0);
+    assert!(measured(l, "size_all_ones_lines") > 0.0);
+    let n = check(&v, "netfront-resume.nicqual-order");
+    assert_eq!(n["result"], "pass");
+    assert_eq!(measured(n, "invalid_frame_errors"), 0.0);
+    assert_eq!(measured(n, "rx_after_lost"), 0.0);
+    assert_eq!(measured(n, "rx_after_delivered"), 400.0);
+    assert_eq!(measured(n, "reclaimed_rx"), 256.0);
+    // Same seed, same checks.
+    let (_, again) = run_json("netfront-resume", 3);
+    assert_eq!(v["checks"], again["checks"]);
+}
