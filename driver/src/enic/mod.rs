@@ -55,6 +55,34 @@ impl Policy {
     }
 }
 
+/// What stands between the device and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Platform {
+    /// Buffers are DMA'd directly (an IOMMU or a bare-metal kernel): nothing bounces.
+    Direct,
+    /// A classic Xen dom0 without an IOMMU: a buffer spanning pages is not machine-
+    /// contiguous and bounces through a SWIOTLB pool of `pool_slots` 2-KiB slots
+    /// (`swiotlb-xen`; 4 MiB = 2048 slots is the classic dom0 default under 1 GiB of RAM).
+    /// Slot accounting and the failure are the SWIOTLB model's; the data copy is elided.
+    XenDom0 { pool_slots: usize },
+}
+
+impl Platform {
+    pub fn name(self) -> String {
+        match self {
+            Platform::Direct => "direct DMA".into(),
+            Platform::XenDom0 { pool_slots } => {
+                format!("Xen dom0, {} MiB SWIOTLB", pool_slots * crate::swiotlb::IO_TLB_SIZE >> 20)
+            }
+        }
+    }
+}
+
+/// Headroom the kernel puts before a receive buffer's data (NET_SKB_PAD + NET_IP_ALIGN):
+/// with it, a buffer of more than 4096 - 66 bytes spans two pages.
+pub const RX_HEADROOM: u32 = 66;
+
 /// Bring-up and transmit errors.
 #[derive(Debug, thiserror::Error)]
 pub enum EnicError {
@@ -80,6 +108,8 @@ pub enum EnicError {
     Map { what: &'static str, iova: u64, why: String },
     #[error("frame of {len} bytes exceeds MTU {mtu} + {hdr}")]
     TxTooLong { len: usize, mtu: u32, hdr: u32 },
+    #[error("TX buffer of {len} bytes: bounce mapping failed: {why}")]
+    TxMapFailed { len: usize, why: String },
     #[error("WQ0 full ({entries} entries outstanding)")]
     TxRingFull { entries: u32 },
     #[error("{queue} error_status {status:#x} (register {offset:#x}): the adapter stopped the queue")]
@@ -110,6 +140,15 @@ pub struct EnicStats {
     pub would_use_unposted: u64,
     /// Early policy: frames handed up although they were only part of a spanning frame.
     pub partial_delivered: u64,
+    /// Bounce mappings that failed (RX posts and TX sends).
+    pub map_failures: u64,
+    /// Early policy: buffers posted / frames sent at the shared overflow buffer after a
+    /// failed mapping (no `dma_mapping_error` check).
+    pub overflow_posted: u64,
+    /// RX buffers not posted because the bounce pool could not take them (nicqual).
+    pub rx_not_posted: u64,
+    /// TX frames refused because their bounce mapping failed (nicqual).
+    pub tx_map_refused: u64,
 }
 
 impl EnicStats {
@@ -150,6 +189,8 @@ struct Layout {
     rx_stride: usize,
     tx_bufs: usize,
     tx_stride: usize,
+    /// The shared overflow buffer old kernels returned for a failed bounce mapping.
+    overflow: usize,
     total: usize,
 }
 
@@ -169,7 +210,8 @@ impl Layout {
             rx_stride,
             tx_bufs,
             tx_stride,
-            total: tx_bufs + tx_stride * entries as usize,
+            overflow: tx_bufs + tx_stride * entries as usize,
+            total: tx_bufs + tx_stride * entries as usize + crate::swiotlb::OVERFLOW_BYTES,
         }
     }
 
@@ -212,6 +254,13 @@ pub struct Enic {
     wq_to_use: u32,
     wq_to_clean: u32,
     wq_outstanding: u32,
+    platform: Platform,
+    bounce: Option<crate::swiotlb::Swiotlb>,
+    /// Bounce mapping held by each RQ / WQ slot (bus address), if any.
+    rq_maps: Vec<Option<u64>>,
+    wq_maps: Vec<Option<u64>>,
+    /// Bounce slots one receive buffer takes (0 when it does not bounce).
+    rx_slots: usize,
     pub stats: EnicStats,
     /// Why each refused completion was refused (bounded; the counters keep the totals).
     pub drop_log: Vec<CompletionError>,
@@ -228,6 +277,7 @@ impl Enic {
     pub fn new(
         mut dev: EnicDevice,
         policy: Policy,
+        platform: Platform,
         mtu: u32,
         entries: u32,
     ) -> Result<(Enic, Option<String>), EnicError> {
@@ -264,6 +314,17 @@ impl Enic {
         let buf_len = policy.buf_len(mtu);
         let lay = Layout::new(entries, buf_len, hw::rx_buf_len(mtu));
         let mem = DmaMemory::alloc(lay.total)?;
+        let bounce = match platform {
+            Platform::Direct => None,
+            Platform::XenDom0 { pool_slots } => Some(crate::swiotlb::Swiotlb::new(
+                crate::swiotlb::SwiotlbConfig::with_slots(crate::swiotlb::Generation::ClassicXen, pool_slots),
+            )),
+        };
+        let rx_slots = if bounce.is_some() && buf_len + RX_HEADROOM > crate::swiotlb::PAGE_SIZE as u32 {
+            crate::swiotlb::nr_slots(buf_len as usize)
+        } else {
+            0
+        };
         let mut e = Enic {
             dev,
             mem,
@@ -292,6 +353,11 @@ impl Enic {
             wq_to_use: 0,
             wq_to_clean: 0,
             wq_outstanding: 0,
+            platform,
+            bounce,
+            rq_maps: vec![None; entries as usize],
+            wq_maps: vec![None; entries as usize],
+            rx_slots,
             stats: EnicStats::default(),
             drop_log: Vec::new(),
         };
@@ -360,7 +426,7 @@ impl Enic {
                 for i in 0..self.entries {
                     self.map("RX buffer", self.lay.rx_buf(i), self.buf_len as usize, Perm::WRITE)?;
                 }
-                self.map("TX buffers", self.lay.tx_bufs, self.lay.total - self.lay.tx_bufs, Perm::READ)
+                self.map("TX buffers", self.lay.tx_bufs, self.lay.overflow - self.lay.tx_bufs, Perm::READ)
             }
         }
     }
@@ -394,15 +460,86 @@ impl Enic {
         }
     }
 
-    /// Post a fresh buffer at the RQ's next slot (guard refilled).
+    /// Post a fresh buffer at the RQ's next slot (guard refilled). On a bounce platform the
+    /// buffer is mapped first: nicqual leaves the slot unposted when the pool cannot take it
+    /// (keeping room for one transmit), early enic posts whatever the map returned.
     fn post_rx_buffer(&mut self) {
         let i = self.rq_posted;
         let off = self.lay.rx_buf(i);
+        let mut addr = self.iova(off);
+        if self.rx_slots > 0 {
+            let room = if self.policy == Policy::Nicqual { hw::rx_buf_len(self.mtu) as usize } else { 0 };
+            match self.bounce_map(off, self.buf_len as usize, room) {
+                Ok(tlb) => {
+                    if let Some(m) = self.rq_maps.get_mut(i as usize) {
+                        *m = tlb;
+                    }
+                }
+                Err(_) if self.policy == Policy::Nicqual => {
+                    self.stats.rx_not_posted += 1;
+                    return;
+                }
+                Err(_) => {
+                    self.stats.overflow_posted += 1;
+                    addr = self.iova(self.lay.overflow);
+                }
+            }
+        }
         let _ = self.mem.write_bulk(off + self.buf_len as usize, &[GUARD_BYTE; GUARD]);
-        let d = RqEnetDesc::new(self.iova(off), self.buf_len as u16, hw::RQ_ENET_TYPE_ONLY_SOP);
+        let d = RqEnetDesc::new(addr, self.buf_len as u16, hw::RQ_ENET_TYPE_ONLY_SOP);
         let _ = self.mem.write(self.lay.rq_ring + i as usize * 16, d.as_bytes());
         self.rq_posted = (i + 1) % self.entries;
         self.rq_outstanding += 1;
+    }
+
+    /// Bounce-map `len` bytes of the buffer at `off`. With `keep_room`, a mapping that
+    /// would leave no free run of `keep_room` bytes is given back and refused (nicqual keeps
+    /// room for one transmit). Returns the pool address to release on unmap; the device
+    /// keeps using the buffer's own IOVA (the bounce copy is elided).
+    fn bounce_map(&mut self, off: usize, len: usize, keep_room: usize) -> Result<Option<u64>, String> {
+        let Some(pool) = self.bounce.as_mut() else { return Ok(None) };
+        let dev = crate::swiotlb::DeviceName::new("enic", "0000:0b:00.0");
+        let dir = crate::swiotlb::DmaDirection::FromDevice;
+        let r = match pool.alloc(&dev, IOVA_BASE + off as u64, len, dir, crate::swiotlb::MapKind::Single, 0) {
+            Ok(m) if keep_room > 0 && pool.largest_free_run() < crate::swiotlb::nr_slots(keep_room) => {
+                let _ = pool.free(m.tlb_addr);
+                Err(format!("mapping {len} bytes would leave no {keep_room}-byte run for transmit"))
+            }
+            Ok(m) => Ok(Some(m.tlb_addr)),
+            Err(e) => Err(e.to_string()),
+        };
+        if r.is_err() {
+            self.stats.map_failures += 1;
+        }
+        r
+    }
+
+    fn bounce_unmap(&mut self, bus: Option<u64>) {
+        if let (Some(pool), Some(b)) = (self.bounce.as_mut(), bus) {
+            let _ = pool.free(b);
+        }
+    }
+
+    /// The SWIOTLB model's log (the kernel's messages), when the platform bounces.
+    pub fn bounce_log(&self) -> &[String] {
+        self.bounce.as_ref().map_or(&[], |p| p.log())
+    }
+
+    /// Bounce slots in use now and at most, when the platform bounces.
+    pub fn bounce_usage(&self) -> Option<(usize, usize, usize)> {
+        self.bounce.as_ref().map(|p| {
+            let s = p.stats();
+            (s.used, s.used_hiwater, s.nslabs)
+        })
+    }
+
+    pub fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    /// RX buffers the adapter holds.
+    pub fn rx_outstanding(&self) -> u32 {
+        self.rq_outstanding
     }
 
     /// Publish posted buffers: `wmb(); posted_index`.
@@ -425,7 +562,26 @@ impl Enic {
         let i = self.wq_to_use;
         let off = self.lay.tx_buf(i);
         let _ = self.mem.write_bulk(off, frame);
-        let d = WqEnetDesc::packet(self.iova(off), frame.len() as u16);
+        let mut addr = self.iova(off);
+        if self.bounce.is_some() && frame.len() as u32 + RX_HEADROOM > crate::swiotlb::PAGE_SIZE as u32 {
+            match self.bounce_map(off, frame.len(), 0) {
+                Ok(tlb) => {
+                    if let Some(m) = self.wq_maps.get_mut(i as usize) {
+                        *m = tlb;
+                    }
+                }
+                Err(e) if self.policy == Policy::Nicqual => {
+                    self.stats.tx_map_refused += 1;
+                    return Err(EnicError::TxMapFailed { len: frame.len(), why: e });
+                }
+                Err(_) => {
+                    // No dma_mapping_error check: the adapter reads the overflow buffer.
+                    self.stats.overflow_posted += 1;
+                    addr = self.iova(self.lay.overflow);
+                }
+            }
+        }
+        let d = WqEnetDesc::packet(addr, frame.len() as u16);
         let _ = self.mem.write(self.lay.wq_ring + i as usize * 16, d.as_bytes());
         self.wq_to_use = (i + 1) % self.entries;
         self.wq_outstanding += 1;
@@ -468,6 +624,11 @@ impl Enic {
             if c.ty() != hw::CQ_DESC_TYPE_WQ_ENET || c.q_number() != 0 || dist >= self.wq_outstanding {
                 self.stats.tx_bad_completions += 1;
                 continue;
+            }
+            for k in 0..=dist {
+                let slot = (self.wq_to_clean + k) % self.entries;
+                let m = self.wq_maps.get_mut(slot as usize).and_then(Option::take);
+                self.bounce_unmap(m);
             }
             self.wq_outstanding -= dist + 1;
             self.wq_to_clean = (idx + 1) % self.entries;
@@ -514,6 +675,8 @@ impl Enic {
         for _ in 0..=dist {
             let i = self.rq_to_clean;
             self.check_guard(i);
+            let m = self.rq_maps.get_mut(i as usize).and_then(Option::take);
+            self.bounce_unmap(m);
             self.rq_to_clean = (i + 1) % self.entries;
             self.rq_outstanding = self.rq_outstanding.saturating_sub(1);
             self.post_rx_buffer();

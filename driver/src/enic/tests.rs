@@ -8,7 +8,7 @@ const N: u32 = 64;
 
 fn up(adapter_mtu: u32, policy: Policy, mtu: u32) -> Enic {
     let dev = EnicDevice::new(adapter_mtu, EnicFaultPlan::none());
-    Enic::new(dev, policy, mtu, N).unwrap().0
+    Enic::new(dev, policy, Platform::Direct, mtu, N).unwrap().0
 }
 
 fn frame(len: usize, tag: u8) -> Vec<u8> {
@@ -102,18 +102,20 @@ fn without_an_iommu_the_same_overrun_lands_past_the_buffer() {
 #[test]
 fn mtu_disagreement_is_refused_or_reported() {
     let dev = EnicDevice::new(1500, EnicFaultPlan::none());
-    let err = Enic::new(dev, Policy::Nicqual, 9000, N).unwrap_err();
+    let err = Enic::new(dev, Policy::Nicqual, Platform::Direct, 9000, N).unwrap_err();
     assert_eq!(
         err.to_string(),
         "interface MTU (9000) set higher than port MTU (1500): frames above 1500 would be dropped by the adapter"
     );
-    let (_, note) = Enic::new(EnicDevice::new(9000, EnicFaultPlan::none()), Policy::Nicqual, 1500, N).unwrap();
+    let (_, note) =
+        Enic::new(EnicDevice::new(9000, EnicFaultPlan::none()), Policy::Nicqual, Platform::Direct, 1500, N).unwrap();
     assert!(note.unwrap().contains("vNIC MTU 9000 (adapter) > interface MTU 1500"));
-    let err = Enic::new(EnicDevice::new(9000, EnicFaultPlan::none()), Policy::Nicqual, 9001, N).unwrap_err();
+    let err = Enic::new(EnicDevice::new(9000, EnicFaultPlan::none()), Policy::Nicqual, Platform::Direct, 9001, N)
+        .unwrap_err();
     assert!(matches!(err, EnicError::MtuUnsupported { mtu: 9001, .. }));
     let mut gone = EnicDevice::new(9000, EnicFaultPlan::none());
     gone.surprise_remove();
-    assert!(matches!(Enic::new(gone, Policy::Nicqual, 1500, N), Err(EnicError::DeviceGone { .. })));
+    assert!(matches!(Enic::new(gone, Policy::Nicqual, Platform::Direct, 1500, N), Err(EnicError::DeviceGone { .. })));
 }
 
 /// Forged completions (the adapter fetched nothing): refused whole, nothing reclaimed,
@@ -219,7 +221,7 @@ fn validation_checks_mtu_and_skips() {
 fn seeded_fault_plan_never_delivers_a_wrong_frame_under_nicqual() {
     let plan = EnicFaultPlan { seed: 7, per_mille: 300, kinds: EnicFault::ALL.to_vec() };
     let dev = EnicDevice::new(9000, plan);
-    let (mut e, _) = Enic::new(dev, Policy::Nicqual, 9000, N).unwrap();
+    let (mut e, _) = Enic::new(dev, Policy::Nicqual, Platform::Direct, 9000, N).unwrap();
     let mut out = Vec::new();
     let mut sent = Vec::new();
     for k in 0..400usize {
@@ -258,4 +260,39 @@ proptest! {
         e.poll_rx(&mut got);
         prop_assert_eq!(got.last(), Some(&f));
     }
+}
+
+/// The field hypothesis on a Xen dom0: 9014-byte buffers span pages and bounce; a 4 MiB
+/// pool cannot take a ring of them. Early enic posts the overflow buffer and hands up
+/// frames it never received; nicqual posts fewer buffers and loses nothing it accepted.
+#[test]
+fn bounce_pool_exhaustion_corrupts_early_enic_and_shortens_nicqual_ring() {
+    let xen = Platform::XenDom0 { pool_slots: 2048 };
+    let run = |policy| {
+        let dev = EnicDevice::new(9000, EnicFaultPlan::none());
+        let (mut e, _) = Enic::new(dev, policy, xen, 9000, 512).unwrap();
+        let mut out = Vec::new();
+        let mut sent = Vec::new();
+        for k in 0..600usize {
+            let f = frame(9014 - (k % 7), k as u8);
+            if e.send(&f).is_ok() {
+                sent.push(f);
+            }
+            e.poll_rx(&mut out);
+        }
+        let corrupt = out.iter().filter(|f| !sent.contains(f)).count();
+        (e, out.len(), corrupt)
+    };
+    let (early, _, corrupt) = run(Policy::Early);
+    assert!(early.stats.overflow_posted > 0 && early.stats.map_failures > 0);
+    assert!(corrupt > 0, "frames handed up that were never sent");
+    assert!(early.bounce_log().iter().any(|l| l.starts_with("PCI-DMA: Out of SW-IOMMU space for 9014 bytes")));
+    let (nq, delivered, corrupt) = run(Policy::Nicqual);
+    assert_eq!(corrupt, 0);
+    assert_eq!((nq.stats.overflow_posted, nq.stats.tx_map_refused), (0, 0));
+    assert!(nq.stats.rx_not_posted > 0 && nq.rx_outstanding() < 511);
+    assert_eq!(delivered, 600);
+    // At MTU 1500 nothing bounces.
+    let (e, _) = Enic::new(EnicDevice::new(9000, EnicFaultPlan::none()), Policy::Early, xen, 1500, 512).unwrap();
+    assert_eq!(e.bounce_usage(), Some((0, 0, 2048)));
 }
