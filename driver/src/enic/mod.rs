@@ -73,7 +73,7 @@ impl Platform {
         match self {
             Platform::Direct => "direct DMA".into(),
             Platform::XenDom0 { pool_slots } => {
-                format!("Xen dom0, {} MiB SWIOTLB", pool_slots * crate::swiotlb::IO_TLB_SIZE >> 20)
+                format!("Xen dom0, {} MiB SWIOTLB", (pool_slots * crate::swiotlb::IO_TLB_SIZE) >> 20)
             }
         }
     }
