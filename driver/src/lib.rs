@@ -29,6 +29,8 @@ pub mod enic;
 pub mod error;
 pub mod eventfd;
 pub mod health;
+#[cfg(any(test, feature = "hostile"))]
+pub mod hostile;
 pub mod i82574;
 pub mod mempool;
 pub mod mmio;

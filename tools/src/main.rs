@@ -10,6 +10,7 @@ mod qualify;
 mod record;
 mod regs;
 mod scenario;
+mod serve_qtest;
 mod vfio_cli;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,8 @@ enum Cmd {
     Bench(bench::Args),
     /// Run the differential conformance cases on our 82574L model and QEMU's e1000e.
     Conformance(conformance::Args),
+    /// Serve our emulated device over QEMU's qtest line protocol (for qtest clients).
+    ServeQtest(serve_qtest::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,5 +73,6 @@ fn main() -> ExitCode {
         Cmd::Scenario(a) => scenario::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Conformance(a) => conformance::run(a),
+        Cmd::ServeQtest(a) => serve_qtest::run(a),
     }
 }
