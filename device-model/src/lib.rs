@@ -46,6 +46,11 @@ pub trait PciDevice {
     fn advance(&mut self, ns: u64);
     /// Current virtual time, ns.
     fn now_ns(&self) -> u64;
+    /// Virtual time of the earliest pending timer, if the device has one (what a qtest
+    /// `clock_step` without an argument steps to).
+    fn next_deadline_ns(&self) -> Option<u64> {
+        None
+    }
     /// PCI-level reset (what VFIO_DEVICE_RESET does): device back to power-on state.
     fn function_reset(&mut self);
     /// Interrupt messages delivered since the last call.

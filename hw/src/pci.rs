@@ -59,3 +59,14 @@ pub const MSIX_ENTRY_CTRL_MASKBIT: u32 = 1;
 /// x86 MSI address window (writes here are interrupt messages, not memory).
 pub const MSI_ADDRESS_BASE: u64 = 0xFEE0_0000;
 pub const MSI_ADDRESS_MASK: u64 = 0xFFF0_0000;
+
+/// Configuration mechanism #1 (PCI Local Bus 3.0 §3.2.2.3.2): the dword I/O port that
+/// takes `CONFIG_ENABLE | bus << 16 | devfn << 8 | register`, and the data window.
+pub const CONFIG_ADDRESS_PORT: u16 = 0xCF8;
+pub const CONFIG_DATA_PORT: u16 = 0xCFC;
+pub const CONFIG_ENABLE: u32 = 1 << 31;
+
+/// The host bridge at 00:00.0 of QEMU's q35 machine (Intel 82Q35 MCH), vendor/device dword
+/// as QEMU 7.2 answers it, and its class code (base class 06, subclass 00: host bridge).
+pub const Q35_HOST_BRIDGE_ID: u32 = 0x29C0_8086;
+pub const CLASS_HOST_BRIDGE: u32 = 0x06_0000;

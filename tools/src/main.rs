@@ -10,6 +10,7 @@ mod qualify;
 mod record;
 mod regs;
 mod scenario;
+mod serve_qtest;
 mod vfio_cli;
 
 use clap::{Parser, Subcommand};
@@ -35,17 +36,18 @@ enum Cmd {
     Bind(vfio_cli::AddrArgs),
     /// Give a function back to the driver it had before `nicqual bind`.
     Unbind(vfio_cli::AddrArgs),
-    /// Run the field failures as seeded scenarios (`scenario list`, `scenario run NAME`).
-    #[command(subcommand)]
-    Scenario(scenario::Cmd),
     /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP or JSON.
     Report(output::ReportArgs),
     /// Dump every register of a device with its name and decoded fields (like ethtool -d).
     Regs(regs::Args),
+    /// Run a field-failure scenario (`scenario list`, `scenario run NAME`).
+    Scenario(scenario::Args),
     /// Measure (not test): loopback throughput of the emulated 82574L datapath.
     Bench(bench::Args),
     /// Run the differential conformance cases on our 82574L model and QEMU's e1000e.
     Conformance(conformance::Args),
+    /// Serve our emulated device over QEMU's qtest line protocol (for qtest clients).
+    ServeQtest(serve_qtest::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,7 +61,6 @@ fn main() -> ExitCode {
         .init();
     match cli.cmd {
         Cmd::Qualify(a) => qualify::run(a, cli.quiet),
-        Cmd::Scenario(c) => scenario::main(c, cli.quiet),
         Cmd::Devices(h) => {
             devices::list();
             vfio_cli::list(&h.host());
@@ -69,7 +70,9 @@ fn main() -> ExitCode {
         Cmd::Unbind(a) => vfio_cli::unbind(a),
         Cmd::Report(a) => output::report(a),
         Cmd::Regs(a) => regs::run(a),
+        Cmd::Scenario(a) => scenario::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Conformance(a) => conformance::run(a),
+        Cmd::ServeQtest(a) => serve_qtest::run(a),
     }
 }

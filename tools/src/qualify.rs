@@ -51,14 +51,23 @@ impl Args {
 }
 
 fn build_plan(a: &Args) -> Result<FaultPlan, String> {
-    let mut plan = match &a.faults {
+    plan_from(a.faults.as_deref(), &a.fault, a.seed)
+}
+
+/// The fault plan of `--faults FILE`, `--fault SPEC`… and `--seed N`.
+pub(crate) fn plan_from(
+    file: Option<&std::path::Path>,
+    specs: &[FaultPlan],
+    seed: Option<u64>,
+) -> Result<FaultPlan, String> {
+    let mut plan = match file {
         Some(p) => FaultPlan::load(p).map_err(|e| e.to_string())?,
         None => FaultPlan::new(DEFAULT_SEED),
     };
-    for f in &a.fault {
+    for f in specs {
         plan.extend(f.clone());
     }
-    if let Some(s) = a.seed {
+    if let Some(s) = seed {
         plan.seed = s;
     }
     Ok(plan)

@@ -776,6 +776,10 @@ impl PciDevice for I82574 {
         }
     }
 
+    fn next_deadline_ns(&self) -> Option<u64> {
+        self.next_deadline()
+    }
+
     fn advance(&mut self, ns: u64) {
         let target = self.clock.now_ns().saturating_add(ns);
         // Step through deadlines in order so timers fire at their own time.

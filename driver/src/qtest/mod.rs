@@ -22,6 +22,8 @@
 //!   there time is real: `wait` sleeps in bounded steps, polling the PBA.
 
 pub mod process;
+#[cfg(feature = "emulated")]
+pub mod server;
 pub mod wire;
 
 use crate::backend::{Backend, BackendInfo, BackendKind, DmaPerm};
@@ -51,8 +53,8 @@ pub const DMA_POOL_START: u64 = 16 << 20;
 /// Message data of vector `v` is `MSI_DATA_BASE + v` (as in the emulated backend).
 pub const MSI_DATA_BASE: u32 = 0x40;
 /// The one configuration mechanism this backend uses (PCI local bus spec, mechanism #1).
-const CONFIG_ADDRESS: u16 = 0xCF8;
-const CONFIG_DATA: u16 = 0xCFC;
+const CONFIG_ADDRESS: u16 = pci::CONFIG_ADDRESS_PORT;
+const CONFIG_DATA: u16 = pci::CONFIG_DATA_PORT;
 
 /// How to start QEMU.
 #[derive(Debug, Clone)]
@@ -454,8 +456,14 @@ impl QtestBackend {
         self.conn.cmd(cmd).map_err(|e| wire_err("raw command", e))
     }
 
+    /// Send a raw qtest command and return the server's whole reply line (`OK…`,
+    /// `FAIL…`, `ERR…`): for clients that compare servers word for word.
+    pub fn raw_reply(&mut self, cmd: &str) -> Result<String, BackendError> {
+        self.conn.exchange(cmd).map_err(|e| wire_err("raw command", e))
+    }
+
     fn cfg_addr(&self, off: u16) -> u32 {
-        0x8000_0000 | self.devfn << 8 | (off as u32 & 0xFC)
+        pci::CONFIG_ENABLE | self.devfn << 8 | (off as u32 & 0xFC)
     }
 
     fn cfg_read(&mut self, off: u16, size: u8) -> Result<u32, BackendError> {

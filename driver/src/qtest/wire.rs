@@ -43,14 +43,27 @@ impl QtestConn {
 
     /// Send one command and return what follows `OK` (trimmed; empty for a bare `OK`).
     pub fn cmd(&mut self, cmd: &str) -> Result<String, WireError> {
+        let l = self.exchange(cmd)?;
+        if l == "OK" {
+            return Ok(String::new());
+        }
+        if let Some(rest) = l.strip_prefix("OK ") {
+            return Ok(rest.trim().to_string());
+        }
+        Err(WireError::Fail { cmd: cmd.to_string(), reply: l })
+    }
+
+    /// Send one command and return its whole reply line (`OK…`, `FAIL…` or `ERR…`),
+    /// skipping asynchronous lines.
+    pub fn exchange(&mut self, cmd: &str) -> Result<String, WireError> {
         let io = |e| WireError::Io { cmd: cmd.to_string(), source: e };
         self.commands += 1;
         let mut buf = Vec::with_capacity(cmd.len() + 1);
         buf.extend_from_slice(cmd.as_bytes());
         buf.push(b'\n');
         self.w.write_all(&buf).map_err(io)?;
-        // Bounded: the server answers each command with one OK/FAIL line; anything else
-        // (IRQ notices, QEMU's diagnostic lines) is skipped, at most this many.
+        // Bounded: the server answers each command with one OK/FAIL/ERR line; anything
+        // else (IRQ notices, QEMU's diagnostic lines) is skipped, at most this many.
         for _ in 0..1024 {
             self.line.clear();
             let n = self.r.read_line(&mut self.line).map_err(io)?;
@@ -58,14 +71,8 @@ impl QtestConn {
                 return Err(WireError::Closed { cmd: cmd.to_string() });
             }
             let l = self.line.trim_end();
-            if l == "OK" {
-                return Ok(String::new());
-            }
-            if let Some(rest) = l.strip_prefix("OK ") {
-                return Ok(rest.trim().to_string());
-            }
-            if l.starts_with("FAIL") {
-                return Err(WireError::Fail { cmd: cmd.to_string(), reply: l.to_string() });
+            if l == "OK" || l.starts_with("OK ") || l.starts_with("FAIL") || l.starts_with("ERR") {
+                return Ok(l.to_string());
             }
         }
         Err(WireError::Malformed { cmd: cmd.to_string(), reply: self.line.trim_end().to_string() })

@@ -1,167 +1,95 @@
 //! `nicqual scenario`: the field failures as runnable, seeded scenarios.
 //!
-//! One file per scenario; each exposes `NAME`, `SUMMARY` and `run(seed) -> Report`. A
-//! report carries the story (what the field saw, what happened here, what nicqual did,
-//! what to change), checks with their numbers, and scenario-specific data, printed as text
-//! and written as JSON with `--json`.
+//! One file per scenario; each exports a [`Scenario`] and is listed in [`SCENARIOS`].
+//! `scenario run NAME [--seed N] [--json FILE]` prints the scenario's account and, with
+//! `--json`, writes a run record (`kind: scenario:NAME`, the same `checks` array as
+//! `qualify`, plus timelines).
 
 pub mod netfront_resume;
+pub mod story;
 pub mod traffic;
 
-use nicqual_driver::{CheckReport, CheckResult};
-use serde::Serialize;
+use nicqual_report as rep;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Seed used when none is given.
+/// Default traffic seed.
 pub const DEFAULT_SEED: u64 = 1;
 
-/// Schema of the JSON a scenario writes.
-pub const SCHEMA: &str = "nicqual.scenario/1";
-
-/// The four parts of a scenario's story.
-#[derive(Debug, Clone, Serialize)]
-pub struct Story {
-    pub field: String,
-    pub here: String,
-    pub nicqual: String,
-    pub change: String,
-}
-
-/// What a scenario run produced.
-#[derive(Debug, Serialize)]
-pub struct Report {
-    pub schema: &'static str,
-    /// `scenario:<name>`.
-    pub kind: String,
-    pub scenario: &'static str,
-    pub seed: u64,
-    pub verdict: &'static str,
-    pub story: Story,
-    pub checks: Vec<CheckReport>,
-    /// Scenario-specific numbers (stable keys; see each scenario's docs).
-    pub result: serde_json::Value,
-    /// Virtual time the scenario covered, ns.
-    pub duration_ns: u64,
-    pub replay: String,
-}
-
-impl Report {
-    pub fn new(
-        scenario: &'static str,
-        seed: u64,
-        story: Story,
-        checks: Vec<CheckReport>,
-        result: serde_json::Value,
-        duration_ns: u64,
-    ) -> Report {
-        let pass = checks.iter().all(|c| matches!(c.result, CheckResult::Pass | CheckResult::Na));
-        Report {
-            schema: SCHEMA,
-            kind: format!("scenario:{scenario}"),
-            scenario,
-            seed,
-            verdict: if pass { "pass" } else { "fail" },
-            story,
-            checks,
-            result,
-            duration_ns,
-            replay: format!("nicqual scenario run {scenario} --seed {seed}"),
-        }
-    }
-
-    pub fn passed(&self) -> bool {
-        self.verdict == "pass"
-    }
-}
-
-/// A registered scenario.
+/// A runnable scenario.
 pub struct Scenario {
     pub name: &'static str,
+    /// One line for `scenario list`.
     pub summary: &'static str,
-    pub run: fn(u64) -> Report,
+    /// Run with `seed`, writing the human account to `out`; returns the run record.
+    pub run: fn(seed: u64, out: &mut dyn Write) -> std::io::Result<rep::RunRecord>,
 }
 
-/// Every scenario, in the order `scenario list` prints them.
-pub fn all() -> Vec<Scenario> {
-    vec![Scenario { name: netfront_resume::NAME, summary: netfront_resume::SUMMARY, run: netfront_resume::run }]
+/// Every scenario, in `scenario list` order.
+pub const SCENARIOS: &[&Scenario] = &[&netfront_resume::SCENARIO];
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Cmd,
 }
 
 #[derive(clap::Subcommand, Debug)]
-pub enum Cmd {
+enum Cmd {
     /// List the scenarios.
     List,
     /// Run one scenario.
-    Run(RunArgs),
+    Run {
+        name: String,
+        /// Traffic / fault seed (printed; the same seed replays the same run).
+        #[arg(long, default_value_t = DEFAULT_SEED)]
+        seed: u64,
+        /// Write the run record (JSON) to FILE (`-` for stdout).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
 }
 
-#[derive(clap::Args, Debug)]
-pub struct RunArgs {
-    /// Scenario name (`nicqual scenario list`).
-    pub name: String,
-    /// Seed of the scenario's traffic and host layout.
-    #[arg(long, default_value_t = DEFAULT_SEED)]
-    pub seed: u64,
-    /// Write the result (JSON) here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().copied().find(|s| s.name == name)
 }
 
-pub fn main(cmd: Cmd, quiet: bool) -> ExitCode {
-    match cmd {
+pub fn run(a: Args) -> ExitCode {
+    match a.cmd {
         Cmd::List => {
-            for s in all() {
-                println!("{:<22} {}", s.name, s.summary);
+            for s in SCENARIOS {
+                println!("{:<24} {}", s.name, s.summary);
             }
             ExitCode::SUCCESS
         }
-        Cmd::Run(a) => {
-            let Some(s) = all().into_iter().find(|s| s.name == a.name) else {
-                let names: Vec<&str> = all().iter().map(|s| s.name).collect();
-                eprintln!("nicqual: no scenario {:?}; try one of: {}", a.name, names.join(", "));
+        Cmd::Run { name, seed, json } => {
+            let Some(s) = find(&name) else {
+                let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+                eprintln!("nicqual: no scenario {name:?} (have: {})", names.join(", "));
                 return ExitCode::from(2);
             };
-            let report = (s.run)(a.seed);
-            print_report(&report, quiet);
-            if let Some(p) = &a.json {
-                let text = serde_json::to_string_pretty(&report).expect("report serialises");
-                if let Err(e) = std::fs::write(p, text + "\n") {
-                    eprintln!("nicqual: writing {}: {e}", p.display());
-                    return ExitCode::from(2);
+            let to_stdout = json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+            let result =
+                if to_stdout { (s.run)(seed, &mut std::io::stderr()) } else { (s.run)(seed, &mut std::io::stdout()) };
+            let mut rec = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("nicqual: scenario {name}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rec.command = std::env::args().collect::<Vec<_>>().join(" ");
+            if let Some(path) = json {
+                let text = rec.to_json();
+                let written =
+                    if to_stdout { std::io::stdout().write_all(text.as_bytes()) } else { std::fs::write(&path, text) };
+                if let Err(e) = written {
+                    eprintln!("nicqual: writing {}: {e}", path.display());
+                    return ExitCode::FAILURE;
                 }
             }
-            if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            ExitCode::SUCCESS
         }
     }
-}
-
-fn print_report(r: &Report, quiet: bool) {
-    if !quiet {
-        println!("scenario {} (seed {})", r.scenario, r.seed);
-        println!();
-        for (title, text) in [
-            ("What the field saw", &r.story.field),
-            ("What happened here", &r.story.here),
-            ("What nicqual did", &r.story.nicqual),
-            ("What to change", &r.story.change),
-        ] {
-            println!("{title}:");
-            for line in text.lines() {
-                println!("  {line}");
-            }
-            println!();
-        }
-    }
-    for c in &r.checks {
-        println!("{:<28} {:<5} {}", c.name, c.result.as_str().to_uppercase(), c.detail);
-    }
-    println!("{}: scenario {} seed {}", r.verdict.to_uppercase(), r.scenario, r.seed);
-    if !r.passed() {
-        println!("replay: {}", r.replay);
-    }
-}
-
-/// A check that passes when `ok`.
-pub fn check(name: &str, ok: bool, detail: String) -> CheckReport {
-    CheckReport::new(name, if ok { CheckResult::Pass } else { CheckResult::Fail }, detail)
 }

@@ -3,20 +3,23 @@
 //! (`feature-rx-flip=0`, so it switches to copying), once with the legacy resume order and
 //! once with nicqual's.
 //!
-//! JSON `result` keys: `legacy` and `nicqual`, each a [`Run`]: modes before and after,
-//! traffic tallies before and after the restore, the first guest and hypervisor error
-//! lines with their virtual times, counts of invalid-frame errors, front- and back-end
-//! counters.
+//! The run record has one check per resume order (`netfront-resume.legacy-order` fails: it
+//! is the field failure; `netfront-resume.nicqual-order` passes) with the key numbers as
+//! measurements; [`simulate`] returns everything as a [`Run`].
 
+use super::Scenario;
+use super::story::{Platform, Story, check, print_checks, record};
 use super::traffic::{self, Gen, Tally};
-use super::{Report, Story, check};
+use nicqual_driver::CheckReport;
 use nicqual_driver::xen::emulated::GuestPort;
 use nicqual_driver::xen::netfront::{Netfront, NetfrontConfig, NetfrontStats, ResumeOrder, RxPreference};
 use nicqual_hw::xen_netif::RX_RING_SIZE;
 use nicqual_model::xen::{HostVersion, NetbackStats, XenHost};
+use nicqual_report as rep;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use std::io::Write;
 
 pub const NAME: &str = "netfront-resume";
 pub const SUMMARY: &str = "Xen guest saved on a RHEL 5.3 dom0, restored on 5.4: stale RX grants after resume";
@@ -167,62 +170,81 @@ fn ms(ns: u64) -> String {
     format!("{:.3} ms", ns as f64 / 1e6)
 }
 
-pub fn run(seed: u64) -> Report {
-    let legacy = simulate(seed, ResumeOrder::Legacy);
-    let nq = simulate(seed, ResumeOrder::Nicqual);
-    let first_err = |r: &Run| {
-        r.first_guest_error.as_ref().map_or("none".to_string(), |l| {
-            format!("\"{}\" at +{} after restore", l.text, ms(l.at_ns.saturating_sub(r.restored_at_ns)))
-        })
+/// The registry entry.
+pub const SCENARIO: Scenario = Scenario { name: NAME, summary: SUMMARY, run };
+
+const PLATFORM: Platform = Platform {
+    backend: "model:xen (hypervisor grant table, xenstore, netback; RHEL 5.3 -> 5.4 hosts)",
+    spec: "model:xen-vif",
+    device: "Xen PV vif (netfront/netback shared rings)",
+    driver: "nicqual-driver xen::netfront",
+};
+
+fn after_restore(r: &Run, l: &Option<Line>) -> String {
+    l.as_ref().map_or("none".to_string(), |l| {
+        format!("\"{}\" at +{} after restore", l.text, ms(l.at_ns.saturating_sub(r.restored_at_ns)))
+    })
+}
+
+/// The checks of both runs: legacy is expected to fail (it is the field failure).
+pub fn checks(legacy: &Run, nq: &Run) -> Vec<CheckReport> {
+    let first_ns = |r: &Run| r.first_guest_error.as_ref().map_or(0, |l| l.at_ns.saturating_sub(r.restored_at_ns));
+    let ok = |r: &Run| {
+        r.invalid_frame_errors == 0
+            && r.netfront.rx_status_errors == 0
+            && r.rx_after.lost == 0
+            && r.rx_after.corrupted == 0
+            && r.rx_after.duplicated == 0
+            && r.tx_after.lost == 0
+            && r.tx_after.corrupted == 0
     };
-    let first_hv = |r: &Run| {
-        r.first_hypervisor_error.as_ref().map_or("none".to_string(), |l| {
-            format!("\"{}\" at +{} after restore", l.text, ms(l.at_ns.saturating_sub(r.restored_at_ns)))
-        })
+    let detail = |r: &Run| {
+        format!(
+            "{} -> {} ({} -> {}): {}/{} received and {}/{} sent after restore; {} invalid-frame copies, {} 'size: \
+             4294967295' lines; first guest error: {}",
+            r.from_host,
+            r.to_host,
+            r.mode_before,
+            r.mode_after.unwrap_or("refused"),
+            r.rx_after.delivered,
+            r.rx_after.sent,
+            r.tx_after.delivered,
+            r.tx_after.sent,
+            r.invalid_frame_errors,
+            r.size_all_ones_lines,
+            after_restore(r, &r.first_guest_error)
+        )
     };
-    let checks = vec![
+    let measured = |c: CheckReport, r: &Run| {
+        c.measure("rx_after_delivered", r.rx_after.delivered as f64, "packets")
+            .measure("rx_after_lost", r.rx_after.lost as f64, "packets")
+            .measure("tx_after_delivered", r.tx_after.delivered as f64, "packets")
+            .measure("tx_after_lost", r.tx_after.lost as f64, "packets")
+            .measure("invalid_frame_errors", r.invalid_frame_errors as f64, "lines")
+            .measure("size_all_ones_lines", r.size_all_ones_lines as f64, "lines")
+            .measure("first_guest_error_after_restore", first_ns(r) as f64, "ns")
+            .measure("reclaimed_rx", r.netfront.reclaimed_rx as f64, "requests")
+            .measure("rebacked_pages", r.netfront.rebacked_pages as f64, "pages")
+            .measure("requeued_as_is", r.netfront.requeued_as_is as f64, "buffers")
+    };
+    vec![
         check(
-            "legacy-reproduces-field",
-            legacy.invalid_frame_errors > 0 && legacy.size_all_ones_lines > 0 && legacy.rx_after.delivered == 0,
-            format!(
-                "legacy resume: {} invalid-frame copies, {} 'size: 4294967295' lines, {}/{} packets received after restore",
-                legacy.invalid_frame_errors,
-                legacy.size_all_ones_lines,
-                legacy.rx_after.delivered,
-                legacy.rx_after.sent
-            ),
-        ),
-        check(
-            "nicqual-no-stale-grant",
-            nq.invalid_frame_errors == 0 && nq.netfront.rx_status_errors == 0,
-            format!(
-                "{} invalid-frame copies, {} error responses; {} requests reclaimed, {} pages re-backed, {} audit rejects",
-                nq.invalid_frame_errors,
-                nq.netfront.rx_status_errors,
-                nq.netfront.reclaimed_rx,
-                nq.netfront.rebacked_pages,
-                nq.netfront.audit_rejects
-            ),
-        ),
-        check(
-            "nicqual-rx-after-restore",
-            nq.rx_after.lost == 0 && nq.rx_after.corrupted == 0 && nq.rx_after.duplicated == 0,
-            format!(
-                "{}/{} received intact, {} lost, {} corrupted",
-                nq.rx_after.delivered, nq.rx_after.sent, nq.rx_after.lost, nq.rx_after.corrupted
-            ),
-        ),
-        check(
-            "nicqual-tx-after-restore",
-            nq.tx_after.lost == 0 && nq.tx_after.corrupted == 0,
-            format!("{}/{} sent intact", nq.tx_after.delivered, nq.tx_after.sent),
-        ),
-        check(
-            "before-save",
-            [&legacy, &nq].iter().all(|r| r.rx_before.lost == 0 && r.tx_before.lost == 0),
+            "netfront-resume.before-save",
+            [legacy, nq].iter().all(|r| r.rx_before.lost == 0 && r.tx_before.lost == 0),
             format!("{} packets each way on {} in {} mode, none lost", PACKETS, legacy.from_host, legacy.mode_before),
         ),
-    ];
+        measured(check("netfront-resume.legacy-order", ok(legacy), detail(legacy)), legacy),
+        measured(check("netfront-resume.nicqual-order", ok(nq), detail(nq)), nq),
+    ]
+}
+
+pub fn run(seed: u64, out: &mut dyn Write) -> std::io::Result<rep::RunRecord> {
+    let started = rep::now_rfc3339();
+    let wall = std::time::Instant::now();
+    writeln!(out, "scenario {NAME} (seed {seed}; replay: nicqual scenario run {NAME} --seed {seed})\n")?;
+    let legacy = simulate(seed, ResumeOrder::Legacy);
+    let nq = simulate(seed, ResumeOrder::Nicqual);
+    let checks = checks(&legacy, &nq);
     let story = Story {
         field: "RHEL 5.3 -> 5.4 dom0 save/restore (Red Hat bug 503139): after restore on the newer host the guest \
                 lost its network.\nGuest: \"netfront: rx->offset: 0, size: 4294967295\"; hypervisor: \
@@ -238,8 +260,8 @@ pub fn run(seed: u64) -> Report {
             legacy.unbacked_pages_at_save,
             legacy.to_host,
             legacy.mode_after.unwrap_or("nothing"),
-            first_hv(&legacy),
-            first_err(&legacy),
+            after_restore(&legacy, &legacy.first_hypervisor_error),
+            after_restore(&legacy, &legacy.first_guest_error),
             legacy.rx_after.delivered,
             legacy.rx_after.sent,
             legacy.invalid_frame_errors
@@ -263,13 +285,14 @@ pub fn run(seed: u64) -> Report {
                  them, audit each grant (frame = current p2m entry, not ffffffff), and refuse a receive mode the \
                  back end cannot serve.\nDom0, while unfixed guests exist: do not switch a restored guest from \
                  flipping to copying (Red Hat reverted 5.4's netback to flipping by default, bug 479754).\n\
-                 (That stale flip pages are the mechanism is an inference from the old netfront code and the \
-                 bug's comments; the messages are the field's.)"
+                 [inference] That stale flip pages are the mechanism is inferred from the old netfront code and \
+                 the bug's comments; the messages are the field's."
             .into(),
     };
+    story.print(out)?;
+    print_checks(out, &checks)?;
     let duration = legacy.restored_at_ns.max(nq.restored_at_ns) + u64::from(PACKETS + 4) * GAP_NS;
-    let result = serde_json::json!({ "legacy": legacy, "nicqual": nq });
-    Report::new(NAME, seed, story, checks, result, duration)
+    Ok(record(NAME, seed, &PLATFORM, &checks, duration, started, wall))
 }
 
 #[cfg(test)]
@@ -312,6 +335,9 @@ mod tests {
         let a = serde_json::to_string(&simulate(5, ResumeOrder::Legacy)).unwrap();
         let b = serde_json::to_string(&simulate(5, ResumeOrder::Legacy)).unwrap();
         assert_eq!(a, b);
-        assert!(run(5).passed());
+        let n = simulate(5, ResumeOrder::Nicqual);
+        let c = checks(&simulate(5, ResumeOrder::Legacy), &n);
+        let results: Vec<&str> = c.iter().map(|c| c.result.as_str()).collect();
+        assert_eq!(results, ["pass", "fail", "pass"]);
     }
 }

@@ -1,0 +1,89 @@
+//! `nicqual serve-qtest`: our emulated device behind QEMU's qtest line protocol, so one
+//! client drives QEMU's e1000e and our 82574L model unchanged (`driver/src/qtest/server.rs`
+//! has the supported commands and the machine layout).
+
+use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
+use nicqual_driver::qtest::server::{QtestServer, guest_ram};
+use nicqual_model::FaultPlan;
+use nicqual_model::i82574::{Config, I82574 as Model};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// UNIX socket to listen on (one client; the server exits when it disconnects).
+    #[arg(long)]
+    socket: PathBuf,
+    /// Device to serve (emulated devices only).
+    #[arg(long, default_value = DEFAULT_DEVICE)]
+    device: DeviceSpec,
+    /// Fault shorthand, repeatable (as for `qualify`); times count from server start.
+    #[arg(long = "fault", value_name = "SPEC")]
+    fault: Vec<FaultPlan>,
+    /// Fault plan file (TOML, or JSON by extension).
+    #[arg(long)]
+    faults: Option<PathBuf>,
+    /// Seed of the fault plan.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Guest RAM file to share with the client (created if missing); private RAM without it.
+    #[arg(long)]
+    mem_path: Option<PathBuf>,
+    /// Guest RAM size in MiB.
+    #[arg(long, default_value_t = 128)]
+    ram_mib: u64,
+    /// PCI slot of the device on bus 0 (QEMU's `addr=`).
+    #[arg(long, default_value_t = 4)]
+    slot: u8,
+}
+
+pub fn run(a: Args) -> ExitCode {
+    if a.device != DeviceSpec::ModelI82574 {
+        eprintln!("nicqual: serve-qtest serves emulated devices only (model:i82574l), not {}", a.device);
+        return ExitCode::from(2);
+    }
+    let plan = match crate::qualify::plan_from(a.faults.as_deref(), &a.fault, a.seed) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("nicqual: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut model = Model::new(Config::default());
+    if !plan.faults.is_empty() {
+        model.arm_faults(plan);
+    }
+    let server = guest_ram(a.mem_path.as_deref(), a.ram_mib).and_then(|ram| QtestServer::new(model, a.slot, ram));
+    let mut server = match server {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nicqual: serve-qtest: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // A stale socket from an earlier run is replaced (as QEMU does); any other file is not.
+    if std::fs::symlink_metadata(&a.socket).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(&a.socket);
+    }
+    let listener = match UnixListener::bind(&a.socket) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("nicqual: serve-qtest: listen on {}: {e}", a.socket.display());
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(target: "nicqual::qtest", "serving {} at 00:{:02x}.0 on {}", a.device, a.slot, a.socket.display());
+    let result = listener.accept().and_then(|(stream, _)| server.serve(stream));
+    let _ = std::fs::remove_file(&a.socket);
+    let st = server.stats;
+    tracing::info!(target: "nicqual::qtest", "{} commands, {} failed, {} messages", st.commands, st.failed, st.messages);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nicqual: serve-qtest: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
