@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test deps lint unit qualify-smoke release clean
+.PHONY: all build test deps lint unit qualify-smoke test-vfio release clean
 
 all: build
 
@@ -12,7 +12,7 @@ build:
 release: build
 
 ## Everything CI checks: packages, formatting, lints, all test suites.
-test: deps lint unit qualify-smoke
+test: deps lint unit qualify-smoke test-vfio
 
 deps:
 	bash scripts/install-deps.sh
@@ -28,6 +28,11 @@ unit:
 qualify-smoke: build
 	./target/release/nicqual qualify --quiet
 	! ./target/release/nicqual qualify --quiet --faults tests/faults/lose-vector-1.toml >/dev/null
+
+## The VFIO backend against real kernel VFIO: a Debian kernel under QEMU with an emulated
+## IOMMU and two e1000e NICs (tools/tests/vfio_guest.rs; about 30 s of TCG).
+test-vfio:
+	$(CARGO) test --release -p nicqual --test vfio_guest -- --ignored --nocapture
 
 clean:
 	$(CARGO) clean

@@ -75,7 +75,10 @@ impl VfioSetup {
         let bars: Vec<String> = self
             .bars
             .iter()
-            .map(|(n, s, m)| format!("{n} {} KiB {}", s / 1024, if *m { "mmap" } else { "pread/pwrite" }))
+            .map(|(n, s, m)| {
+                let size = if *s >= 1024 { format!("{} KiB", s / 1024) } else { format!("{s} B") };
+                format!("{n} {size} {}", if *m { "mmap" } else { "pread/pwrite" })
+            })
             .collect();
         let iommufd = match (&self.iommufd.cdev, self.iommufd.dev_iommu) {
             (Some(c), true) => format!("iommufd available ({c}), container used"),

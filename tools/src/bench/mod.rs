@@ -1,8 +1,10 @@
 //! `nicqual bench`: measurements, not tests (no pass/fail, nothing here runs in `make test`).
 //!
 //! Each mode lives in its own file; this module holds the shared arguments and dispatch.
-//! Modes: loopback throughput of the emulated 82574L datapath (the default, `loopback.rs`).
+//! Modes: loopback throughput of the emulated 82574L datapath (the default, `loopback.rs`);
+//! per-register-operation cost of each backend (`--backend-latency`, `backend_latency.rs`).
 
+mod backend_latency;
 mod loopback;
 
 use std::path::PathBuf;
@@ -23,9 +25,16 @@ pub struct Args {
     /// Write the results as JSON (`-` = stdout).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Cost of one register read, register write and config read on each backend
+    /// (emulated, serve-qtest, QEMU over qtest); `--seconds` is split across the operations.
+    #[arg(long)]
+    pub backend_latency: bool,
 }
 
 pub fn run(a: Args) -> ExitCode {
+    if a.backend_latency {
+        return backend_latency::run(&a);
+    }
     loopback::run(&a)
 }
 
