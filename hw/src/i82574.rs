@@ -386,6 +386,11 @@ pub const PHY_STATUS: u32 = 1;
 pub const PHY_ID1: u32 = 2;
 pub const PHY_ID2: u32 = 3;
 pub const PHY_STATUS_LINK_UP: u16 = 1 << 2;
+/// PHY control (BMCR, IEEE 802.3 clause 22) bits: reset (self-clearing), auto-negotiation
+/// enable, restart auto-negotiation (self-clearing).
+pub const PHY_CTRL_RESET: u16 = 1 << 15;
+pub const PHY_CTRL_AUTONEG_ENABLE: u16 = 1 << 12;
+pub const PHY_CTRL_RESTART_AUTONEG: u16 = 1 << 9;
 pub const PHY_STATUS_AUTONEG_COMPLETE: u16 = 1 << 5;
 /// BME1000 PHY identifier (ID1, ID2).
 pub const PHY_ID: (u16, u16) = (0x0141, 0x0CB1);

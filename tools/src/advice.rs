@@ -217,6 +217,24 @@ pub fn action(name: &str, detail: &str, result: Outcome) -> Option<String> {
         "recovery" => "Re-programming IVAR and the MSI-X entry did not bring the vector back: its causes are now \
             polled (more latency, still correct). Move the card or replace it; attach this report."
             .into(),
+        "loopback" => format!(
+            "Frames of {arg} B did not come back intact through MAC loopback: compare length and digest in the \
+             detail. A shortfall points at RX/TX descriptor handling or (9018 B) at RCTL.LPE/buffer sizing; \
+             corrupted bytes at DMA (IOMMU mappings, buffer reuse). Do not carry traffic of that size on this unit."
+        ),
+        "statistics" => "The statistics registers disagree with the traffic sent: the counters named in the detail \
+            cannot be trusted for monitoring on this device/model; compare with the datasheet definition \
+            (octets count DA through FCS)."
+            .into(),
+        "rx-overrun" => "A full receive ring was not reported (MPC/RXO) or the datapath did not recover after \
+            refilling: drops under load would go unseen. Check the RXO cause routing (Other vector) and the \
+            driver's refill path."
+            .into(),
+        "link-change" => format!(
+            "A link drop and return was not seen {}: link changes would go unnoticed. Check the Other vector \
+             (msix-table/ivar rows) or keep STATUS polling on in the driver's watchdog.",
+            if arg == "polling" { "by polling STATUS.LU" } else { "through LSC on the Other vector" }
+        ),
         "teardown" => "Resources were left after shutdown (MSI-X still enabled or DMA mappings live): fix the \
             driver's teardown path before the device is reused."
             .into(),

@@ -6,7 +6,7 @@ use crate::output::Outputs;
 use crate::progress::Progress;
 use crate::record;
 use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::i82574::{I82574, LINUX_ROUTES, Options, SUITE};
+use nicqual_driver::i82574::{I82574, LINUX_ROUTES, LOOPBACK_SIZES, Options, SUITE};
 use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target, qemu_e1000e_options};
 use nicqual_driver::{Backend, CheckReport, CheckResult};
 use nicqual_hw::i82574::IvarEntry;
@@ -159,6 +159,7 @@ pub(crate) fn qualify_on<B: Backend>(
         .iter()
         .map(|c| match *c {
             "msix-table[*]" => LINUX_ROUTES.len(),
+            "loopback[*]" => LOOPBACK_SIZES.len(),
             c if c.ends_with("[*]") => IvarEntry::ALL.len(),
             _ => 1,
         })

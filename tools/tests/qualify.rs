@@ -135,3 +135,45 @@ fn devices_lists_the_emulated_82574l() {
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("model:i82574l") && s.contains("8086:10d3"), "{s}");
 }
+
+#[test]
+fn datapath_checks_pass_on_the_healthy_model() {
+    let (out, v) = record(&["qualify"]);
+    assert!(out.status.success());
+    let r = results(&v);
+    let want = [
+        "loopback[60]",
+        "loopback[64]",
+        "loopback[128]",
+        "loopback[512]",
+        "loopback[1514]",
+        "loopback[9018]",
+        "statistics",
+        "rx-overrun",
+        "link-change[Other]",
+        "link-change[polling]",
+    ];
+    for name in want {
+        let c = r.iter().find(|c| c.0 == name).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(c.1, "pass", "{name}: {}", c.2);
+    }
+    let overrun = r.iter().find(|c| c.0 == "rx-overrun").unwrap();
+    assert!(overrun.2.contains("RXO delivered on vector 2") && !overrun.2.contains("MPC=0 "), "{}", overrun.2);
+    let lpe = r.iter().find(|c| c.0 == "loopback[9018]").unwrap();
+    assert!(lpe.2.contains("LPE"), "{}", lpe.2);
+}
+
+#[test]
+fn lost_other_vector_fails_link_change_through_it_but_polling_still_sees_the_link() {
+    let (out, v) = record(&["qualify", "--fault", "lose-vector:2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = results(&v);
+    let failed: Vec<&str> = r.iter().filter(|c| c.1 == "fail").map(|c| c.0.as_str()).collect();
+    assert_eq!(failed, ["msix-table[2]", "vector[Other]", "irq-watchdog", "recovery", "link-change[Other]"]);
+    let via = r.iter().find(|c| c.0 == "link-change[Other]").unwrap();
+    assert!(via.2.contains("no LSC arrived on vector 2"), "{}", via.2);
+    let poll = r.iter().find(|c| c.0 == "link-change[polling]").unwrap();
+    assert_eq!(poll.1, "pass", "{}", poll.2);
+    // Datapath checks do not depend on the Other vector either (RXO is read from ICR).
+    assert_eq!(r.iter().find(|c| c.0 == "rx-overrun").unwrap().1, "pass");
+}

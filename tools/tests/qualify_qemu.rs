@@ -35,6 +35,14 @@ fn qualify_passes_every_applicable_check_against_qemu() {
     {
         assert_eq!(result_of(&v, name), "pass", "{name}: {table}");
     }
+    for name in
+        ["loopback[60]", "loopback[1514]", "loopback[9018]", "statistics", "link-change[Other]", "link-change[polling]"]
+    {
+        assert_eq!(result_of(&v, name), "pass", "{name}: {table}");
+    }
+    // QEMU 7.2 drops loopback frames that find no descriptor without RXO or MPC: known
+    // deviation (docs/CONFORMANCE.md), reported not applicable, never passed.
+    assert_eq!(result_of(&v, "rx-overrun"), "na");
     assert_eq!(result_of(&v, "fault-injection"), "na");
     assert_eq!(v["summary"]["fail"], 0);
     assert_eq!(v["summary"]["error"], 0);

@@ -231,9 +231,10 @@ fn on_a_terminal(args: &str) -> String {
 #[test]
 fn progress_bar_on_a_terminal_only_without_quiet() {
     let drawn = on_a_terminal("qualify");
-    // One step per check plus attach, teardown and reports: 21 checks + 3. (indicatif
-    // rate-limits redraws, so which steps get drawn is not fixed; the first ones are.)
-    assert!(drawn.contains("qualify [") && drawn.contains("/24 "), "{drawn:?}");
+    // One step per check plus attach, teardown and reports: 21 interrupt-block checks + 10
+    // datapath checks + 3. (indicatif rate-limits redraws, so which steps get drawn is not
+    // fixed; the first ones are.)
+    assert!(drawn.contains("qualify [") && drawn.contains("/34 "), "{drawn:?}");
     assert!(drawn.contains("PASS: "), "the table follows");
     let quiet = on_a_terminal("qualify --quiet");
     assert!(!quiet.contains("qualify ["), "{quiet:?}");

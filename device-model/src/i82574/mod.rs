@@ -505,10 +505,17 @@ impl I82574 {
             out = (out & !r::MDIC_DATA_MASK) | self.phy[reg] as u32;
         } else if val & r::MDIC_OP_WRITE != 0 {
             let data = (val & r::MDIC_DATA_MASK) as u16;
-            if reg == r::PHY_CTRL as usize && data & 0x8000 != 0 {
-                // PHY reset: renegotiate.
-                self.phy[reg] = data & !0x8000;
-                self.set_link(false);
+            let renegotiate = data & r::PHY_CTRL_RESET != 0
+                || data & (r::PHY_CTRL_RESTART_AUTONEG | r::PHY_CTRL_AUTONEG_ENABLE)
+                    == r::PHY_CTRL_RESTART_AUTONEG | r::PHY_CTRL_AUTONEG_ENABLE;
+            if reg == r::PHY_CTRL as usize && renegotiate {
+                // PHY reset or auto-negotiation restart: the link drops and comes back
+                // after negotiating; each change raises LSC.
+                self.phy[reg] = data & !(r::PHY_CTRL_RESET | r::PHY_CTRL_RESTART_AUTONEG);
+                if self.link_up {
+                    self.set_link(false);
+                    self.set_interrupt_cause(Icr::LSC.bits());
+                }
                 self.link_up_at = self.options.cable.then(|| self.clock.now_ns() + self.options.link_up_delay_ns);
             } else if reg != r::PHY_STATUS as usize && reg != r::PHY_ID1 as usize && reg != r::PHY_ID2 as usize {
                 self.phy[reg] = data;

@@ -29,6 +29,8 @@ use zerocopy::{FromBytes, IntoBytes};
 
 /// TX descriptors cleaned per batch (ixy: TX_CLEAN_BATCH).
 pub const TX_CLEAN_BATCH: u32 = 32;
+/// TX buffers are cut at these IOVA boundaries (one descriptor per piece).
+const TX_PAGE: u64 = 4096;
 /// Typed write-back errors kept for reports (older ones are counted only).
 const ERROR_LOG: usize = 32;
 
@@ -558,11 +560,16 @@ impl<B: Backend> I82574<B> {
 
     /// Queue packets from the front of `pkts` for transmission on `queue`; returns how
     /// many were taken (the rest stay in `pkts`: the ring is full). Cleans first.
+    ///
+    /// A buffer that crosses a 4 KiB page boundary of its IOVA (jumbo frames) goes out as
+    /// one descriptor per page piece, EOP on the last: the device then never needs one DMA
+    /// to span two IOMMU pages (QEMU's e1000e drops such a TX buffer behind a vIOMMU,
+    /// docs/CONFORMANCE.md). The buffer is held by the packet's last slot.
     pub fn tx_batch(&mut self, queue: u16, pkts: &mut VecDeque<Packet>) -> Result<usize, DriverError> {
         Self::check_queue(queue)?;
         self.tx_clean()?;
         let dp = self.dp_mut()?;
-        let cmd = d::TXD_CMD_EOP | d::TXD_CMD_IFCS | d::TXD_CMD_RS;
+        let cmd = d::TXD_CMD_IFCS | d::TXD_CMD_RS;
         let max_len = dp.pool.entry_size().min(d::MAX_TX_LEGACY_LEN);
         let mut sent = 0;
         while dp.tx.in_flight() < dp.tx.size - 1 {
@@ -572,9 +579,29 @@ impl<B: Backend> I82574<B> {
                 dp.pool.free(p);
                 continue;
             }
-            let slot = dp.tx.tail;
-            let desc = TxDesc::legacy(dp.pool.iova(&p), p.len() as u16, cmd);
-            if dp.mem.write_bulk(dp.tx.desc_off(slot), desc.as_bytes()).is_none() {
+            let iova = dp.pool.iova(&p);
+            let end = iova + p.len() as u64;
+            let pieces = ((end - 1) / TX_PAGE - iova / TX_PAGE + 1) as u32;
+            if dp.tx.in_flight() + pieces > dp.tx.size - 1 {
+                pkts.push_front(p);
+                break;
+            }
+            let (mut addr, mut ok) = (iova, true);
+            let mut slot = dp.tx.tail;
+            while addr < end {
+                let piece_end = ((addr / TX_PAGE + 1) * TX_PAGE).min(end);
+                let eop = if piece_end == end { d::TXD_CMD_EOP } else { 0 };
+                let desc = TxDesc::legacy(addr, (piece_end - addr) as u16, cmd | eop);
+                if dp.mem.write_bulk(dp.tx.desc_off(slot), desc.as_bytes()).is_none() {
+                    ok = false;
+                    break;
+                }
+                addr = piece_end;
+                if addr < end {
+                    slot = dp.tx.next(slot);
+                }
+            }
+            if !ok {
                 pkts.push_front(p);
                 break;
             }

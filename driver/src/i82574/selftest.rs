@@ -3,7 +3,7 @@
 //! backend. Each check yields a [`CheckReport`]; once the device is found gone, the rest are
 //! reported as not run and nothing more touches it.
 
-use super::{I82574, LINUX_ROUTES, Recovery, VECTORS};
+use super::{I82574, LINUX_ROUTES, LOOPBACK_SIZES, Recovery, VECTORS};
 use crate::backend::Backend;
 use crate::error::DriverError;
 use crate::health::{CheckReport, CheckResult};
@@ -23,6 +23,11 @@ pub const SUITE: &[&str] = &[
     "vector[*]",
     "irq-watchdog",
     "recovery",
+    "loopback[*]",
+    "statistics",
+    "rx-overrun",
+    "link-change[Other]",
+    "link-change[polling]",
 ];
 
 type Outcome = Result<CheckReport, DriverError>;
@@ -285,6 +290,17 @@ impl<B: Backend> I82574<B> {
             }
             Ok(CheckReport::new("", if failed { CheckResult::Fail } else { CheckResult::Pass }, notes.join("; ")))
         });
+        // Datapath checks (datapath_checks.rs): none waits on a queue vector.
+        for size in LOOPBACK_SIZES {
+            run.run(self, &format!("loopback[{size}]"), |d| d.check_loopback(size));
+        }
+        run.run(self, "statistics", |d| d.check_statistics());
+        run.run(self, "rx-overrun", |d| d.check_rx_overrun());
+        run.run(self, "link-change[Other]", |d| d.check_link_change(true));
+        run.run(self, "link-change[polling]", |d| d.check_link_change(false));
+        if !self.gone {
+            let _ = self.end_datapath_checks();
+        }
         run.reports
     }
 }

@@ -100,6 +100,14 @@ pub fn qemu_e1000e_options() -> crate::i82574::Options {
             "QEMU 7.2's e1000e has no read handler for TIDV (reads 0); the datasheet makes bits 15:0 read/write".into(),
         )],
         irq_bound_ns: 200_000_000,
+        tx_octets_without_fcs: Some(
+            "QEMU 7.2's e1000e adds TX octets without the 4 FCS bytes (fixed in QEMU 8.0, \"e1000e: Count CRC in Tx statistics\")"
+                .into(),
+        ),
+        rx_overrun_unobservable: Some(
+            "QEMU 7.2's e1000e in MAC loopback drops a frame that finds no free descriptor without RXO, MPC or RNBC"
+                .into(),
+        ),
         ..Default::default()
     }
 }

@@ -230,3 +230,23 @@ fn tx_refuses_empty_and_oversize_packets() {
     assert_eq!(d.datapath().unwrap().counters.tx_bad_packet, 1);
     assert!(matches!(d.tx_batch(1, &mut q), Err(DriverError::Datapath(DatapathError::NoSuchQueue { queue: 1 }))));
 }
+
+#[test]
+fn jumbo_tx_buffers_are_cut_at_page_boundaries_one_descriptor_per_piece() {
+    let mut d = up(DatapathConfig { loopback: true, ring_size: 64, pool_entries: 256, ..DatapathConfig::jumbo() });
+    let f = frame(9018, 2);
+    send(&mut d, std::slice::from_ref(&f));
+    // 16 KiB entries are page aligned: 9018 bytes = pages of 4096 + 4096 + 826.
+    let dp = d.datapath().unwrap();
+    let ring_bytes = (64 * 16usize).div_ceil(4096) * 4096;
+    let lens: Vec<u32> = (0..4).map(|s| dp.mem.read_u32(ring_bytes + s * 16 + 8).unwrap() & 0xFFFF).collect();
+    assert_eq!(lens, [4096, 4096, 826, 0]);
+    let eop: Vec<bool> =
+        (0..3).map(|s| dp.mem.read_u32(ring_bytes + s * 16 + 8).unwrap() & d::TXD_CMD_EOP != 0).collect();
+    assert_eq!(eop, [false, false, true]);
+    assert_eq!(recv_all(&mut d), vec![f], "the model gathers the pieces into one frame");
+    d.tx_clean().unwrap();
+    let dp = d.datapath().unwrap();
+    assert_eq!(dp.tx_in_flight(), 0);
+    assert_eq!(dp.pool().available() as u32, dp.pool().capacity() - dp.rx_posted(), "buffer freed once, at EOP");
+}
