@@ -35,6 +35,7 @@ fn qualify_passes_every_applicable_check_against_qemu() {
     {
         assert_eq!(result_of(&v, name), "pass", "{name}: {table}");
     }
+    assert_eq!(result_of(&v, "wire[socket]"), "pass", "frames through QEMU's socket netdev: {table}");
     assert_eq!(result_of(&v, "fault-injection"), "na");
     assert_eq!(v["summary"]["fail"], 0);
     assert_eq!(v["summary"]["error"], 0);
