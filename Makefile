@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test deps lint unit qualify-smoke test-vfio fuzz-smoke soak-smoke release clean
+.PHONY: all build test deps lint unit qualify-smoke qemu-smoke test-vfio fuzz-smoke soak-smoke release clean
 
 all: build
 
@@ -12,7 +12,7 @@ build:
 release: build
 
 ## Everything CI checks: packages, formatting, lints, all test suites.
-test: deps lint unit qualify-smoke test-vfio fuzz-smoke soak-smoke
+test: deps lint unit qualify-smoke qemu-smoke test-vfio fuzz-smoke soak-smoke
 
 deps:
 	bash scripts/install-deps.sh
@@ -28,6 +28,13 @@ unit:
 qualify-smoke: build
 	./target/release/nicqual qualify --quiet
 	! ./target/release/nicqual qualify --quiet --faults tests/faults/lose-vector-1.toml >/dev/null
+
+## QEMU's e1000e as an oracle, the README's commands run for real (the QEMU-backed cargo
+## suites run in `unit`). No QEMU is an error naming the package, never a skip.
+qemu-smoke: build
+	@command -v $${NICQUAL_QEMU:-qemu-system-x86_64} >/dev/null || { echo "qemu-smoke: no QEMU; as root: apt-get install -y qemu-system-x86 (or make deps)" >&2; exit 1; }
+	./target/release/nicqual qualify --quiet --device qemu:e1000e
+	./target/release/nicqual conformance --quiet >/dev/null
 
 ## The VFIO backend against real kernel VFIO: a Debian kernel under QEMU with an emulated
 ## IOMMU and two e1000e NICs (tools/tests/vfio_guest.rs; about 30 s of TCG).

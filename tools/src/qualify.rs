@@ -121,7 +121,19 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                 ));
             }
             match QtestBackend::spawn(Target::Qemu(QemuConfig::default())) {
-                Ok(b) => qualify_on(b, &spec, &a, plan, quiet, qemu_e1000e_options(), move |_| na, |_| Vec::new()),
+                Ok(b) => qualify_on(
+                    b,
+                    &spec,
+                    &a,
+                    plan,
+                    quiet,
+                    qemu_e1000e_options(),
+                    move |_| na,
+                    |d| {
+                        // Frames through the port, with the backend as link partner.
+                        vec![nicqual_driver::qtest::frames::wire_check(d)]
+                    },
+                ),
                 Err(e) => {
                     eprintln!("nicqual: cannot start {spec}: {e}");
                     ExitCode::from(1)

@@ -17,10 +17,14 @@
 //!   cleared by unmasking and re-masking the entry (the message then goes to the halted
 //!   CPU's local APIC, harmlessly). Limitations: messages that coalesce between two polls
 //!   count once; a message raised in the instant between unmask and re-mask is not seen.
+//! * **Frames.** QEMU's NIC is plugged into a socket netdev whose other end the backend
+//!   owns ([`QtestBackend::wire_send`], [`QtestBackend::wire_recv`]); [`frames`] is the
+//!   `wire[socket]` qualification check built on it.
 //! * **Time.** If the server answers `clock_step`, time is its virtual clock and `wait`
 //!   steps it. Debian's QEMU 7.2 has no qtest accelerator (`clock_step` is refused), so
 //!   there time is real: `wait` sleeps in bounded steps, polling the PBA.
 
+pub mod frames;
 pub mod process;
 #[cfg(feature = "emulated")]
 pub mod server;
@@ -34,6 +38,9 @@ use memmap2::{MmapOptions, MmapRaw};
 use nicqual_hw::pci;
 use process::ServerProcess;
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -67,8 +74,8 @@ pub struct QemuConfig {
     pub slot: u8,
     /// Guest RAM in MiB.
     pub ram_mib: u64,
-    /// `-netdev` argument for the NIC (id must be `n0`).
-    pub netdev: String,
+    /// The NIC's network backend.
+    pub netdev: Netdev,
     /// More QEMU arguments.
     pub extra_args: Vec<String>,
     /// Bound on starting and connecting.
@@ -82,7 +89,7 @@ impl Default for QemuConfig {
             device: "e1000e".into(),
             slot: 4,
             ram_mib: 128,
-            netdev: "user,id=n0,restrict=on".into(),
+            netdev: Netdev::Socket,
             extra_args: Vec::new(),
             start_timeout: Duration::from_secs(20),
         }
@@ -111,6 +118,20 @@ pub fn qemu_e1000e_options() -> crate::i82574::Options {
         ..Default::default()
     }
 }
+
+/// What the QEMU NIC's port is plugged into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Netdev {
+    /// One end of a socket pair (`-netdev socket,fd=N`); the backend owns the other end,
+    /// so the client sees every frame the NIC sends and injects what it receives
+    /// ([`QtestBackend::wire_send`], [`QtestBackend::wire_recv`]).
+    Socket,
+    /// Any other `-netdev` argument (its id must be `n0`).
+    Spec(String),
+}
+
+/// Largest frame accepted from the socket netdev.
+pub const WIRE_MAX_FRAME: usize = 65536;
 
 /// What to connect to.
 #[derive(Debug, Clone)]
@@ -216,6 +237,8 @@ pub struct QtestBackend {
     notifiers: Vec<EventFd>,
     driver_masked: Vec<bool>,
     mapped: BTreeMap<u64, (DmaMemory, DmaPerm)>,
+    /// Our end of the NIC's socket netdev.
+    wire: Option<UnixStream>,
     clock: Clock,
     broken: Option<String>,
     pub stats: QtestStats,
@@ -264,8 +287,13 @@ fn map_ram(path: &Path, mib: u64) -> Result<GuestRam, BackendError> {
     Ok(GuestRam { map: Arc::new(map), pool: Arc::new(Mutex::new(pool)) })
 }
 
-/// The QEMU command line for `cfg` (without the binary).
-pub fn qemu_args(cfg: &QemuConfig, bios: &Path, sock: &Path, ram: &Path) -> Vec<String> {
+/// The QEMU command line for `cfg` (without the binary); `wire_fd` is the descriptor the
+/// child inherits for [`Netdev::Socket`].
+pub fn qemu_args(cfg: &QemuConfig, bios: &Path, sock: &Path, ram: &Path, wire_fd: Option<i32>) -> Vec<String> {
+    let netdev = match &cfg.netdev {
+        Netdev::Socket => format!("socket,id=n0,fd={}", wire_fd.unwrap_or(-1)),
+        Netdev::Spec(s) => s.clone(),
+    };
     let mut a: Vec<String> = [
         "-machine",
         "q35,memory-backend=ram",
@@ -288,7 +316,7 @@ pub fn qemu_args(cfg: &QemuConfig, bios: &Path, sock: &Path, ram: &Path) -> Vec<
         "-device",
         &format!("{},netdev=n0,addr={:02x}.0", cfg.device, cfg.slot),
         "-netdev",
-        &cfg.netdev,
+        &netdev,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -303,6 +331,16 @@ impl QtestBackend {
         let dir = private_dir()?;
         let sock = dir.path().join("qtest.sock");
         let ram_path = dir.path().join("guest-ram");
+        // The socket netdev: QEMU gets one end (inherited under its own number), we keep
+        // the other; our copy of QEMU's end is closed once QEMU has started.
+        let pair = match &target {
+            Target::Qemu(QemuConfig { netdev: Netdev::Socket, .. }) => Some(
+                UnixStream::pair()
+                    .map_err(|e| BackendError::Io { what: "socket pair for the netdev".into(), source: e })?,
+            ),
+            _ => None,
+        };
+        let child_fd = pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
         let (program, args, slot, ram_mib, timeout, name, hint) = match &target {
             Target::Qemu(cfg) => {
                 let bios = dir.path().join("halt.bin");
@@ -310,7 +348,7 @@ impl QtestBackend {
                     .map_err(|e| BackendError::Io { what: format!("write {}", bios.display()), source: e })?;
                 (
                     cfg.binary.clone(),
-                    qemu_args(cfg, &bios, &sock, &ram_path),
+                    qemu_args(cfg, &bios, &sock, &ram_path, child_fd),
                     cfg.slot,
                     cfg.ram_mib,
                     cfg.start_timeout,
@@ -342,10 +380,13 @@ impl QtestBackend {
             }
         };
         create_ram(&ram_path, ram_mib)?;
-        let mut server = ServerProcess::spawn(&program, &args, &dir.path().join("stderr")).map_err(|e| match e {
-            BackendError::ProgramNotFound { program, why, .. } => BackendError::ProgramNotFound { program, why, hint },
-            e => e,
-        })?;
+        let mut server =
+            ServerProcess::spawn(&program, &args, &dir.path().join("stderr"), child_fd).map_err(|e| match e {
+                BackendError::ProgramNotFound { program, why, .. } => {
+                    BackendError::ProgramNotFound { program, why, hint }
+                }
+                e => e,
+            })?;
         let stream = server.connect(&sock, timeout)?;
         let ram = map_ram(&ram_path, ram_mib)?;
         let conn = QtestConn::new(stream, timeout)
@@ -358,7 +399,68 @@ impl QtestBackend {
         }
         b.server = Some(server);
         b._dir = Some(dir);
+        // QEMU holds its end now; dropping our copy of it leaves one reader per side.
+        b.wire = pair.map(|(ours, _theirs)| ours);
         Ok(b)
+    }
+
+    /// True when this backend owns the other end of the NIC's wire ([`Netdev::Socket`]).
+    pub fn has_wire(&self) -> bool {
+        self.wire.is_some()
+    }
+
+    /// Put `frame` (no FCS) on the NIC's wire: QEMU's socket netdev receives it as if it
+    /// came from a link partner (stream framing: big-endian u32 length, then the bytes).
+    pub fn wire_send(&mut self, frame: &[u8]) -> Result<(), BackendError> {
+        let w = self.wire.as_mut().ok_or_else(|| BackendError::Qtest {
+            what: "wire_send".into(),
+            why: "QEMU was not started with the socket netdev".into(),
+        })?;
+        if frame.len() > WIRE_MAX_FRAME {
+            return Err(BackendError::Qtest { what: "wire_send".into(), why: format!("{}-byte frame", frame.len()) });
+        }
+        let mut buf = Vec::with_capacity(4 + frame.len());
+        buf.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+        buf.extend_from_slice(frame);
+        w.write_all(&buf).map_err(|e| BackendError::Io { what: "write to the netdev socket".into(), source: e })
+    }
+
+    /// The next frame the NIC sent on its wire, waiting at most `timeout` for it to start;
+    /// `None` when nothing came. A length above [`WIRE_MAX_FRAME`] is an error, not a length.
+    pub fn wire_recv(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, BackendError> {
+        let io = |what: &str, e| BackendError::Io { what: what.to_string(), source: e };
+        let w = self.wire.as_mut().ok_or_else(|| BackendError::Qtest {
+            what: "wire_recv".into(),
+            why: "QEMU was not started with the socket netdev".into(),
+        })?;
+        w.set_read_timeout(Some(timeout.max(Duration::from_micros(1)))).map_err(|e| io("netdev socket timeout", e))?;
+        let mut hdr = [0u8; 4];
+        match w.read(&mut hdr) {
+            Ok(0) => {
+                return Err(BackendError::Qtest {
+                    what: "wire_recv".into(),
+                    why: "QEMU closed the netdev socket".into(),
+                });
+            }
+            Ok(n) => {
+                // The rest of the frame follows at once; bound the wait for it.
+                w.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| io("netdev socket timeout", e))?;
+                if let Some(rest) = hdr.get_mut(n..) {
+                    w.read_exact(rest).map_err(|e| io("read a netdev frame header", e))?;
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(io("read the netdev socket", e)),
+        }
+        let len = u32::from_be_bytes(hdr) as usize;
+        if len > WIRE_MAX_FRAME {
+            return Err(BackendError::Qtest { what: "wire_recv".into(), why: format!("frame length {len} from QEMU") });
+        }
+        let mut frame = vec![0u8; len];
+        w.read_exact(&mut frame).map_err(|e| io("read a netdev frame", e))?;
+        Ok(Some(frame))
     }
 
     /// Connect to a server that is already running (its function at `slot`). DMA needs
@@ -395,6 +497,7 @@ impl QtestBackend {
             notifiers: Vec::new(),
             driver_masked: Vec::new(),
             mapped: BTreeMap::new(),
+            wire: None,
             clock: Clock::Real(Instant::now()),
             broken: None,
             stats: QtestStats::default(),
@@ -869,11 +972,12 @@ mod tests {
     #[test]
     fn qemu_command_line_is_halted_tcg_with_shared_ram() {
         let cfg = QemuConfig::default();
-        let a = qemu_args(&cfg, Path::new("/d/halt.bin"), Path::new("/d/s"), Path::new("/d/ram")).join(" ");
+        let a = qemu_args(&cfg, Path::new("/d/halt.bin"), Path::new("/d/s"), Path::new("/d/ram"), Some(7)).join(" ");
         assert!(a.contains("-accel tcg"));
         assert!(a.contains("-bios /d/halt.bin"));
         assert!(a.contains("-qtest unix:/d/s,server=on,wait=on"));
         assert!(a.contains("mem-path=/d/ram,share=on"));
         assert!(a.contains("-device e1000e,netdev=n0,addr=04.0"));
+        assert!(a.contains("-netdev socket,id=n0,fd=7"));
     }
 }

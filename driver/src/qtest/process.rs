@@ -36,19 +36,32 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Spawn `program args`, stderr into `stderr_path`. A missing binary is reported as
+    /// Spawn `program args`, stderr into `stderr_path`; `inherit` is a descriptor the child
+    /// keeps open under the same number (a netdev socket). A missing binary is reported as
     /// [`BackendError::ProgramNotFound`] with what to install.
-    pub fn spawn(program: &Path, args: &[String], stderr_path: &Path) -> Result<ServerProcess, BackendError> {
+    pub fn spawn(
+        program: &Path,
+        args: &[String],
+        stderr_path: &Path,
+        inherit: Option<std::os::fd::RawFd>,
+    ) -> Result<ServerProcess, BackendError> {
         let err = std::fs::File::create(stderr_path)
             .map_err(|e| BackendError::Io { what: format!("create {}", stderr_path.display()), source: e })?;
         let mut cmd = Command::new(program);
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(err);
         // SAFETY: the closure runs in the child between fork and exec; it only calls
-        // prctl(2) and getppid(2), both async-signal-safe, touches no locks and allocates
-        // nothing. PR_SET_PDEATHSIG makes the kernel SIGKILL the server if the thread that
-        // spawned it dies without dropping us (crash, SIGKILL): no process is left behind.
+        // prctl(2), getppid(2) and fcntl(2), all async-signal-safe, touches no locks and
+        // allocates nothing. PR_SET_PDEATHSIG makes the kernel SIGKILL the server if the
+        // thread that spawned it dies without dropping us (crash, SIGKILL): no process is
+        // left behind. Clearing FD_CLOEXEC on `inherit` (the child's own copy of a
+        // descriptor the parent holds open) lets exactly that descriptor survive exec.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                if let Some(fd) = inherit
+                    && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -163,7 +176,7 @@ mod tests {
     #[test]
     fn missing_program_is_a_typed_error() {
         let dir = tempfile::tempdir().unwrap();
-        let e = ServerProcess::spawn(Path::new("/nonexistent/qemu-system-x86_64"), &[], &dir.path().join("err"))
+        let e = ServerProcess::spawn(Path::new("/nonexistent/qemu-system-x86_64"), &[], &dir.path().join("err"), None)
             .unwrap_err();
         assert!(matches!(e, BackendError::ProgramNotFound { .. }), "{e}");
         assert!(e.to_string().contains("/nonexistent/qemu-system-x86_64"));
