@@ -549,18 +549,32 @@ impl<B: Backend> I82574<B> {
         let cmd = d::TXD_CMD_EOP | d::TXD_CMD_IFCS | d::TXD_CMD_RS;
         let max_len = dp.pool.entry_size().min(d::MAX_TX_LEGACY_LEN);
         let mut sent = 0;
-        while dp.tx.in_flight() < dp.tx.size - 1 {
+        'packets: while dp.tx.in_flight() < dp.tx.size - 1 {
             let Some(p) = pkts.pop_front() else { break };
             if p.is_empty() || p.len() > max_len {
                 dp.counters.tx_bad_packet += 1;
                 dp.pool.free(p);
                 continue;
             }
-            let slot = dp.tx.tail;
-            let desc = TxDesc::legacy(dp.pool.iova(&p), p.len() as u16, cmd);
-            if dp.mem.write_bulk(dp.tx.desc_off(slot), desc.as_bytes()).is_none() {
+            let pieces = tx_pieces(dp.pool.iova(&p), p.len() as u64);
+            if dp.tx.in_flight() + pieces.len() as u32 > dp.tx.size - 1 {
                 pkts.push_front(p);
                 break;
+            }
+            // Write every descriptor first; the tail moves past them only when all are in
+            // place, and the packet is held by the last one (EOP), which tx_clean frees.
+            let mut slot = dp.tx.tail;
+            let last = pieces.len().saturating_sub(1);
+            for (i, &(iova, len)) in pieces.iter().enumerate() {
+                let c = if i == last { cmd } else { cmd & !d::TXD_CMD_EOP };
+                let desc = TxDesc::legacy(iova, len as u16, c);
+                if dp.mem.write_bulk(dp.tx.desc_off(slot), desc.as_bytes()).is_none() {
+                    pkts.push_front(p);
+                    break 'packets;
+                }
+                if i < last {
+                    slot = dp.tx.next(slot);
+                }
             }
             dp.counters.tx_packets += 1;
             dp.counters.tx_bytes += p.len() as u64;
@@ -587,6 +601,25 @@ impl<B: Backend> I82574<B> {
         }
         Ok(Some(v))
     }
+}
+
+/// Split a TX buffer so that no descriptor crosses a 4 KiB IOVA page. The device is
+/// fine with any contiguous IOVA range, but QEMU's e1000e (7.2) maps each descriptor's
+/// buffer with one `pci_dma_map`; behind an IOMMU that mapping ends at the first page
+/// whose translation is not contiguous with the previous one, and QEMU then drops the
+/// whole frame without a trace (TDH moves, GPTC does not). Pages of user memory mapped
+/// through VFIO are rarely contiguous, so jumbo frames vanished in the VFIO guest test.
+/// Buffers of 2 KiB or less in a pool of 2 KiB entries never cross a page: one piece.
+pub(crate) fn tx_pieces(iova: u64, len: u64) -> Vec<(u64, u64)> {
+    const PAGE: u64 = 4096;
+    let mut v = Vec::new();
+    let (mut at, end) = (iova, iova.saturating_add(len));
+    while at < end {
+        let stop = ((at / PAGE) + 1).saturating_mul(PAGE).min(end);
+        v.push((at, stop - at));
+        at = stop;
+    }
+    v
 }
 
 #[cfg(all(test, feature = "emulated"))]

@@ -230,3 +230,12 @@ fn tx_refuses_empty_and_oversize_packets() {
     assert_eq!(d.datapath().unwrap().counters.tx_bad_packet, 1);
     assert!(matches!(d.tx_batch(1, &mut q), Err(DriverError::Datapath(DatapathError::NoSuchQueue { queue: 1 }))));
 }
+
+#[test]
+fn tx_buffers_are_split_at_4k_iova_pages() {
+    use super::tx_pieces;
+    assert_eq!(tx_pieces(0x1000_0800, 1514), vec![(0x1000_0800, 1514)]);
+    assert_eq!(tx_pieces(0x1000_2000, 9018), vec![(0x1000_2000, 4096), (0x1000_3000, 4096), (0x1000_4000, 826)]);
+    assert_eq!(tx_pieces(0x1000_0f00, 0x200), vec![(0x1000_0f00, 0x100), (0x1000_1000, 0x100)]);
+    assert!(tx_pieces(0x1000, 0).is_empty());
+}
