@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test deps lint unit qualify-smoke test-vfio release clean
+.PHONY: all build test deps lint unit qualify-smoke test-vfio fuzz-smoke release clean
 
 all: build
 
@@ -12,7 +12,7 @@ build:
 release: build
 
 ## Everything CI checks: packages, formatting, lints, all test suites.
-test: deps lint unit qualify-smoke test-vfio
+test: deps lint unit qualify-smoke test-vfio fuzz-smoke
 
 deps:
 	bash scripts/install-deps.sh
@@ -33,6 +33,10 @@ qualify-smoke: build
 ## IOMMU and two e1000e NICs (tools/tests/vfio_guest.rs; about 30 s of TCG).
 test-vfio:
 	$(CARGO) test --release -p nicqual --test vfio_guest -- --ignored --nocapture
+
+## Every cargo-fuzz target, bounded (FUZZ_SECS each, default 45); fails on any crash.
+fuzz-smoke:
+	bash scripts/fuzz-smoke.sh
 
 clean:
 	$(CARGO) clean

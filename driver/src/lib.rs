@@ -27,6 +27,8 @@ pub mod emulated;
 pub mod error;
 pub mod eventfd;
 pub mod health;
+#[cfg(any(test, feature = "hostile"))]
+pub mod hostile;
 pub mod i82574;
 pub mod mempool;
 pub mod mmio;

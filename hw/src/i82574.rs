@@ -400,6 +400,12 @@ pub const RCTL_LBM_SHIFT: u32 = 6;
 pub const RCTL_LBM_MAC: u32 = 0b01 << 6;
 pub const RCTL_RDMTS_SHIFT: u32 = 8;
 pub const RCTL_DTYP_SHIFT: u32 = 10;
+/// RCTL.DTYP = 01: packet-split receive descriptors (with RFCTL.EXTEN).
+pub const RCTL_DTYP_PS: u32 = 0b01 << RCTL_DTYP_SHIFT;
+/// PSRCTL buffer sizes: BSIZE0 bits 6:0 in 128-byte units, BSIZE1-3 bits 13:8, 21:16,
+/// 29:24 in KiB.
+pub const PSRCTL_BSIZE0_UNIT: usize = 128;
+pub const PSRCTL_BSIZE1_SHIFT: u32 = 8;
 pub const RCTL_BAM: u32 = 1 << 15;
 pub const RCTL_BSIZE_SHIFT: u32 = 16;
 pub const RCTL_BSEX: u32 = 1 << 25;

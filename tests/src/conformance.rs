@@ -4,9 +4,11 @@
 //! equal, or the case names the documented disagreement (docs/CONFORMANCE.md) that
 //! explains the difference.
 //!
-//! Cases touch only registers, configuration space and the MSI-X BAR. MSI-X vectors stay
-//! masked: delivery is read from the PBA (no CPU takes messages on QEMU). Nothing here
-//! depends on timing, except where a case waits for the link, which both models bring up.
+//! Register cases touch registers, configuration space and the MSI-X BAR; the ring cases
+//! (`conformance/datapath.rs`) add DMA memory and send frames round through MAC loopback.
+//! MSI-X vectors stay masked: delivery is read from the PBA (no CPU takes messages on
+//! QEMU). Nothing here depends on timing, except where a case waits for the link, which
+//! both models bring up.
 
 use nicqual_driver::{Backend, DmaPerm};
 use nicqual_hw::i82574::{self as r, CtrlExt, Icr, IvarEntry};
@@ -211,9 +213,11 @@ macro_rules! case {
     };
 }
 
+mod datapath;
+
 /// Every case, in table order.
 pub fn cases() -> Vec<Case> {
-    vec![
+    let mut all = vec![
         // --- PCI configuration space ---
         case!("cfg.identity", "vendor, device, revision/class, subsystem", |b| format!(
             "id={:#010x} class={:#010x} subsys={:#010x}",
@@ -616,7 +620,9 @@ pub fn cases() -> Vec<Case> {
             b.write32(r::BAR_IO, 4, 0x8808);
             format!("VET={vet:#010x} FCT={:#010x}", rd(b, r::FCT))
         }),
-    ]
+    ];
+    all.extend(datapath::cases());
+    all
 }
 
 /// Print rows as a table: case, ours, QEMU's, verdict.

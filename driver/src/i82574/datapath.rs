@@ -341,6 +341,39 @@ impl<B: Backend> I82574<B> {
                 return Err(DriverError::Datapath(e.into()));
             }
         };
+        // Every failure from here on unmaps the region again (found by fuzzing: a device
+        // gone mid-setup left the window mapped).
+        if let Err(e) = self.program_rings(&cfg, ring_bytes, bsize_bits) {
+            if !self.gone {
+                let _ = self.write(r::RCTL, 0);
+                let _ = self.write(r::TCTL, 0);
+            }
+            let _ = self.b.dma_unmap(cfg.iova);
+            return Err(e);
+        }
+        let mut dp = Datapath {
+            rx: Ring::new(0, cfg.ring_size),
+            tx: Ring::new(ring_bytes, cfg.ring_size),
+            cfg,
+            mem,
+            pool,
+            counters: DatapathCounters::default(),
+            errors: VecDeque::new(),
+        };
+        // Zero both rings (fresh anonymous memory is zero; a re-setup may not be).
+        for off in (0..pool_off).step_by(16) {
+            let _ = dp.mem.write_bulk(off, &[0u8; 16]);
+        }
+        let tail = dp.refill_rx();
+        self.dp = Some(dp);
+        if let Some(t) = tail {
+            self.write(r::rdt(0), t)?;
+        }
+        Ok(())
+    }
+
+    /// Program both rings, the delay timers and RCTL/TCTL for `cfg` (region already mapped).
+    fn program_rings(&mut self, cfg: &DatapathConfig, ring_bytes: usize, bsize_bits: u32) -> Result<(), DriverError> {
         let rx_iova = cfg.iova;
         let tx_iova = cfg.iova + ring_bytes as u64;
         let len = cfg.ring_size * d::DESC_LEN as u32;
@@ -378,35 +411,18 @@ impl<B: Backend> I82574<B> {
             rctl |= r::RCTL_UPE | r::RCTL_MPE;
         }
         self.write(r::RCTL, rctl)?;
-        let mut dp = Datapath {
-            rx: Ring::new(0, cfg.ring_size),
-            tx: Ring::new(ring_bytes, cfg.ring_size),
-            cfg,
-            mem,
-            pool,
-            counters: DatapathCounters::default(),
-            errors: VecDeque::new(),
-        };
-        // Zero both rings (fresh anonymous memory is zero; a re-setup may not be).
-        for off in (0..pool_off).step_by(16) {
-            let _ = dp.mem.write_bulk(off, &[0u8; 16]);
-        }
-        let tail = dp.refill_rx();
-        self.dp = Some(dp);
-        if let Some(t) = tail {
-            self.write(r::rdt(0), t)?;
-        }
         Ok(())
     }
 
     /// Stop RX/TX, give every buffer back, unmap the region.
     pub fn teardown_datapath(&mut self) -> Result<(), DriverError> {
         let Some(dp) = self.dp.take() else { return Ok(()) };
-        if !self.gone {
-            self.write(r::RCTL, 0)?;
-            self.write(r::TCTL, 0)?;
-        }
-        self.b.dma_unmap(dp.cfg.iova)?;
+        // The region is unmapped even when stopping fails (found by fuzzing: a device gone
+        // here left the window mapped); the IOMMU then blocks a device that kept running.
+        let stopped = if self.gone { Ok(()) } else { self.write(r::RCTL, 0).and_then(|()| self.write(r::TCTL, 0)) };
+        let unmapped = self.b.dma_unmap(dp.cfg.iova);
+        stopped?;
+        unmapped?;
         Ok(())
     }
 

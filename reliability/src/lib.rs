@@ -1,0 +1,27 @@
+//! Reliability tooling for nicqual: the fuzz harnesses, the fault soak.
+//!
+//! Each harness is a plain function from bytes to `Result<(), Violation>`: the cargo-fuzz
+//! targets in `fuzz/` call it and panic on a violation, and `tests/regressions.rs` replays
+//! every file of `fuzz/regressions/<target>/` and `fuzz/corpus/<target>/` through the same
+//! function under `cargo test`, so a finding stays fixed.
+
+pub mod driver_hostile;
+pub mod model_i82574;
+
+/// An invariant the harness checks was broken (a panic inside the code under test is a
+/// violation too, reported by the fuzzer itself).
+#[derive(Debug, thiserror::Error)]
+#[error("invariant violated: {what}")]
+pub struct Violation {
+    pub what: String,
+}
+
+pub(crate) fn violation(what: impl Into<String>) -> Violation {
+    Violation { what: what.into() }
+}
+
+pub type Harness = fn(&[u8]) -> Result<(), Violation>;
+
+/// Harness names (= fuzz target names = corpus/regression directory names) and functions.
+pub const HARNESSES: &[(&str, Harness)] =
+    &[("model_i82574", model_i82574::run), ("driver_hostile", driver_hostile::run)];
