@@ -36,7 +36,7 @@ fn list_names_the_xen_scenarios() {
     let out = nicqual(&["scenario", "list"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("netfront-resume"), "{text}");
+    assert!(text.contains("netfront-resume") && text.contains("dom0-memory-squeeze"), "{text}");
 }
 
 #[test]
@@ -71,5 +71,45 @@ fn netfront_resume_key_numbers() {
     assert_eq!(measured(n, "reclaimed_rx"), 256.0);
     // Same seed, same checks.
     let (_, again) = run_json("netfront-resume", 3);
+    assert_eq!(v["checks"], again["checks"]);
+}
+
+#[test]
+fn dom0_memory_squeeze_key_numbers() {
+    let (out, v) = run_json("dom0-memory-squeeze", 1);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "What the field saw:",
+        "xen_net: Memory squeeze in netback driver.",
+        "First allocation failure: \"swapper: page allocation failure. order:0, mode:0x20\"",
+        "What nicqual did:",
+        "rx pools (adaptive sizing): 15 vifs at depth",
+        "What to change:",
+        "dom0_mem=365M",
+        "[inference]",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert_eq!(v["kind"], "scenario:dom0-memory-squeeze");
+    let field = check(&v, "dom0-memory-squeeze.boot-sized");
+    assert_eq!(field["result"], "fail");
+    assert_eq!(measured(field, "guests_started"), 15.0);
+    assert!(measured(field, "reachable_at_end") < 8.0, "most guests unreachable: {field}");
+    assert!(measured(field, "empty_rings_at_end") > 7.0);
+    assert!(measured(field, "alloc_failures") > 0.0);
+    let nq = check(&v, "dom0-memory-squeeze.adaptive");
+    assert_eq!(nq["result"], "pass");
+    assert_eq!(measured(nq, "reachable_at_end"), 15.0);
+    assert_eq!(measured(nq, "empty_rings_at_end"), 0.0);
+    assert_eq!(measured(nq, "window_delivered"), measured(nq, "window_sent"));
+    let depth = measured(nq, "depth_at_end");
+    assert!(depth > 1.0 && depth < 256.0, "reduced depth, not zero: {depth}");
+    assert!(measured(nq, "retries") > 0.0);
+    let cap = check(&v, "dom0-memory-squeeze.dom0-mem-cap");
+    assert_eq!(cap["result"], "pass");
+    assert_eq!(measured(cap, "reachable_at_end"), 15.0);
+    assert_eq!(measured(cap, "alloc_failures"), 0.0);
+    let (_, again) = run_json("dom0-memory-squeeze", 1);
     assert_eq!(v["checks"], again["checks"]);
 }

@@ -9,6 +9,7 @@
 //! memory only through grant operations, so a stale or bogus grant is visible exactly
 //! where Xen would see it.
 
+pub mod balloon;
 pub mod host;
 pub mod netback;
 pub mod store;

@@ -104,3 +104,23 @@ impl XenGuest for GuestPort<'_> {
         self.host.clock.advance(ns);
     }
 }
+
+/// dom0's page allocator of the emulated host, as the back end's receive pools see it.
+impl super::rxpool::PageSource for nicqual_model::xen::balloon::XenMemory {
+    fn alloc_page(&mut self, now_ns: u64) -> Result<(), String> {
+        nicqual_model::xen::balloon::XenMemory::alloc_page(self, now_ns).map_err(|e| e.to_string())
+    }
+
+    fn free_page(&mut self) {
+        nicqual_model::xen::balloon::XenMemory::free_page(self);
+    }
+
+    fn headroom(&self) -> i64 {
+        let free = i64::try_from(self.free_pages()).unwrap_or(i64::MAX);
+        free.saturating_sub(i64::try_from(self.balloon_debt()).unwrap_or(i64::MAX))
+    }
+
+    fn boot_pages(&self) -> u64 {
+        self.dom0_boot_pages()
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod emulated;
 pub mod netfront;
+pub mod rxpool;
 
 use nicqual_hw::xen_netif::{DomId, GrantEntryV1, GrantRef};
 
