@@ -33,23 +33,53 @@ const MAX_OPS: usize = 48;
 #[derive(Debug, Clone, Arbitrary)]
 pub enum Op {
     /// Raw bytes anywhere in a ring page (header or entries).
-    RingWrite { rx: bool, off: u16, bytes: Vec<u8> },
+    RingWrite {
+        rx: bool,
+        off: u16,
+        bytes: Vec<u8>,
+    },
     /// Set the request producer (the common way to make netback read entries).
-    ReqProd { rx: bool, prod: u32 },
+    ReqProd {
+        rx: bool,
+        prod: u32,
+    },
     /// One request entry, all fields from the fuzzer.
-    Request { rx: bool, slot: u8, raw: [u8; 12] },
+    Request {
+        rx: bool,
+        slot: u8,
+        raw: [u8; 12],
+    },
     /// A grant entry: `frame` 0..PAGES-2 names that guest page (its machine frame, or its
     /// pfn for a transfer grant); anything else is a raw frame number.
-    Grant { gref: u8, flags: u16, dom: u8, frame: u32, raw_frame: bool },
+    Grant {
+        gref: u8,
+        flags: u16,
+        dom: u8,
+        frame: u32,
+        raw_frame: bool,
+    },
     /// Give a page back to Xen (flip front ends do).
-    Decrease { page: u8 },
+    Decrease {
+        page: u8,
+    },
     /// Change a connect key.
-    StoreKey { key: u8, value: u32 },
+    StoreKey {
+        key: u8,
+        value: u32,
+    },
     Connect,
     Disconnect,
-    QueueRx { len: u16, fill: u8 },
-    Fault { kind: u8, arg: u32 },
-    Kick { advance_ns: u32 },
+    QueueRx {
+        len: u16,
+        fill: u8,
+    },
+    Fault {
+        kind: u8,
+        arg: u32,
+    },
+    Kick {
+        advance_ns: u32,
+    },
     TakeWire,
 }
 
@@ -181,7 +211,10 @@ pub fn run_ops(version_pick: u8, ops: &[Op]) -> Result<NetbackStats, Violation> 
             }
         }
         if host.netback.rx_queued() > RX_QUEUE_LIMIT {
-            return Err(violation(format!("netback queues {} packets (limit {RX_QUEUE_LIMIT})", host.netback.rx_queued())));
+            return Err(violation(format!(
+                "netback queues {} packets (limit {RX_QUEUE_LIMIT})",
+                host.netback.rx_queued()
+            )));
         }
         if host.hv.heap_free() > heap0 + given_back {
             return Err(violation(format!(
