@@ -8,6 +8,7 @@
 pub mod driver_hostile;
 pub mod model_i82574;
 pub mod soak;
+pub mod xen_netback;
 
 /// An invariant the harness checks was broken (a panic inside the code under test is a
 /// violation too, reported by the fuzzer itself).
@@ -25,4 +26,4 @@ pub type Harness = fn(&[u8]) -> Result<(), Violation>;
 
 /// Harness names (= fuzz target names = corpus/regression directory names) and functions.
 pub const HARNESSES: &[(&str, Harness)] =
-    &[("model_i82574", model_i82574::run), ("driver_hostile", driver_hostile::run)];
+    &[("model_i82574", model_i82574::run), ("driver_hostile", driver_hostile::run), ("xen_netback", xen_netback::run)];
