@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test deps lint unit qualify-smoke test-vfio fuzz-smoke release clean
+.PHONY: all build test deps lint unit qualify-smoke test-vfio fuzz-smoke soak-smoke release clean
 
 all: build
 
@@ -12,7 +12,7 @@ build:
 release: build
 
 ## Everything CI checks: packages, formatting, lints, all test suites.
-test: deps lint unit qualify-smoke test-vfio fuzz-smoke
+test: deps lint unit qualify-smoke test-vfio fuzz-smoke soak-smoke
 
 deps:
 	bash scripts/install-deps.sh
@@ -37,6 +37,10 @@ test-vfio:
 ## Every cargo-fuzz target, bounded (FUZZ_SECS each, default 45); fails on any crash.
 fuzz-smoke:
 	bash scripts/fuzz-smoke.sh
+
+## A 20-second fault soak (seeded): every frame delivered or dropped with a reason.
+soak-smoke: build
+	./target/release/nicqual --quiet soak --duration 20s --seed 2026
 
 clean:
 	$(CARGO) clean

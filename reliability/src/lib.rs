@@ -7,6 +7,7 @@
 
 pub mod driver_hostile;
 pub mod model_i82574;
+pub mod soak;
 
 /// An invariant the harness checks was broken (a panic inside the code under test is a
 /// violation too, reported by the fuzzer itself).

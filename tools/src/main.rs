@@ -11,6 +11,7 @@ mod record;
 mod regs;
 mod scenario;
 mod serve_qtest;
+mod soak;
 mod vfio_cli;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,8 @@ enum Cmd {
     Conformance(conformance::Args),
     /// Serve our emulated device over QEMU's qtest line protocol (for qtest clients).
     ServeQtest(serve_qtest::Args),
+    /// Soak: traffic under a seeded random fault plan; every frame delivered or dropped with a reason.
+    Soak(soak::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,5 +77,6 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench::run(a),
         Cmd::Conformance(a) => conformance::run(a),
         Cmd::ServeQtest(a) => serve_qtest::run(a),
+        Cmd::Soak(a) => soak::run(a),
     }
 }
