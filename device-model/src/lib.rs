@@ -6,6 +6,7 @@
 //! (including MSI messages that do not hit the interrupt window) goes through the
 //! [`iommu::Iommu`], which blocks and records anything the driver did not map.
 
+pub mod bnx2x;
 pub mod clock;
 pub mod config;
 pub mod faults;

@@ -21,7 +21,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod backend;
+pub mod bnx2x;
 pub mod dma;
+pub mod dmamap;
 #[cfg(feature = "emulated")]
 pub mod emulated;
 pub mod error;
@@ -30,8 +32,10 @@ pub mod health;
 #[cfg(any(test, feature = "hostile"))]
 pub mod hostile;
 pub mod i82574;
+pub mod memory;
 pub mod mempool;
 pub mod mmio;
+pub mod preflight;
 #[cfg(feature = "qtest")]
 pub mod qtest;
 pub mod swiotlb;

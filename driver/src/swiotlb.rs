@@ -423,7 +423,7 @@ impl<S: ByteStore> Swiotlb<S> {
     }
 
     fn push_log(&mut self, line: String) {
-        tracing::warn!(target: "nicqual::swiotlb", "{line}");
+        tracing::debug!(target: "nicqual::swiotlb", "{line}");
         if self.log.len() < LOG_CAP {
             self.log.push(line);
         } else {

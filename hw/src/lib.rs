@@ -5,6 +5,7 @@
 //! layouts, PCI capability layout — lives here and nowhere else. Names follow the
 //! datasheets (and Linux/QEMU headers, which use the datasheet names).
 
+pub mod bnx2x;
 pub mod i82574;
 pub mod i82574_desc;
 pub mod pci;

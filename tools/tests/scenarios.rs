@@ -8,13 +8,24 @@ fn nicqual(args: &[&str]) -> Output {
 }
 
 fn run_json(name: &str, seed: u64) -> (Output, serde_json::Value) {
+    let (out, v, html) = run_json_html(name, seed);
+    assert!(html.contains("<html"), "nicqual report renders the scenario's record");
+    (out, v)
+}
+
+/// Run a scenario with `--json`, then render that record with `nicqual report --html`.
+fn run_json_html(name: &str, seed: u64) -> (Output, serde_json::Value, String) {
     let dir = std::env::temp_dir().join(format!("nicqual-scn-{}-{name}-{seed}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("result.json");
     let out = nicqual(&["scenario", "run", name, "--seed", &seed.to_string(), "--json", json.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let html = dir.join("report.html");
+    let rendered = nicqual(&["report", json.to_str().unwrap(), "--html", html.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&html).unwrap_or_default();
+    assert!(rendered.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&rendered.stderr));
     let _ = std::fs::remove_dir_all(&dir);
-    (out, v)
+    (out, v, html)
 }
 
 fn check<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -37,6 +48,7 @@ fn list_names_the_xen_scenarios() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("netfront-resume") && text.contains("dom0-memory-squeeze"), "{text}");
+    assert!(text.contains("bnx2x-swiotlb-jumbo"), "{text}");
 }
 
 #[test]
@@ -112,4 +124,48 @@ fn dom0_memory_squeeze_key_numbers() {
     assert_eq!(measured(cap, "alloc_failures"), 0.0);
     let (_, again) = run_json("dom0-memory-squeeze", 1);
     assert_eq!(v["checks"], again["checks"]);
+}
+
+#[test]
+fn bnx2x_swiotlb_jumbo_key_numbers() {
+    let (out, v, html) = run_json_html("bnx2x-swiotlb-jumbo", 1);
+    assert!(html.contains("id=\"plot-bounce-pool\""), "the report plots bounce-pool occupancy");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for needle in [
+        "What the field saw:",
+        "first \"Out of SW-IOMMU space\" at packet 8655 ",
+        "PCI-DMA: Out of SW-IOMMU space for ",
+        "would have panicked here: packet ",
+        "Kernel panic - not syncing: DMA: Random memory could be DMA read",
+        "nicqual's driver instead:",
+        "GRO on: no exhaustion over 40000 packets",
+        "x later, not never",
+        "Recommendation: enable GRO",
+        "[inference]",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert_eq!(v["schema"], "nicqual.run/2");
+    assert_eq!(v["kind"], "scenario:bnx2x-swiotlb-jumbo");
+    assert_eq!(v["seed"], 1);
+    let off = check(&v, "bnx2x-swiotlb-jumbo.gro-off-64mib");
+    assert_eq!(off["result"], "fail");
+    assert_eq!(measured(off, "exhausted_at_packet"), 8655.0);
+    let on = check(&v, "bnx2x-swiotlb-jumbo.gro-on-64mib");
+    assert_eq!(on["result"], "pass");
+    assert_eq!(measured(on, "packets"), 40000.0);
+    let big = check(&v, "bnx2x-swiotlb-jumbo.gro-off-128mib");
+    assert_eq!(big["result"], "fail");
+    assert_eq!(measured(big, "exhausted_at_packet"), 25616.0);
+    assert!(measured(big, "ratio_vs_64mib") > 2.9);
+    assert_eq!(check(&v, "swiotlb-preflight")["result"], "fail", "the qualification check predicts it");
+    for name in ["bnx2x-swiotlb-jumbo.preflight-agrees", "bnx2x-swiotlb-jumbo.no-panic"] {
+        assert_eq!(check(&v, name)["result"], "pass", "{name}");
+    }
+    let pool = &v["timelines"]["bounce_pool"];
+    assert_eq!(pool["slots_total"], 32768);
+    assert!(pool["samples"].as_array().unwrap().len() > 10);
+    let exhausted = pool["exhausted"]["detail"].as_str().unwrap();
+    assert!(exhausted.starts_with("PCI-DMA: Out of SW-IOMMU space for "), "{exhausted}");
 }

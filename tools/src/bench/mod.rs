@@ -2,10 +2,12 @@
 //!
 //! Each mode lives in its own file; this module holds the shared arguments and dispatch.
 //! Modes: loopback throughput of the emulated 82574L datapath (the default, `loopback.rs`);
-//! per-register-operation cost of each backend (`--backend-latency`, `backend_latency.rs`).
+//! per-register-operation cost of each backend (`--backend-latency`, `backend_latency.rs`);
+//! SWIOTLB map+unmap cost by pool occupancy (`--swiotlb`, `swiotlb.rs`).
 
 mod backend_latency;
 mod loopback;
+mod swiotlb;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,11 +31,21 @@ pub struct Args {
     /// (emulated, serve-qtest, QEMU over qtest); `--seconds` is split across the operations.
     #[arg(long)]
     pub backend_latency: bool,
+    /// SWIOTLB map+unmap cost at 10/50/90 % pool occupancy.
+    #[arg(long)]
+    pub swiotlb: bool,
+    /// With --swiotlb: fewer iterations (a smoke run, not a measurement).
+    #[arg(long)]
+    pub quick: bool,
 }
 
 pub fn run(a: Args) -> ExitCode {
     if a.backend_latency {
         return backend_latency::run(&a);
+    }
+    if a.swiotlb {
+        swiotlb::run(a.quick);
+        return ExitCode::SUCCESS;
     }
     loopback::run(&a)
 }

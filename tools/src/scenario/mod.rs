@@ -5,6 +5,7 @@
 //! `--json`, writes a run record (`kind: scenario:NAME`, the same `checks` array as
 //! `qualify`, plus timelines).
 
+pub mod bnx2x_swiotlb_jumbo;
 pub mod dom0_memory_squeeze;
 pub mod netfront_resume;
 pub mod story;
@@ -28,7 +29,8 @@ pub struct Scenario {
 }
 
 /// Every scenario, in `scenario list` order.
-pub const SCENARIOS: &[&Scenario] = &[&netfront_resume::SCENARIO, &dom0_memory_squeeze::SCENARIO];
+pub const SCENARIOS: &[&Scenario] =
+    &[&netfront_resume::SCENARIO, &dom0_memory_squeeze::SCENARIO, &bnx2x_swiotlb_jumbo::SCENARIO];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
