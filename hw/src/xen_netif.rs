@@ -115,6 +115,9 @@ pub mod rsp {
 
 /// `XEN_NETIF_NR_SLOTS_MIN`: slots a back end must accept for one packet.
 pub const NR_SLOTS_MIN: u32 = 18;
+/// Bytes of an Ethernet header (`ETH_HLEN`): no received frame can be shorter.
+pub const ETH_HLEN: u16 = 14;
+
 /// Netfront's `NET_RX_SLOTS_MIN` (`XEN_NETIF_NR_SLOTS_MIN + 1`).
 pub const NET_RX_SLOTS_MIN: u32 = 19;
 /// Largest packet a TX request can describe (`size` is 16 bits).

@@ -44,6 +44,8 @@ pub enum ResponseFault {
     RxStatus { status: i16 },
     /// RX response offset forced to `offset` (offset + size beyond the page).
     RxOffset { offset: u16 },
+    /// RX response flags forced to `flags` (e.g. more_data / extra_info nobody negotiated).
+    RxFlags { flags: u16 },
     /// Every RX response is written twice (a duplicated id).
     RxDuplicate,
     /// `rsp_prod` is advanced by `extra` beyond the responses actually written.
@@ -433,6 +435,7 @@ impl Netback {
                 Some(ResponseFault::RxId { id }) => resp.id = U16::new(id),
                 Some(ResponseFault::RxStatus { status }) => resp.status = I16::new(status),
                 Some(ResponseFault::RxOffset { offset }) => resp.offset = U16::new(offset),
+                Some(ResponseFault::RxFlags { flags }) => resp.flags = U16::new(flags),
                 _ => {}
             }
             let copies = if self.fault == Some(ResponseFault::RxDuplicate) { 2 } else { 1 };

@@ -92,6 +92,9 @@ impl XenGuest for GuestPort<'_> {
         if state == xenbus_state::CONNECTED {
             let XenHost { hv, store, netback, .. } = &mut *self.host;
             netback.connect(hv, store).map_err(|e| PlatformError { op: "backend connect", why: e.to_string() })?;
+        } else if state == xenbus_state::CLOSING || state == xenbus_state::CLOSED {
+            let XenHost { hv, netback, .. } = &mut *self.host;
+            netback.disconnect(hv);
         }
         Ok(())
     }

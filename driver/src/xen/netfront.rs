@@ -82,6 +82,12 @@ pub enum NetfrontError {
     BadTxId { id: u16, why: &'static str },
     #[error("rx response id {id}: status {status} is an error (as unsigned: {}), not a length", *status as i32 as u32)]
     RxStatus { id: u16, status: i16 },
+    #[error(
+        "rx response id {id}: flags {flags:#x} ask for more_data/extra_info, which this front end did not negotiate"
+    )]
+    RxFlags { id: u16, flags: u16 },
+    #[error("rx response id {id}: size {size} is shorter than an Ethernet header ({} bytes)", nif::ETH_HLEN)]
+    RxRunt { id: u16, size: u16 },
     #[error("rx response id {id}: offset {offset} + size {size} exceeds the {PAGE_SIZE}-byte page")]
     RxOversize { id: u16, offset: u16, size: u16 },
     #[error("{ring} ring: rsp_prod {rsp_prod} is {ahead} responses ahead of rsp_cons {rsp_cons} (ring of {size})")]
@@ -113,6 +119,11 @@ pub struct NetfrontStats {
     pub rx_status_errors: u64,
     /// RX responses whose offset + size overran the page.
     pub rx_oversize: u64,
+    /// RX responses with flags this front end did not negotiate (more_data, extra_info).
+    pub rx_bad_flags: u64,
+    /// RX responses shorter than an Ethernet header (a slot the back end never wrote reads as
+    /// our own request: status = gref >> 16, usually 0).
+    pub rx_runts: u64,
     /// Responses naming an id that is out of range or not outstanding.
     pub bad_ids: u64,
     /// Times the response producer ran more than a ring ahead.
@@ -136,6 +147,8 @@ pub struct NetfrontStats {
     /// RX buffers that could not be allocated (refill deferred).
     pub alloc_failures: u64,
     pub connects: u64,
+    /// Reconnects after the back end's response producer ran past what was published.
+    pub reconnects: u64,
 }
 
 /// One line of the guest's kernel log.
@@ -189,6 +202,9 @@ pub struct Netfront {
     received: Vec<Vec<u8>>,
     log: Vec<LogLine>,
     errors: Vec<NetfrontError>,
+    /// A response producer was caught lying: legacy stops using the device (as hardened
+    /// Linux netfront does), nicqual reconnects.
+    broken: bool,
     pub stats: NetfrontStats,
 }
 
@@ -216,6 +232,7 @@ impl Netfront {
             received: Vec::new(),
             log: Vec::new(),
             errors: Vec::new(),
+            broken: false,
             stats: NetfrontStats::default(),
         }
     }
@@ -234,6 +251,11 @@ impl Netfront {
 
     pub fn errors(&self) -> &[NetfrontError] {
         &self.errors
+    }
+
+    /// True once the device was given up (legacy order after a lying back end).
+    pub fn is_broken(&self) -> bool {
+        self.broken
     }
 
     /// Packets received since the last call.
@@ -622,8 +644,17 @@ impl Netfront {
 
     /// Consume RX and TX responses, refill, flush pending sends. Returns packets received.
     pub fn poll(&mut self, g: &mut impl XenGuest) -> usize {
+        if self.broken {
+            return 0;
+        }
         let n = self.poll_rx(g);
+        if self.broken {
+            return n;
+        }
         self.poll_tx(g);
+        if self.broken {
+            return n;
+        }
         self.refill_rx(g);
         self.push_rx(g);
         self.flush_tx_backlog(g);
@@ -638,7 +669,8 @@ impl Netfront {
         // More responses than requests we published: the producer is not trustworthy.
         let outstanding = self.rx_req_prod_pvt.wrapping_sub(self.rx_rsp_cons);
         if ahead > outstanding {
-            self.stats.ring_runaway += 1;
+            // The slots past what the back end wrote hold our own requests or an older
+            // lap's responses: reading them would hand up pages nobody filled.
             let e = NetfrontError::RingRunaway {
                 ring: "rx",
                 rsp_prod,
@@ -646,8 +678,8 @@ impl Netfront {
                 ahead,
                 size: self.ring.size(),
             };
-            self.say(g, format!("netfront: {e}"));
-            self.fail(e);
+            self.runaway(g, e);
+            return 0;
         }
         let n = self.ring.unconsumed_responses(rsp_prod, self.rx_rsp_cons).min(outstanding);
         let mut got = 0;
@@ -670,7 +702,7 @@ impl Netfront {
     /// Validate one response; deliver its packet if good. True when a packet was received.
     fn handle_rx_response(&mut self, g: &mut impl XenGuest, resp: RxResponse, mode: RxMode) -> bool {
         let id = resp.id.get();
-        let (offset, status) = (resp.offset.get(), resp.status.get());
+        let (offset, status, flags) = (resp.offset.get(), resp.status.get(), resp.flags.get());
         let slot = match self.rx.get(usize::from(id)) {
             None => {
                 self.stats.bad_ids += 1;
@@ -686,6 +718,14 @@ impl Netfront {
             }
             Some(Some(s)) => *s,
         };
+        // No feature-sg / GSO was requested: a packet is one slot, with no extra-info slot
+        // behind it. Anything else would make us misparse the ring.
+        if flags & (nif::rxf::MORE_DATA | nif::rxf::EXTRA_INFO) != 0 {
+            self.stats.rx_bad_flags += 1;
+            self.fail(NetfrontError::RxFlags { id, flags });
+            self.recycle_failed(g, id, slot, mode);
+            return false;
+        }
         if status < 0 || usize::from(offset) + status as usize > PAGE_SIZE {
             // The old format string: "rx->offset: %x, size: %u" — status -1 prints as
             // 4294967295.
@@ -698,6 +738,12 @@ impl Netfront {
                 NetfrontError::RxOversize { id, offset, size: status as u16 }
             };
             self.fail(e);
+            self.recycle_failed(g, id, slot, mode);
+            return false;
+        }
+        if status < nif::ETH_HLEN as i16 {
+            self.stats.rx_runts += 1;
+            self.fail(NetfrontError::RxRunt { id, size: status as u16 });
             self.recycle_failed(g, id, slot, mode);
             return false;
         }
@@ -788,6 +834,47 @@ impl Netfront {
         }
     }
 
+    /// A response producer ran past what was published: the ring cannot be trusted.
+    fn runaway(&mut self, g: &mut impl XenGuest, e: NetfrontError) {
+        self.stats.ring_runaway += 1;
+        self.say(g, format!("netfront: {e}"));
+        self.fail(e);
+        match self.cfg.order {
+            ResumeOrder::Legacy => {
+                self.broken = true;
+                self.say(g, "netfront: device eth0 marked broken".to_string());
+            }
+            ResumeOrder::Nicqual => {
+                if let Err(e) = self.reconnect(g) {
+                    self.broken = true;
+                    self.say(g, format!("netfront: reconnect failed: {e}; device eth0 marked broken"));
+                    self.fail(e);
+                }
+            }
+        }
+    }
+
+    /// Tear the rings down and connect again on fresh ones, keeping the buffers: the back
+    /// end disconnects first (so nothing is mapped), every grant is ended, then the resume
+    /// path rebuilds (reclaim, renegotiate, grant + audit, publish).
+    pub fn reconnect(&mut self, g: &mut impl XenGuest) -> Result<RxMode, NetfrontError> {
+        self.stats.reconnects += 1;
+        g.switch_state(xenbus_state::CLOSING)?;
+        for id in 0..IDS {
+            if let Some(s) = self.rx_get(id)
+                && s.gref != nif::INVALID_GRANT_REF
+            {
+                let _ = self.end_access(g, s.gref);
+            }
+            if let Some(s) = self.tx.get(usize::from(id)).and_then(Option::as_ref) {
+                let gref = s.gref;
+                let _ = self.end_access(g, gref);
+            }
+        }
+        self.free_ring_pages(g);
+        self.resume(g)
+    }
+
     // ----- TX -----------------------------------------------------------------------------
 
     /// Queue a packet for sending; it goes out now if the ring has room.
@@ -865,14 +952,15 @@ impl Netfront {
         let outstanding = self.tx_req_prod_pvt.wrapping_sub(self.tx_rsp_cons);
         let ahead = rsp_prod.wrapping_sub(self.tx_rsp_cons);
         if ahead > outstanding {
-            self.stats.ring_runaway += 1;
-            self.fail(NetfrontError::RingRunaway {
+            let e = NetfrontError::RingRunaway {
                 ring: "tx",
                 rsp_prod,
                 rsp_cons: self.tx_rsp_cons,
                 ahead,
                 size: self.ring.size(),
-            });
+            };
+            self.runaway(g, e);
+            return;
         }
         let n = self.ring.unconsumed_responses(rsp_prod, self.tx_rsp_cons).min(outstanding);
         for _ in 0..n {

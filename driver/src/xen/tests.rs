@@ -192,9 +192,28 @@ fn hostile_duplicate_responses() {
 
 #[test]
 fn hostile_rsp_prod_runaway() {
+    // Beyond every published request: caught by the producer check; nicqual reconnects and
+    // never reads a slot the back end did not write.
     let nf = hostile(ResponseFault::RxRspProdRunaway { extra: 100_000 });
     assert!(nf.stats.ring_runaway >= 1);
+    assert!(nf.stats.reconnects >= 1);
     assert!(matches!(nf.errors()[0], NetfrontError::RingRunaway { ring: "rx", .. }));
+    assert_eq!(nf.stats.rx_runts, 0);
+    assert!(!nf.is_broken());
+    // One too far, within what was published: the extra slot still holds our own request,
+    // which reads as a response of size gref >> 16 = 0: a runt, dropped and re-posted.
+    let nf = hostile(ResponseFault::RxRspProdRunaway { extra: 1 });
+    assert!(nf.stats.rx_runts >= 1);
+    assert!(nf.errors().iter().any(|e| matches!(e, NetfrontError::RxRunt { .. })), "{:?}", &nf.errors()[..3]);
+    // Legacy: the device is given up, as hardened Linux netfront does.
+    let mut h = host(HostVersion::MAINLINE);
+    let mut nf =
+        Netfront::new(NetfrontConfig { order: ResumeOrder::Legacy, preference: RxPreference::CopyOnly, rx_target: 16 });
+    nf.connect(&mut GuestPort::new(&mut h)).unwrap();
+    h.netback.set_fault(Some(ResponseFault::RxRspProdRunaway { extra: 100_000 }));
+    let _ = exchange(&mut h, &mut nf, 5);
+    assert!(nf.is_broken());
+    assert!(nf.log().iter().any(|l| l.text == "netfront: device eth0 marked broken"));
 }
 
 #[test]
@@ -203,4 +222,62 @@ fn hostile_tx_id_and_status() {
     assert!(nf.errors().iter().any(|e| matches!(e, NetfrontError::BadTxId { id: 999, .. })));
     let nf = hostile(ResponseFault::TxStatus { status: -1 });
     assert!(nf.stats.tx_errors >= 40);
+}
+
+#[test]
+fn hostile_rx_status_runt() {
+    let nf = hostile(ResponseFault::RxStatus { status: 3 });
+    assert!(nf.stats.rx_runts >= 40);
+    assert!(matches!(nf.errors()[0], NetfrontError::RxRunt { size: 3, .. }));
+}
+
+#[test]
+fn hostile_rx_flags_not_negotiated() {
+    let flags = nicqual_hw::xen_netif::rxf::MORE_DATA | nicqual_hw::xen_netif::rxf::EXTRA_INFO;
+    let nf = hostile(ResponseFault::RxFlags { flags });
+    assert!(nf.stats.rx_bad_flags >= 40);
+    assert!(matches!(nf.errors()[0], NetfrontError::RxFlags { flags: f, .. } if f == flags));
+    assert_eq!(nf.stats.rx_status_errors, 0);
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fault() -> impl Strategy<Value = ResponseFault> {
+        prop_oneof![
+            any::<u16>().prop_map(|id| ResponseFault::RxId { id }),
+            any::<i16>().prop_map(|status| ResponseFault::RxStatus { status }),
+            any::<u16>().prop_map(|offset| ResponseFault::RxOffset { offset }),
+            any::<u16>().prop_map(|flags| ResponseFault::RxFlags { flags }),
+            Just(ResponseFault::RxDuplicate),
+            any::<u32>().prop_map(|extra| ResponseFault::RxRspProdRunaway { extra }),
+            any::<u16>().prop_map(|id| ResponseFault::TxId { id }),
+            any::<i16>().prop_map(|status| ResponseFault::TxStatus { status }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Any value in any response field: no panic, never more packets than were sent,
+        /// every packet within an Ethernet header and a page, and — unless the back end
+        /// lies about the length itself — every packet handed up is one it queued.
+        #[test]
+        fn any_response_field_value_is_survived(f in fault()) {
+            let mut h = host(HostVersion::MAINLINE);
+            let mut nf = nicqual_copy(16);
+            nf.connect(&mut GuestPort::new(&mut h)).unwrap();
+            h.netback.set_fault(Some(f));
+            let (got, _) = exchange(&mut h, &mut nf, 24);
+            prop_assert!(got.len() <= 24);
+            let lies_about_length = matches!(f, ResponseFault::RxStatus { .. } | ResponseFault::RxOffset { .. });
+            for p in &got {
+                prop_assert!(p.len() >= 14 && p.len() <= 4096);
+                if !lies_about_length {
+                    prop_assert!((0..24).any(|i| *p == pkt(i, 60 + (i as usize * 97) % 1400)));
+                }
+            }
+        }
+    }
 }
