@@ -288,7 +288,7 @@ pub fn bounce_pool(p: &BouncePoolTimeline) -> String {
 pub fn jumbo(m: &JumboMatrix) -> String {
     let mtus = m.mtus();
     let vars = m.variants();
-    let (cw, ch, lw, th) = (150.0, 28.0, 80.0, 30.0);
+    let (cw, ch, lw, th) = (170.0, 28.0, 80.0, 30.0);
     let w = lw + cw * vars.len().max(1) as f64 + 8.0;
     let h = th + ch * mtus.len().max(1) as f64 + 8.0;
     let mut o = String::new();

@@ -481,8 +481,11 @@ pub fn run(seed: u64, out: &mut dyn Write) -> std::io::Result<rep::RunRecord> {
         "per_mille": FAULT_PER_MILLE,
         "kinds": EnicFault::ALL.iter().map(|k| k.name()).collect::<Vec<_>>(),
         "pool_slots": POOL_SLOTS,
-        "cells": cells,
+        "entries": ENTRIES,
+        "frames_per_cell": FRAMES,
     });
+    rec.device.vendor_id = format!("{:04x}", hw::PCI_VENDOR_CISCO);
+    rec.device.device_id = format!("{:04x}", hw::PCI_DEVICE_VIC_ENET);
     rec.timelines.jumbo = Some(jumbo_timeline(&cells));
     Ok(rec)
 }
