@@ -9,6 +9,7 @@
 pub mod bnx2x;
 pub mod clock;
 pub mod config;
+pub mod enic;
 pub mod faults;
 pub mod i82574;
 pub mod iommu;

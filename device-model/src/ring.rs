@@ -224,6 +224,12 @@ impl ColorCursor {
         if size == 0 { None } else { Some(ColorCursor { index: 0, size, color }) }
     }
 
+    /// Cursor at slot `index` with `color` (a producer resuming from its tail/tail-colour
+    /// registers); `None` when `index` is outside the ring.
+    pub const fn at(size: u32, index: u32, color: bool) -> Option<ColorCursor> {
+        if index >= size { None } else { Some(ColorCursor { index, size, color }) }
+    }
+
     pub const fn index(self) -> u32 {
         self.index
     }

@@ -26,6 +26,8 @@ pub mod dma;
 pub mod dmamap;
 #[cfg(feature = "emulated")]
 pub mod emulated;
+#[cfg(feature = "emulated")]
+pub mod enic;
 pub mod error;
 pub mod eventfd;
 pub mod health;

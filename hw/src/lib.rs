@@ -6,6 +6,7 @@
 //! datasheets (and Linux/QEMU headers, which use the datasheet names).
 
 pub mod bnx2x;
+pub mod enic;
 pub mod i82574;
 pub mod i82574_desc;
 pub mod pci;

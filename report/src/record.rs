@@ -383,6 +383,10 @@ pub struct JumboCell {
     pub result: Outcome,
     #[serde(default)]
     pub detail: String,
+    /// The cell's own word for its verdict (`supported`, `unsafe`, `unsupported`), shown in
+    /// place of the outcome when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
 }
 
 /// MTU x variant verdicts.
@@ -527,6 +531,9 @@ impl RunRecord {
         let v: serde_json::Value =
             serde_json::from_str(text).map_err(|source| ReadError::Json { path: path.into(), source })?;
         let schema = v.get("schema").and_then(|s| s.as_str()).unwrap_or("").to_string();
+        if schema == crate::bench::BENCH_SCHEMA {
+            return crate::bench::from_bench(v, path);
+        }
         if !SCHEMAS_READ.contains(&schema.as_str()) {
             return Err(ReadError::Schema { path: path.into(), found: schema, expected: SCHEMAS_READ.join(", ") });
         }

@@ -322,7 +322,7 @@ pub fn jumbo(m: &JumboMatrix) -> String {
                         outcome_color(c.result),
                         x + cw / 2.0,
                         y + 17.0,
-                        c.result.as_str().to_uppercase(),
+                        esc(&c.verdict.as_deref().unwrap_or(c.result.as_str()).to_uppercase()),
                         esc(v),
                         esc(&c.detail)
                     );

@@ -80,14 +80,27 @@ fn sample() -> RunRecord {
             }),
             jumbo: Some(JumboMatrix {
                 cells: vec![
-                    JumboCell { mtu: 1500, variant: "naive".into(), result: Outcome::Pass, detail: String::new() },
+                    JumboCell {
+                        mtu: 1500,
+                        variant: "naive".into(),
+                        result: Outcome::Pass,
+                        detail: String::new(),
+                        verdict: None,
+                    },
                     JumboCell {
                         mtu: 9000,
                         variant: "naive".into(),
                         result: Outcome::Fail,
                         detail: "fragmented".into(),
+                        verdict: Some("unsafe".into()),
                     },
-                    JumboCell { mtu: 9000, variant: "nicqual".into(), result: Outcome::Pass, detail: String::new() },
+                    JumboCell {
+                        mtu: 9000,
+                        variant: "nicqual".into(),
+                        result: Outcome::Pass,
+                        detail: String::new(),
+                        verdict: None,
+                    },
                 ],
             }),
             throughput: Some(Throughput {

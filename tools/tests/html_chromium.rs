@@ -263,12 +263,14 @@ fn all_plots_record() -> rep::RunRecord {
                                 variant: "naive driver".into(),
                                 result: if mtu > 4000 { rep::Outcome::Fail } else { rep::Outcome::Pass },
                                 detail: String::new(),
+                                verdict: Some(if mtu > 4000 { "unsafe" } else { "supported" }.into()),
                             },
                             rep::JumboCell {
                                 mtu,
                                 variant: "nicqual driver".into(),
                                 result: rep::Outcome::Pass,
                                 detail: String::new(),
+                                verdict: None,
                             },
                         ]
                     })

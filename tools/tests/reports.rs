@@ -239,3 +239,22 @@ fn progress_bar_on_a_terminal_only_without_quiet() {
     assert!(!quiet.contains("qualify ["), "{quiet:?}");
     assert!(quiet.contains("PASS: "));
 }
+
+#[test]
+fn report_plots_throughput_from_a_bench_record() {
+    let dir = scratch("bench");
+    let json = dir.join("b.json");
+    let html = dir.join("b.html");
+    // A short run: the figures do not matter here, only that the record carries them.
+    let out = nicqual(&["bench", "--frame-size", "64,1514", "--seconds", "0.02", "--json", s(&json)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = nicqual(&["report", s(&json), "--html", s(&html), "--ktap"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ktap = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        ktap.contains("1..2") && ktap.contains("ok 1 bench.loopback[64]") && ktap.contains("ok 2 bench.loopback[1514]")
+    );
+    let page = read(&html);
+    assert!(page.contains("id=\"plot-throughput\""), "no throughput plot");
+    assert!(page.contains("model:i82574l loopback, batch 32"));
+}

@@ -141,3 +141,37 @@ fn two_ports_share_one_pool_and_misuse_is_typed() {
     a0.free_buffer(x).unwrap();
     a1.free_buffer(y).unwrap();
 }
+
+#[test]
+fn bidirectional_bounce_syncs_both_ways_and_a_coherent_leak_is_reported() {
+    let mut b = backend();
+    let mut api = DmaApi::new(dev("0000:04:00.0"), xen(256), u64::MAX);
+    let buf = api.alloc_buffer(&mut b, 8192, 4096).unwrap();
+    buf.mem.write(0, b"cpu1").unwrap();
+    let m = api.map_single(&mut b, &buf, 0, 8192, DmaDirection::Bidirectional).unwrap();
+    assert!(m.bounced, "two scattered pages");
+    assert_eq!(device_read(&mut b, m.dma_addr, 4), b"cpu1", "copied in on map");
+    // CPU -> device needs sync_for_device.
+    buf.mem.write(0, b"cpu2").unwrap();
+    assert_eq!(device_read(&mut b, m.dma_addr, 4), b"cpu1");
+    api.sync_for_device(&m).unwrap();
+    assert_eq!(device_read(&mut b, m.dma_addr, 4), b"cpu2");
+    // Device -> CPU needs sync_for_cpu; unmap copies back too.
+    b.device_mut().iommu().write(m.dma_addr, b"dev1", 0).unwrap();
+    api.sync_for_cpu(&m).unwrap();
+    let mut seen = [0u8; 4];
+    buf.mem.read(0, &mut seen).unwrap();
+    assert_eq!(&seen, b"dev1");
+    b.device_mut().iommu().write(m.dma_addr + 4, b"dev2", 0).unwrap();
+    api.unmap(&mut b, m).unwrap();
+    buf.mem.read(4, &mut seen).unwrap();
+    assert_eq!(&seen, b"dev2");
+    // A coherent allocation is visible both ways without syncs, and one left behind is a leak.
+    let c = api.alloc_coherent(&mut b, 4096).unwrap();
+    c.mem.write(0, b"ring").unwrap();
+    assert_eq!(device_read(&mut b, c.dma_addr, 4), b"ring");
+    let r = api.teardown(&mut b);
+    assert_eq!(r.result, CheckResult::Fail);
+    assert!(r.detail.contains("0 streaming mappings") && r.detail.contains("1 coherent"), "{}", r.detail);
+    assert_eq!(b.live_mappings(), 0, "teardown unmapped the coherent window");
+}

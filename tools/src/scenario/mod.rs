@@ -7,6 +7,7 @@
 
 pub mod bnx2x_swiotlb_jumbo;
 pub mod dom0_memory_squeeze;
+pub mod enic_jumbo;
 pub mod netfront_resume;
 pub mod story;
 pub mod traffic;
@@ -29,8 +30,12 @@ pub struct Scenario {
 }
 
 /// Every scenario, in `scenario list` order.
-pub const SCENARIOS: &[&Scenario] =
-    &[&netfront_resume::SCENARIO, &dom0_memory_squeeze::SCENARIO, &bnx2x_swiotlb_jumbo::SCENARIO];
+pub const SCENARIOS: &[&Scenario] = &[
+    &netfront_resume::SCENARIO,
+    &dom0_memory_squeeze::SCENARIO,
+    &bnx2x_swiotlb_jumbo::SCENARIO,
+    &enic_jumbo::SCENARIO,
+];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
