@@ -154,7 +154,12 @@ fn apply(d: &mut I82574<Hostile>, op: DriverOp) -> Result<(), DriverError> {
                 let pool = dp.pool_mut();
                 for i in 0..(n % 16) {
                     let Some(mut p) = pool.alloc() else { break };
-                    let frame: Vec<u8> = (0..usize::from(len)).map(|b| (b as u8) ^ i).collect();
+                    // Byte b of the frame is (b mod 256) ^ i, filled 256 bytes at a time.
+                    let ramp: Vec<u8> = (0..=255u8).map(|b| b ^ i).collect();
+                    let mut frame = vec![0u8; usize::from(len)];
+                    for chunk in frame.chunks_mut(ramp.len()) {
+                        chunk.copy_from_slice(&ramp[..chunk.len()]);
+                    }
                     // Oversize or empty frames stay as they are: the driver must refuse them.
                     if pool.write(&mut p, &frame).is_none() {
                         let _ = pool.set_len(&mut p, 0);
