@@ -3,7 +3,7 @@
 //! API, on an IOMMU or on a Xen dom0 with a small SWIOTLB pool.
 //!
 //! The fuzzer picks the platform (native memory behind an IOMMU, or Xen PV memory bouncing
-//! through a pool of 64-512 slots of any kernel generation), the MTU and the ring sizes, then
+//! through a pool of 128-512 slots of any kernel generation), the MTU and the ring sizes, then
 //! runs a sequence of: frames received into the buffer at the rx consumer (and the CQE the
 //! firmware writes for them, optionally with one field overwritten by the fuzzer), raw
 //! CQEs, device writes and reads at any address (through the IOMMU), BD fetches from a
@@ -18,7 +18,7 @@
 use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
 use nicqual_driver::Backend;
-use nicqual_driver::bnx2x::{Bnx2xPort, PortConfig, RxOutcome, TxOutcome, TxSkb};
+use nicqual_driver::bnx2x::{Bnx2xPort, PortConfig, PortCounters, RxOutcome, TxOutcome, TxSkb};
 use nicqual_driver::dmamap::{DmaApi, DmaPlatform};
 use nicqual_driver::emulated::EmulatedBackend;
 use nicqual_driver::health::CheckResult;
@@ -136,7 +136,7 @@ pub fn run(data: &[u8]) -> Result<(), Violation> {
             Err(_) => break,
         }
     }
-    run_ops(&setup, &ops)
+    run_ops(&setup, &ops).map(drop)
 }
 
 fn check_msg(what: &str, e: &dyn std::fmt::Display) -> Result<(), Violation> {
@@ -146,15 +146,16 @@ fn check_msg(what: &str, e: &dyn std::fmt::Display) -> Result<(), Violation> {
     Ok(())
 }
 
-/// Run a decoded setup and op list.
-pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<(), Violation> {
+/// Run a decoded setup and op list; returns the port's counters at close.
+pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<PortCounters, Violation> {
     let mtu = match setup.mtu_pick % 4 {
         0 => 1500,
         1 => 9000,
         2 => 9600,
         _ => u32::from(setup.raw_mtu % 9700).max(46),
     };
-    let pool_slots = 64 + usize::from(setup.pool_slots) % 449;
+    // One to four 128-slot segments (the pool is whole segments).
+    let pool_slots = 128 * (1 + usize::from(setup.pool_slots % 4));
     let memory = MEMORY.with(|m| if setup.xen { m.1.clone() } else { m.0.clone() });
     let platform = if setup.xen {
         DmaPlatform::swiotlb(memory, SwiotlbConfig::with_slots(generation(setup.generation), pool_slots))
@@ -173,7 +174,7 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<(), Violation> {
     let dma = DmaApi::new(DeviceName::new("bnx2x", "0000:04:00.0"), platform.clone(), u64::MAX);
     let mut port = match Bnx2xPort::open(backend, dma, cfg.clone()) {
         Ok(p) => p,
-        Err(e) => return check_msg("open", &e),
+        Err(e) => return check_msg("open", &e).map(|()| PortCounters::default()),
     };
     let rx_bds = cfg.rx_bds as usize;
     let pool_total = platform.borrow().pool().map(|p| p.config().nslabs);
@@ -188,6 +189,7 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<(), Violation> {
             return Err(violation(format!("op {i}: pool reports {} of {total} slots used", st.used)));
         }
     }
+    let counters = port.counters;
     let (report, backend) = port.close();
     if report.result != CheckResult::Pass {
         return Err(violation(format!("close: {:?} ({})", report.result, report.detail)));
@@ -203,7 +205,7 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<(), Violation> {
     if backend.live_mappings() != 0 {
         return Err(violation(format!("after close the backend holds {} DMA windows", backend.live_mappings())));
     }
-    Ok(())
+    Ok(counters)
 }
 
 /// An address the device aims at: near the buffer at the rx consumer, or anywhere.
@@ -339,5 +341,44 @@ fn complete(port: &mut Port, cqe: &FastPathRxCqe, i: usize) -> Result<(), Violat
             Ok(())
         }
         RxOutcome::Empty => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(xen: bool, pool_slots: u16) -> Setup {
+        Setup { xen, generation: 0, pool_slots, mtu_pick: 1, raw_mtu: 0, rx_bds: 7, tx_queues: 0, tx_bds: 200 }
+    }
+
+    #[test]
+    fn good_frames_are_delivered_and_hostile_cqes_refused_on_both_platforms() {
+        let ops = vec![
+            Op::Rx { len: 9000, fill: 1, field: None, value: 0 },
+            Op::Rx { len: 60, fill: 2, field: Some(3), value: 0xFFFF },
+            Op::RawCqe { raw: vec![0xFF; 64] },
+            Op::Tx { queue: 0, linear: 25158, frags: vec![] },
+            Op::Tx { queue: 0, linear: 128, frags: vec![4096; 6] },
+            Op::TxDone { pos: 1 },
+            Op::DevWrite { near: true, addr: 0x3000, bytes: vec![0xEE; 256] },
+            Op::Rx { len: 1514, fill: 3, field: None, value: 0 },
+        ];
+        for xen in [false, true] {
+            let c = run_ops(&setup(xen, 400), &ops).unwrap();
+            assert_eq!((c.rx_frames, c.rx_bad_cqe, c.tx_packets), (2, 2, 2), "xen {xen}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn an_exhausted_pool_drops_and_close_still_balances() {
+        // One 128-slot segment, page-aligned 5-slot rx buffers: 21 fit and the 30-BD ring is
+        // left 9 short; neither a 25158-byte linear skb (13 slots) nor an rx refill fits.
+        let ops = vec![
+            Op::Tx { queue: 0, linear: 25158, frags: vec![] },
+            Op::Rx { len: 9000, fill: 1, field: None, value: 0 },
+        ];
+        let c = run_ops(&Setup { rx_bds: 29, ..setup(true, 0) }, &ops).unwrap();
+        assert_eq!((c.rx_ring_short, c.tx_map_errors, c.rx_map_errors, c.rx_frames), (9, 1, 1, 0), "{c:?}");
     }
 }

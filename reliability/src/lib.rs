@@ -7,6 +7,7 @@
 
 pub mod bnx2x_rings;
 pub mod driver_hostile;
+pub mod enic_rings;
 pub mod model_i82574;
 pub mod soak;
 pub mod xen_netback;
@@ -31,4 +32,5 @@ pub const HARNESSES: &[(&str, Harness)] = &[
     ("driver_hostile", driver_hostile::run),
     ("xen_netback", xen_netback::run),
     ("bnx2x_rings", bnx2x_rings::run),
+    ("enic_rings", enic_rings::run),
 ];
