@@ -5,7 +5,9 @@
 //! every file of `fuzz/regressions/<target>/` and `fuzz/corpus/<target>/` through the same
 //! function under `cargo test`, so a finding stays fixed.
 
+pub mod bnx2x_rings;
 pub mod driver_hostile;
+pub mod enic_rings;
 pub mod model_i82574;
 pub mod soak;
 pub mod xen_netback;
@@ -25,5 +27,10 @@ pub(crate) fn violation(what: impl Into<String>) -> Violation {
 pub type Harness = fn(&[u8]) -> Result<(), Violation>;
 
 /// Harness names (= fuzz target names = corpus/regression directory names) and functions.
-pub const HARNESSES: &[(&str, Harness)] =
-    &[("model_i82574", model_i82574::run), ("driver_hostile", driver_hostile::run), ("xen_netback", xen_netback::run)];
+pub const HARNESSES: &[(&str, Harness)] = &[
+    ("model_i82574", model_i82574::run),
+    ("driver_hostile", driver_hostile::run),
+    ("xen_netback", xen_netback::run),
+    ("bnx2x_rings", bnx2x_rings::run),
+    ("enic_rings", enic_rings::run),
+];

@@ -1,0 +1,294 @@
+//! Fuzz harness: the Cisco VIC (enic) ring model (`device-model/src/enic.rs`) and the enic
+//! driver (`driver/src/enic/`) against an adapter that misbehaves.
+//!
+//! The fuzzer picks the adapter's configured MTU (any value), the interface MTU, the ring
+//! size, the driver policy (nicqual's, or the early 2.6.3x driver it models) and the platform
+//! (direct DMA, or a Xen dom0 bouncing through a small SWIOTLB pool), then runs a sequence of:
+//! transmits of any length (looped back by the adapter), frames from the wire, completions
+//! written by the adapter with any index, length, flags and colour, the adapter's own receive
+//! faults (overrun, over-length, span, unposted index), register reads and writes anywhere in
+//! BAR0 (ring bases, sizes, indices, CQ cursors), device writes anywhere in IOVA space, surprise
+//! removal, and TX/RX service.
+//!
+//! Invariants: no panic. For nicqual's driver: no device write ever lands in the guard after
+//! a receive buffer (`overrun_landed` stays 0: the IOMMU window per buffer stops it), no
+//! delivered frame is longer than the posted buffer, no more buffers outstanding than ring
+//! entries, every error typed with a non-empty message; and while the adapter behaves
+//! (no fault, no injected completion, no register write, no stray DMA), the frames the driver
+//! delivers are, in order, a subsequence of the frames sent and received from the wire,
+//! byte for byte.
+
+use crate::{Violation, violation};
+use arbitrary::{Arbitrary, Unstructured};
+use nicqual_driver::enic::{Enic, Platform, Policy};
+use nicqual_hw::enic::{self as hw, CqEnetRqDesc, RqCompletion};
+use nicqual_model::enic::{BAR0_LEN, EnicDevice, EnicFault, EnicFaultPlan};
+use std::collections::VecDeque;
+
+const MAX_OPS: usize = 64;
+/// Where the driver's DMA region starts in IOVA space (a device write aimed "near" lands
+/// within its first 4 MiB).
+const IOVA_NEAR: u64 = 0x4000_0000;
+
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Op {
+    Send {
+        len: u16,
+        fill: u8,
+    },
+    Wire {
+        len: u16,
+        fill: u8,
+    },
+    PollRx,
+    PollTx,
+    /// A receive completion at CQ 0's tail with these fields; `color` false writes the
+    /// colour the driver expects (a fresh entry), true the other (a stale one).
+    Completion {
+        index: u16,
+        q: u16,
+        sop: bool,
+        eop: bool,
+        bytes: u16,
+        truncated: bool,
+        fcs_ok: bool,
+        ty: u8,
+        stale: bool,
+    },
+    Fault {
+        kind: u8,
+    },
+    RegWrite {
+        off: u32,
+        value: u32,
+    },
+    RegRead {
+        off: u32,
+    },
+    DevWrite {
+        near: bool,
+        addr: u64,
+        bytes: Vec<u8>,
+    },
+    Remove,
+}
+
+#[derive(Debug, Clone, Arbitrary)]
+pub struct Setup {
+    adapter_mtu: u16,
+    mtu: u16,
+    entries: u8,
+    early: bool,
+    xen: bool,
+    pool_slots: u16,
+}
+
+/// Run one input.
+pub fn run(data: &[u8]) -> Result<(), Violation> {
+    let mut u = Unstructured::new(data);
+    let Ok(setup) = Setup::arbitrary(&mut u) else { return Ok(()) };
+    let mut ops = Vec::new();
+    while ops.len() < MAX_OPS && !u.is_empty() {
+        match Op::arbitrary(&mut u) {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+    run_ops(&setup, &ops).map(drop)
+}
+
+/// A frame of `len` bytes of `fill` whose first four bytes (when it has them) number it.
+fn numbered(seq: &mut u32, len: u16, fill: u8) -> Vec<u8> {
+    let mut f = vec![fill; usize::from(len)];
+    *seq += 1;
+    for (d, s) in f.iter_mut().zip(seq.to_be_bytes()) {
+        *d = s;
+    }
+    f
+}
+
+fn typed(what: &str, e: &dyn std::fmt::Display) -> Result<(), Violation> {
+    if e.to_string().trim().is_empty() {
+        return Err(violation(format!("{what}: error with an empty message")));
+    }
+    Ok(())
+}
+
+/// Run a decoded setup and op list; returns how many delivered frames were checked against
+/// what was sent (byte for byte, in order).
+pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
+    let policy = if setup.early { Policy::Early } else { Policy::Nicqual };
+    let platform = if setup.xen {
+        Platform::XenDom0 { pool_slots: 32 + usize::from(setup.pool_slots % 512) }
+    } else {
+        Platform::Direct
+    };
+    // Mostly valid ring sizes (64 or 96 entries), now and then a refused one.
+    let entries = match setup.entries % 8 {
+        0 => u32::from(setup.entries),
+        1..=4 => 64,
+        _ => 96,
+    };
+    let dev = EnicDevice::new(u32::from(setup.adapter_mtu), EnicFaultPlan::none());
+    let mut e = match Enic::new(dev, policy, platform, u32::from(setup.mtu), entries) {
+        Ok((e, _)) => e,
+        Err(err) => return typed("bring-up", &err).map(|()| 0),
+    };
+    let nicqual = policy == Policy::Nicqual;
+    let mut honest = true;
+    let mut expected: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut out = Vec::new();
+    let mut seq = 0u32;
+    let mut verified = 0;
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Op::Send { len, fill } => {
+                let frame = numbered(&mut seq, *len, *fill);
+                match e.send(&frame) {
+                    Ok(()) => expected.push_back(frame),
+                    Err(err) => typed(&format!("op {i} send"), &err)?,
+                }
+            }
+            Op::Wire { len, fill } => {
+                let frame = numbered(&mut seq, *len, *fill);
+                let _ = e.device_mut().receive(&frame);
+                expected.push_back(frame);
+            }
+            Op::PollRx => {
+                out.clear();
+                e.poll_rx(&mut out);
+            }
+            Op::PollTx => e.poll_tx(),
+            Op::Completion { index, q, sop, eop, bytes, truncated, fcs_ok, ty, stale } => {
+                honest = false;
+                let fresh = e.device().cq_tail_color(0);
+                let c = RqCompletion {
+                    completed_index: *index,
+                    q_number: *q,
+                    sop: *sop,
+                    eop: *eop,
+                    bytes_written: *bytes,
+                    truncated: *truncated,
+                    fcs_ok: *fcs_ok,
+                    ty: if *ty < 0x80 { hw::CQ_DESC_TYPE_RQ_ENET } else { *ty & 0x7F },
+                    color: fresh != *stale,
+                };
+                let _ = e.device_mut().inject_rq_completion(CqEnetRqDesc::new(c));
+            }
+            Op::Fault { kind } => {
+                honest = false;
+                if let Some(f) = EnicFault::ALL.get(usize::from(*kind) % EnicFault::ALL.len()) {
+                    e.device_mut().force_next(*f);
+                }
+            }
+            Op::RegWrite { off, value } => {
+                honest = false;
+                e.device_mut().reg_write32(u64::from(*off) % (BAR0_LEN + 0x100), *value);
+            }
+            Op::RegRead { off } => {
+                let _ = e.device_mut().reg_read32(u64::from(*off) % (BAR0_LEN + 0x100));
+            }
+            Op::DevWrite { near, addr, bytes } => {
+                honest = false;
+                let a = if *near { IOVA_NEAR + addr % (4 << 20) } else { *addr };
+                let dev = e.device_mut();
+                let now = dev.now_ns();
+                let _ = dev.iommu().write(a, bytes, now);
+            }
+            Op::Remove => {
+                honest = false;
+                e.device_mut().surprise_remove();
+            }
+        }
+        if !nicqual {
+            continue;
+        }
+        if e.stats.overrun_landed != 0 {
+            return Err(violation(format!(
+                "op {i}: {} device writes landed in a receive buffer's guard",
+                e.stats.overrun_landed
+            )));
+        }
+        if e.rx_outstanding() > entries {
+            return Err(violation(format!("op {i}: {} receive buffers outstanding", e.rx_outstanding())));
+        }
+        for f in &out {
+            if f.len() > e.buf_len() as usize {
+                return Err(violation(format!(
+                    "op {i}: delivered {} bytes from a {}-byte buffer",
+                    f.len(),
+                    e.buf_len()
+                )));
+            }
+            if honest {
+                // In order: skip frames the adapter or driver dropped, then it must match.
+                match expected.iter().position(|x| x == f) {
+                    Some(p) => {
+                        expected.drain(..=p);
+                        verified += 1;
+                    }
+                    None => {
+                        return Err(violation(format!(
+                            "op {i}: delivered a {}-byte frame that was not sent (or out of order)",
+                            f.len()
+                        )));
+                    }
+                }
+            }
+        }
+        out.clear();
+    }
+    Ok(verified)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(early: bool, xen: bool) -> Setup {
+        Setup { adapter_mtu: 9000, mtu: 9000, entries: 1, early, xen, pool_slots: 500 }
+    }
+
+    #[test]
+    fn an_honest_adapter_delivers_what_was_sent_and_the_check_sees_it() {
+        let mut ops = Vec::new();
+        for (k, len) in [60u16, 1514, 4000, 9018].into_iter().enumerate() {
+            ops.push(Op::Send { len, fill: k as u8 });
+            ops.push(Op::Wire { len, fill: 0x80 | k as u8 });
+            ops.push(Op::PollRx);
+        }
+        for xen in [false, true] {
+            assert_eq!(run_ops(&setup(false, xen), &ops).unwrap(), 8, "xen {xen}");
+        }
+    }
+
+    #[test]
+    fn hostile_completions_and_register_writes_are_survived() {
+        let ops = vec![
+            Op::Send { len: 1514, fill: 1 },
+            Op::Completion {
+                index: 63,
+                q: 0,
+                sop: true,
+                eop: true,
+                bytes: 0xFFFF,
+                truncated: false,
+                fcs_ok: true,
+                ty: 0,
+                stale: false,
+            },
+            Op::Fault { kind: 0 },
+            Op::Send { len: 9018, fill: 2 },
+            Op::RegWrite { off: 0x2000, value: 0x4000_0100 },
+            Op::DevWrite { near: true, addr: 0x1_0000, bytes: vec![0xFF; 64] },
+            Op::PollRx,
+            Op::PollTx,
+            Op::Remove,
+            Op::Send { len: 60, fill: 3 },
+            Op::PollRx,
+        ];
+        for early in [false, true] {
+            assert!(run_ops(&setup(early, false), &ops).is_ok(), "early {early}");
+        }
+    }
+}
