@@ -25,14 +25,15 @@
 //! [`OldKernelAction`] instead of being done. Device `min_align_mask` (NVMe) is not modelled:
 //! NICs do not set it.
 //!
-//! What differs for speed only: the search returns exactly the slot the kernel's loop returns
-//! (same visiting order, remembered-index update, wrap and 6.x `checked` count), but instead
-//! of testing candidates one by one it jumps to the next slot whose `list[]` has room, testing
-//! eight `list[]` bytes at a time and skipping whole segments whose longest free run (a
-//! per-segment summary kept on every allocate and release) is too short. `list[]` lives in
-//! its own byte array, and the renumbering of a free run is done with fixed-length loops the
-//! compiler vectorises. The kernels' plain loops are kept in the tests as the reference this
-//! is checked against, step by step, on random allocate/release sequences.
+//! What differs for speed only: the bookkeeping. Instead of a `list[]` byte per slot that
+//! every allocate and release renumbers (up to 127 slots), each segment keeps one 128-bit
+//! in-use mask; `list[i]` is derived from it (the free bits from `i` up to the next used one),
+//! allocate and release set or clear one bit range, and the search computes, per segment and
+//! with a few shifts, the mask of slots where `nslots` free slots start, so it goes straight
+//! to the next candidate that fits instead of testing each one. It returns exactly the slot
+//! the kernel's loop returns (same visiting order, remembered-index update, wrap and 6.x
+//! `checked` count). The kernels' plain loops are kept in the tests as the reference this is
+//! checked against, step by step, on random allocate/release sequences.
 
 use serde::Serialize;
 
@@ -357,12 +358,9 @@ struct Area {
 pub struct Swiotlb<S: ByteStore = Vec<u8>> {
     cfg: SwiotlbConfig,
     area_nslabs: usize,
-    /// `list[]`: free contiguous slots from each slot to the end of its free run (never past
-    /// its segment); 0 = in use. One byte per slot, apart from the rest of the slot state, so
-    /// searching and renumbering read 64 slots per cache line.
-    list: Vec<u8>,
-    /// Longest free run in each segment (the largest `list[]` byte of its 128).
-    seg_max: Vec<u8>,
+    /// One mask per segment: bit `k` set = slot `segment * 128 + k` in use. Bits past the
+    /// end of a pool that is not whole segments are set, so no run reaches them.
+    in_use: Vec<u128>,
     slots: Vec<Slot>,
     areas: Vec<Area>,
     stats: SwiotlbStats,
@@ -386,13 +384,12 @@ impl<S: ByteStore> Swiotlb<S> {
     pub fn with_store(cfg: SwiotlbConfig, store: S) -> Self {
         let cfg = if cfg.generation.old_allocator() { SwiotlbConfig { nareas: 1, ..cfg } } else { cfg };
         let nslabs = cfg.nslabs;
-        let list: Vec<u8> =
-            (0..nslabs).map(|i| (IO_TLB_SEGSIZE - (i % IO_TLB_SEGSIZE)).min(nslabs - i) as u8).collect();
-        let seg_max = list.chunks(IO_TLB_SEGSIZE).map(|seg| seg.iter().copied().max().unwrap_or(0)).collect();
+        let in_use = (0..nslabs.div_ceil(IO_TLB_SEGSIZE))
+            .map(|seg| !slot_mask(0, (nslabs - seg * IO_TLB_SEGSIZE).min(IO_TLB_SEGSIZE)))
+            .collect();
         Swiotlb {
             area_nslabs: nslabs / cfg.nareas,
-            list,
-            seg_max,
+            in_use,
             slots: vec![Slot { head: false, alloc_size: 0, orig_addr: u64::MAX }; nslabs],
             areas: vec![Area { used: 0, index: 0 }; cfg.nareas],
             stats: SwiotlbStats { nslabs, ..Default::default() },
@@ -453,7 +450,11 @@ impl<S: ByteStore> Swiotlb<S> {
 
     /// The `list[]` value of slot `i` (free slots from `i` to its segment end).
     pub fn free_run_at(&self, i: usize) -> usize {
-        self.list.get(i).map_or(0, |&l| l as usize)
+        if i >= self.cfg.nslabs {
+            return 0;
+        }
+        let used = self.in_use.get(i / IO_TLB_SEGSIZE).map_or(!0, |&m| m >> (i % IO_TLB_SEGSIZE));
+        (used.trailing_zeros() as usize).min(IO_TLB_SEGSIZE - i % IO_TLB_SEGSIZE)
     }
 
     /// The original (CPU) address a bus address inside the pool bounces for
@@ -470,7 +471,7 @@ impl<S: ByteStore> Swiotlb<S> {
 
     /// Longest free run anywhere (a whole segment at most).
     pub fn largest_free_run(&self) -> usize {
-        self.seg_max.iter().copied().max().unwrap_or(0) as usize
+        self.in_use.iter().map(|&m| longest_run(!m)).max().unwrap_or(0)
     }
 
     /// Backing store (for the device side of a bounce buffer).
@@ -492,64 +493,36 @@ impl<S: ByteStore> Swiotlb<S> {
         offset + nslots > max_slots
     }
 
-    /// `list[j..j + 8]` as a little-endian word (byte k = slot `j + k`); slots past the pool
-    /// read as 0.
-    fn list_word(&self, j: usize) -> u64 {
-        match self.list.get(j..j + 8) {
-            Some(s) => s.try_into().map_or(0, u64::from_le_bytes),
-            None => {
-                let mut b = [0u8; 8];
-                for (d, s) in b.iter_mut().zip(self.list.iter().skip(j)) {
-                    *d = *s;
-                }
-                u64::from_le_bytes(b)
-            }
-        }
-    }
-
     /// The first slot `j` in `from..to` with `list[j] >= nslots` and `j + phase` a multiple
     /// of `stride` (1 or 2): the next candidate of a search, in slot order, that is not
-    /// ruled out by its free run. Segments whose longest free run is too short are skipped
-    /// whole; inside a segment eight `list[]` bytes are tested at a time.
+    /// ruled out by its free run. One segment at a time: the slots where `nslots` free slots
+    /// start, masked to the wanted alignment and range.
     fn next_candidate(&self, from: usize, to: usize, nslots: usize, stride: usize, phase: usize) -> Option<usize> {
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        // `list[]` bytes are at most 128 and 1 <= nslots <= 128, so byte + (128 - nslots)
-        // stays below 256 (no carry into the next byte) and has its top bit set exactly
-        // when byte >= nslots.
-        let bias = ONES * (128 - nslots.clamp(1, 128)) as u64;
-        // Top bits of the bytes whose slot has the wanted alignment (words start at
-        // multiples of 8, so the pattern is the same for every word).
-        let aligned = match (stride, phase % 2) {
-            (1, _) => HIGH,
-            (_, 0) => 0x0080_0080_0080_0080,
-            _ => 0x8000_8000_8000_8000,
+        // Slot j of a segment (which starts at a multiple of 128) is wanted when j + phase is
+        // a multiple of the stride.
+        let aligned: u128 = match (stride, phase % 2) {
+            (1, _) => !0,
+            (_, 0) => 0x5555_5555_5555_5555_5555_5555_5555_5555,
+            _ => 0xAAAA_AAAA_AAAA_AAAA_AAAA_AAAA_AAAA_AAAA,
         };
-        let to = to.min(self.list.len());
-        let mut j = from;
-        while j < to {
-            let seg = j / IO_TLB_SEGSIZE;
-            let seg_end = ((seg + 1) * IO_TLB_SEGSIZE).min(to);
-            if self.seg_max.get(seg).is_none_or(|&longest| (longest as usize) < nslots) {
-                j = seg_end;
-                continue;
+        let to = to.min(self.cfg.nslabs);
+        let mut seg = from / IO_TLB_SEGSIZE;
+        while seg * IO_TLB_SEGSIZE < to {
+            let seg_start = seg * IO_TLB_SEGSIZE;
+            let free = !self.in_use.get(seg).copied().unwrap_or(!0);
+            if free != 0 {
+                let mut fits = run_starts(free, nslots) & aligned;
+                if from > seg_start {
+                    fits &= !slot_mask(0, from - seg_start);
+                }
+                if to < seg_start + IO_TLB_SEGSIZE {
+                    fits &= slot_mask(0, to - seg_start);
+                }
+                if fits != 0 {
+                    return Some(seg_start + fits.trailing_zeros() as usize);
+                }
             }
-            // Word by word up to the segment end; the first word may start before `j`.
-            let mut w = j & !7;
-            while w < seg_end {
-                let mut hits = (self.list_word(w).wrapping_add(bias)) & aligned;
-                if w < j {
-                    hits &= !0u64 << (8 * (j - w));
-                }
-                if seg_end - w < 8 {
-                    hits &= (1u64 << (8 * (seg_end - w))) - 1;
-                }
-                if hits != 0 {
-                    return Some(w + (hits.trailing_zeros() / 8) as usize);
-                }
-                w += 8;
-            }
-            j = seg_end;
+            seg += 1;
         }
         None
     }
@@ -642,11 +615,11 @@ impl<S: ByteStore> Swiotlb<S> {
         if self.cfg.nareas == 1 { 0 } else { index / self.area_nslabs.max(1) }
     }
 
-    /// Mark `nslots` from `index` used and fix the free counts of the run before it.
+    /// Mark `nslots` from `index` used (the free counts of the run before it follow: they are
+    /// derived from the in-use masks).
     fn take_slots(&mut self, index: usize, nslots: usize, size: usize, orig_addr: u64) {
-        let old_end = index + self.free_run_at(index);
-        if let Some(run) = self.list.get_mut(index..index + nslots) {
-            run.fill(0);
+        if let Some(m) = self.in_use.get_mut(index / IO_TLB_SEGSIZE) {
+            *m |= slot_mask(index % IO_TLB_SEGSIZE, nslots);
         }
         if let Some(run) = self.slots.get_mut(index..index + nslots) {
             for (k, slot) in run.iter_mut().enumerate() {
@@ -658,11 +631,6 @@ impl<S: ByteStore> Swiotlb<S> {
                 };
             }
         }
-        let run_start = self.renumber_before(index, index);
-        // The segment's longest run can only have shrunk if it was the one split.
-        if self.seg_max.get(index / IO_TLB_SEGSIZE).is_some_and(|&m| m as usize <= old_end - run_start) {
-            self.update_seg_max(index);
-        }
         let area = self.area_of(index);
         if let Some(area) = self.areas.get_mut(area) {
             area.used += nslots;
@@ -673,59 +641,14 @@ impl<S: ByteStore> Swiotlb<S> {
         self.stats.maps += 1;
     }
 
-    /// The `list[]` bytes of the segment holding slot `index`, and where that segment starts.
-    fn segment_mut(&mut self, index: usize) -> (usize, &mut [u8]) {
-        let start = index - index % IO_TLB_SEGSIZE;
-        let end = (start + IO_TLB_SEGSIZE).min(self.list.len());
-        (start, self.list.get_mut(start..end).unwrap_or_default())
-    }
-
-    /// Renumber the free run that ends just before `index` (same segment only) so that it
-    /// runs on to `new_end`: slot `j` of it gets `new_end - j`. Returns where that run starts
-    /// (`index` if slot `index - 1` is in use or in another segment).
-    fn renumber_before(&mut self, index: usize, new_end: usize) -> usize {
-        let (seg_start, seg) = self.segment_mut(index);
-        let idx = index - seg_start;
-        // Offsets inside a segment and list values are at most 128: byte arithmetic. A whole
-        // segment is 128 bytes; giving the loops that fixed length (with masks instead of
-        // early exits) lets the compiler vectorise them.
-        let run_off = match <&mut [u8; IO_TLB_SEGSIZE]>::try_from(&mut *seg) {
-            Ok(full) => renumber_run_before(full, idx, new_end - seg_start),
-            Err(_) => renumber_run_before(seg, idx, new_end - seg_start),
-        };
-        seg_start + run_off
-    }
-
-    /// Recompute the longest free run of the segment holding slot `index`.
-    fn update_seg_max(&mut self, index: usize) {
-        let (seg_start, seg) = self.segment_mut(index);
-        let longest = match <&[u8; IO_TLB_SEGSIZE]>::try_from(&*seg) {
-            Ok(full) => full.iter().copied().max(),
-            Err(_) => seg.iter().copied().max(),
-        };
-        if let Some(m) = self.seg_max.get_mut(seg_start / IO_TLB_SEGSIZE) {
-            *m = longest.unwrap_or(0);
-        }
-    }
-
-    /// Return `nslots` from `index` and merge them with free neighbours in the segment
-    /// (`swiotlb_release_slots`).
+    /// Return `nslots` from `index` (`swiotlb_release_slots`); merging with the free
+    /// neighbours in the segment follows from the in-use mask.
     fn release_slots(&mut self, index: usize, nslots: usize) {
-        let seg_end = (index + 1).div_ceil(IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE;
-        let end = index + nslots;
-        let run_end = end + if end < seg_end { self.free_run_at(end) } else { 0 };
-        if let Some(run) = self.list.get_mut(index..end) {
-            for (k, l) in run.iter_mut().enumerate() {
-                *l = (run_end - (index + k)) as u8;
-            }
+        if let Some(m) = self.in_use.get_mut(index / IO_TLB_SEGSIZE) {
+            *m &= !slot_mask(index % IO_TLB_SEGSIZE, nslots);
         }
-        if let Some(run) = self.slots.get_mut(index..end) {
+        if let Some(run) = self.slots.get_mut(index..index + nslots) {
             run.fill(Slot { head: false, alloc_size: 0, orig_addr: u64::MAX });
-        }
-        let run_start = self.renumber_before(index, run_end);
-        // Releasing only merges runs: the merged one is the only candidate for a new longest.
-        if let Some(m) = self.seg_max.get_mut(index / IO_TLB_SEGSIZE) {
-            *m = (*m).max((run_end - run_start) as u8);
         }
         let area = self.area_of(index);
         if let Some(area) = self.areas.get_mut(area) {
@@ -945,23 +868,40 @@ impl<S: ByteStore> Swiotlb<S> {
     }
 }
 
-/// [`Swiotlb::renumber_before`] on one segment's `list[]` bytes: slots `run_off..idx`
-/// (the free run ending before `idx`, which starts after the last used slot) get
-/// `new_end - k`; returns `run_off`.
-#[inline(always)]
-fn renumber_run_before(seg: &mut [u8], idx: usize, new_end: usize) -> usize {
-    let idx = idx.min(seg.len()) as u8;
-    let new_end = new_end as u8;
-    let mut run_off = 0u8;
-    for (k, &l) in seg.iter().enumerate() {
-        let k = k as u8;
-        run_off = run_off.max(if l == 0 && k < idx { k + 1 } else { 0 });
+/// Bits `k..k + n` of a segment mask (`n` <= 128 - `k`).
+fn slot_mask(k: usize, n: usize) -> u128 {
+    let ones = if n >= IO_TLB_SEGSIZE { !0 } else { (1u128 << n) - 1 };
+    ones.checked_shl(k as u32).unwrap_or(0)
+}
+
+/// The bits of `free` at which at least `n` (1..=128) set bits start, inside the 128: after
+/// each step bit `k` is the AND of `free[k..k + have]`, and the step ANDs in the mask shifted
+/// by at most `have`, so the ranges join; bits shifted in from above are 0, so no run
+/// reaches past the segment.
+#[inline]
+fn run_starts(free: u128, n: usize) -> u128 {
+    let mut m = free;
+    let mut have = 1;
+    while have < n && m != 0 {
+        let s = have.min(n - have);
+        m &= m >> s;
+        have += s;
     }
-    for (k, l) in seg.iter_mut().enumerate() {
-        let k = k as u8;
-        *l = if k >= run_off && k < idx { new_end.wrapping_sub(k) } else { *l };
+    m
+}
+
+/// Length of the longest run of set bits (each step shortens every run by one).
+fn longest_run(free: u128) -> usize {
+    if free == !0 {
+        return IO_TLB_SEGSIZE;
     }
-    run_off as usize
+    let mut m = free;
+    let mut n = 0;
+    while m != 0 {
+        m &= m >> 1;
+        n += 1;
+    }
+    n
 }
 
 /// The old kernels' panic text for a failed single map above 32 KiB.

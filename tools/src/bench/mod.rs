@@ -24,7 +24,7 @@ pub struct Args {
     /// Seconds measured per frame size (after a short warm-up).
     #[arg(long, default_value_t = 2.0)]
     pub seconds: f64,
-    /// Write the results as JSON (`-` = stdout).
+    /// Write the results as JSON (`-` = stdout); loopback, --backend-latency and --swiotlb.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Cost of one register read, register write and config read on each backend
@@ -44,8 +44,7 @@ pub fn run(a: Args) -> ExitCode {
         return backend_latency::run(&a);
     }
     if a.swiotlb {
-        swiotlb::run(a.quick);
-        return ExitCode::SUCCESS;
+        return swiotlb::run(a.quick, a.json.as_deref());
     }
     loopback::run(&a)
 }

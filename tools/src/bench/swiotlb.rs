@@ -7,11 +7,14 @@
 //! put. Reported: the median over batches of the mean time per map+unmap pair. Two costs:
 //! slot search and bookkeeping only (`alloc`/`free`), and with the bounce copy (`map` of a
 //! to-device buffer, `unmap`). The pool's backing memory is touched before measuring.
+//! `--json FILE` writes the same rows as JSON (`-` = stdout, the table then goes to stderr).
 
 use nicqual_driver::swiotlb::{DeviceName, DmaDirection, Generation, MapKind, Swiotlb, SwiotlbConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
+use std::path::Path;
+use std::process::ExitCode;
 use std::time::Instant;
 
 /// One measurement.
@@ -97,20 +100,23 @@ fn measure(generation: Generation, size: usize, target_pct: u32, batches: usize,
     }
 }
 
-/// Run and print the table.
-pub fn run(quick: bool) -> Vec<Row> {
+/// Run, print the table, and with `json` write the rows there.
+pub fn run(quick: bool, json: Option<&Path>) -> ExitCode {
     let (batches, per_batch) = if quick { (5, 200) } else { (101, 2000) };
-    println!("SWIOTLB map+unmap, 64 MiB pool, median of {batches} batches x {per_batch} pairs (ns per pair)");
-    println!(
+    // With the JSON on stdout, the table goes to stderr.
+    let to_stdout = json.is_none_or(|p| p.as_os_str() != "-");
+    let say = |line: String| if to_stdout { println!("{line}") } else { eprintln!("{line}") };
+    say(format!("SWIOTLB map+unmap, 64 MiB pool, median of {batches} batches x {per_batch} pairs (ns per pair)"));
+    say(format!(
         "{:<12} {:>6} {:>9} {:>7} {:>16} {:>20} {:>9}",
         "allocator", "bytes", "occupancy", "actual", "slots only (ns)", "with copy-in (ns)", "failed"
-    );
+    ));
     let mut rows = Vec::new();
     for generation in [Generation::ClassicXen, Generation::Modern] {
         for size in [1500usize, 9472] {
             for pct in [10u32, 50, 90] {
                 let r = measure(generation, size, pct, batches, per_batch);
-                println!(
+                say(format!(
                     "{:<12} {:>6} {:>8}% {:>6.1}% {:>16.1} {:>20.1} {:>9}",
                     format!("{:?}", r.generation),
                     r.size,
@@ -119,10 +125,39 @@ pub fn run(quick: bool) -> Vec<Row> {
                     r.alloc_free_ns,
                     r.map_unmap_ns,
                     r.failures
-                );
+                ));
                 rows.push(r);
             }
         }
     }
-    rows
+    let Some(path) = json else { return ExitCode::SUCCESS };
+    let results: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "allocator": r.generation,
+                "bytes": r.size,
+                "occupancy_pct": r.target_pct,
+                "actual_pct": r.used_pct,
+                "slots_only_ns": r.alloc_free_ns,
+                "with_copy_in_ns": r.map_unmap_ns,
+                "failed": r.failures,
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "mode": "swiotlb",
+        "pool_bytes": SwiotlbConfig::default_for(Generation::Modern).bytes(),
+        "batches": batches,
+        "pairs_per_batch": per_batch,
+        "statistic": "median over batches of the mean ns per map+unmap pair",
+        "results": results,
+    });
+    match super::write_json(path, &v) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nicqual: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
