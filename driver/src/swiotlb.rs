@@ -382,7 +382,9 @@ impl<S: ByteStore> Swiotlb<S> {
     /// A pool whose bounce bytes live in `store` (at least `cfg.bytes()` long, or copies fail
     /// with a typed error).
     pub fn with_store(cfg: SwiotlbConfig, store: S) -> Self {
-        let cfg = if cfg.generation.old_allocator() { SwiotlbConfig { nareas: 1, ..cfg } } else { cfg };
+        // One area on the old allocators; at least one on 6.x (a hand-built config may say 0).
+        let nareas = if cfg.generation.old_allocator() { 1 } else { cfg.nareas.max(1) };
+        let cfg = SwiotlbConfig { nareas, ..cfg };
         let nslabs = cfg.nslabs;
         let in_use = (0..nslabs.div_ceil(IO_TLB_SEGSIZE))
             .map(|seg| !slot_mask(0, (nslabs - seg * IO_TLB_SEGSIZE).min(IO_TLB_SEGSIZE)))

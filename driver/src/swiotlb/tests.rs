@@ -516,3 +516,12 @@ fn fast_search_picks_the_kernels_slot_in_a_fragmented_64_mib_pool() {
         p.check_invariants();
     }
 }
+
+#[test]
+fn a_hand_built_config_with_zero_areas_gets_one() {
+    let cfg = SwiotlbConfig { nareas: 0, ..SwiotlbConfig::with_slots(Generation::Modern, 256) };
+    let mut p = Swiotlb::new(cfg);
+    assert_eq!(p.config().nareas, 1);
+    let m = map_n(&mut p, 9472).unwrap();
+    assert_eq!((m.index, m.nslots, p.stats().used), (0, 5, 5));
+}
