@@ -398,7 +398,7 @@ fn vfio_backend_in_a_guest_with_an_iommu() {
     for k in rec.checks.iter().filter(|k| k.name.starts_with("msix-table")) {
         assert_eq!(k.result, Outcome::Na, "{}: {}", k.name, k.detail);
     }
-    // DMA through the IOMMU, frames through the NIC (MAC loopback, payload digest compared
+    // DMA through the IOMMU, frames through the NIC (MAC loopback, every byte compared
     // per frame), and no fault logged for the function.
     for name in [
         "vfio-setup",

@@ -31,7 +31,8 @@ fn report(result: CheckResult, detail: impl Into<String>) -> CheckReport {
     CheckReport::new("", result, detail)
 }
 
-/// FNV-1a, 64-bit: the payload digest compared end to end.
+/// FNV-1a, 64-bit: printed for both sides when a frame differs (frames are compared byte for
+/// byte).
 fn digest(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x0100_0000_01b3))
 }
@@ -166,7 +167,7 @@ impl<B: Backend> I82574<B> {
     }
 
     /// `loopback[size]`: frames of `size` bytes through MAC loopback, each compared end to
-    /// end by payload digest.
+    /// end byte for byte.
     pub(super) fn check_loopback(&mut self, size: usize) -> Result<CheckReport, DriverError> {
         let jumbo = size + d::FCS_LEN > d::MAX_STD_FRAME;
         self.ensure_loopback(jumbo)?;
@@ -194,7 +195,7 @@ impl<B: Backend> I82574<B> {
         Ok(report(
             CheckResult::Pass,
             format!(
-                "{FRAMES}/{FRAMES} frames of {size} B came back through MAC loopback (RCTL.LBM) intact: length and FNV-1a payload digest equal per frame{}",
+                "{FRAMES}/{FRAMES} frames of {size} B came back through MAC loopback (RCTL.LBM) intact: length and every byte equal per frame{}",
                 if jumbo { "; RCTL.LPE on, 16 KiB buffers" } else { "" }
             ),
         )
