@@ -342,28 +342,21 @@ impl<B: Backend> I82574<B> {
 
     /// Read a PHY register through MDIC.
     pub fn phy_read(&mut self, phy_reg: u32) -> Result<u16, DriverError> {
-        self.write(
-            r::MDIC,
-            r::MDIC_OP_READ | (r::PHY_ADDR << r::MDIC_PHYADD_SHIFT) | ((phy_reg & 0x1F) << r::MDIC_REGADD_SHIFT),
-        )?;
-        let (v, _, ok) = self.wait_for(r::MDIC, self.opts.access_timeout_ns, 1_000, |v| v & r::MDIC_READY != 0)?;
-        if !ok {
-            return Err(DriverError::Mdic { offset: r::MDIC, phy_reg, what: "never became READY", mdic: v });
-        }
-        if v & r::MDIC_ERROR != 0 {
-            return Err(DriverError::Mdic { offset: r::MDIC, phy_reg, what: "returned ERROR", mdic: v });
-        }
-        Ok((v & r::MDIC_DATA_MASK) as u16)
+        let mdic = self.mdic_transact(r::MDIC_OP_READ, phy_reg, 0)?;
+        Ok((mdic & r::MDIC_DATA_MASK) as u16)
     }
 
     /// Write a PHY register through MDIC.
     pub fn phy_write(&mut self, phy_reg: u32, value: u16) -> Result<(), DriverError> {
+        self.mdic_transact(r::MDIC_OP_WRITE, phy_reg, value).map(|_| ())
+    }
+
+    /// One MDIC transaction: issue `op` for `phy_reg` (with `data` for a write), wait bounded for
+    /// READY, and refuse an ERROR completion. Returns the completed MDIC value.
+    fn mdic_transact(&mut self, op: u32, phy_reg: u32, data: u16) -> Result<u32, DriverError> {
         self.write(
             r::MDIC,
-            r::MDIC_OP_WRITE
-                | (r::PHY_ADDR << r::MDIC_PHYADD_SHIFT)
-                | ((phy_reg & 0x1F) << r::MDIC_REGADD_SHIFT)
-                | value as u32,
+            op | (r::PHY_ADDR << r::MDIC_PHYADD_SHIFT) | ((phy_reg & 0x1F) << r::MDIC_REGADD_SHIFT) | data as u32,
         )?;
         let (v, _, ok) = self.wait_for(r::MDIC, self.opts.access_timeout_ns, 1_000, |v| v & r::MDIC_READY != 0)?;
         if !ok {
@@ -372,7 +365,7 @@ impl<B: Backend> I82574<B> {
         if v & r::MDIC_ERROR != 0 {
             return Err(DriverError::Mdic { offset: r::MDIC, phy_reg, what: "returned ERROR", mdic: v });
         }
-        Ok(())
+        Ok(v)
     }
 
     /// Bounded wait for STATUS.LU. Returns (STATUS, time waited).

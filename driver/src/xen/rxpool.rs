@@ -262,8 +262,9 @@ impl RxPools {
     /// buffers. `force` re-shares even when memory did not change (a vif came or went).
     fn resize(&mut self, mem: &mut impl PageSource, now_ns: u64, force: bool) {
         let basis = self.basis(mem);
-        let moved = (basis - self.basis).abs();
-        if !force && moved <= (self.basis.abs() / 16).max(16) {
+        // Hostile page sources report any headroom: compare without overflowing.
+        let moved = basis.abs_diff(self.basis);
+        if !force && moved <= (self.basis.unsigned_abs() / 16).max(16) {
             return;
         }
         let old = self.depth;
