@@ -86,3 +86,16 @@ fn no_new_local_allow_of_the_denied_lints() {
         found.join("\n")
     );
 }
+
+/// `make test` runs the tests, qualification and soak from release builds. Without overflow
+/// checks there, an arithmetic overflow reachable from device input wraps silently instead of
+/// failing a test (two were found only once the checks were on: see docs/RELIABILITY.md).
+#[test]
+fn release_builds_keep_overflow_checks() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let toml = std::fs::read_to_string(root).unwrap();
+    let release = toml.split("[profile.release]").nth(1).expect("root Cargo.toml has a [profile.release]");
+    let section = release.split("\n[").next().unwrap_or_default();
+    let on = section.lines().map(str::trim).any(|l| l.replace(' ', "") == "overflow-checks=true");
+    assert!(on, "[profile.release] must keep `overflow-checks = true`; it has:\n{section}");
+}

@@ -331,7 +331,9 @@ impl<D: PciDevice> QtestServer<D> {
             }
             let base = (raw & !3 & 0xFFFF) as u64;
             let p = port as u64;
-            (base != 0 && p >= base && p < base + len).then_some((bar, p - base))
+            // `then_some` would evaluate its argument first: take the offset only when it exists.
+            let off = p.checked_sub(base)?;
+            (base != 0 && off < len).then_some((bar, off))
         })
     }
 
@@ -531,6 +533,24 @@ mod tests {
         assert!(s.handle("readl").starts_with("FAIL "));
         assert!(s.handle("").starts_with("FAIL "));
         assert!(s.handle("read 0x1000 0").starts_with("FAIL "));
+    }
+
+    #[test]
+    fn ports_around_an_io_bar_decode_without_overflow() {
+        let mut s = server();
+        // BAR2 is the 82574L's 32-byte I/O BAR: put it at 0x6000 and turn I/O decode on.
+        s.handle("outl 0xcf8 0x80002018");
+        s.handle("outl 0xcfc 0x6001");
+        s.handle("outl 0xcf8 0x80002004");
+        s.handle("outw 0xcfc 0x1");
+        // Below the BAR (the port once went through `port - base` before the range check).
+        assert_eq!(s.handle("inb 0x5000"), "OK 0x00ff");
+        assert_eq!(s.handle("inl 0x5fff"), "OK 0xffffffff");
+        // Past its end.
+        assert_eq!(s.handle("inl 0x6020"), "OK 0xffffffff");
+        // Inside: IOADDR reads back what was written.
+        assert_eq!(s.handle("outl 0x6000 0x8"), "OK");
+        assert_eq!(s.handle("inl 0x6000"), "OK 0x0008");
     }
 
     #[test]
