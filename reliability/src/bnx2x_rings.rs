@@ -129,13 +129,7 @@ fn generation(i: u8) -> Generation {
 pub fn run(data: &[u8]) -> Result<(), Violation> {
     let mut u = Unstructured::new(data);
     let Ok(setup) = Setup::arbitrary(&mut u) else { return Ok(()) };
-    let mut ops = Vec::new();
-    while ops.len() < MAX_OPS && !u.is_empty() {
-        match Op::arbitrary(&mut u) {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
-    }
+    let ops: Vec<Op> = crate::decode_ops(&mut u, MAX_OPS);
     run_ops(&setup, &ops).map(drop)
 }
 

@@ -24,6 +24,19 @@ pub(crate) fn violation(what: impl Into<String>) -> Violation {
     Violation { what: what.into() }
 }
 
+/// Decode operations from the rest of the input until it runs out, an operation cannot be
+/// decoded, or `max` are taken (the shape every op-list harness shares).
+pub(crate) fn decode_ops<'a, T: arbitrary::Arbitrary<'a>>(u: &mut arbitrary::Unstructured<'a>, max: usize) -> Vec<T> {
+    let mut ops = Vec::new();
+    while ops.len() < max && !u.is_empty() {
+        match T::arbitrary(u) {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+    ops
+}
+
 pub type Harness = fn(&[u8]) -> Result<(), Violation>;
 
 /// Harness names (= fuzz target names = corpus/regression directory names) and functions.

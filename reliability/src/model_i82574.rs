@@ -148,13 +148,7 @@ fn named(reg: u16) -> u32 {
 /// Run one input.
 pub fn run(data: &[u8]) -> Result<(), Violation> {
     let mut u = Unstructured::new(data);
-    let mut ops = Vec::new();
-    while ops.len() < MAX_OPS && !u.is_empty() {
-        match Op::arbitrary(&mut u) {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
-    }
+    let ops: Vec<Op> = crate::decode_ops(&mut u, MAX_OPS);
     run_ops(&ops)
 }
 

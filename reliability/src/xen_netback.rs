@@ -95,13 +95,7 @@ fn write_u32(host: &mut XenHost, pfn: u32, off: usize, v: u32) {
 pub fn run(data: &[u8]) -> Result<(), Violation> {
     let mut u = Unstructured::new(data);
     let version_pick = u.arbitrary::<u8>().unwrap_or(0);
-    let mut ops = Vec::new();
-    while ops.len() < MAX_OPS && !u.is_empty() {
-        match Op::arbitrary(&mut u) {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
-    }
+    let ops: Vec<Op> = crate::decode_ops(&mut u, MAX_OPS);
     run_ops(version_pick, &ops).map(drop)
 }
 
