@@ -162,20 +162,39 @@ impl Iommu {
 
     /// Resolve `iova..iova+len` to host chunks, all-or-nothing. The common case (one
     /// window covers the access) allocates nothing.
+    /// Host address of `len` bytes at `iova` when they all lie in the window translated last
+    /// and it allows `dir`: the common case (a driver's rings and buffers in one window),
+    /// answered without the window map.
+    #[inline]
+    fn cached(&self, iova: u64, len: usize, dir: DmaDir) -> Option<*mut u8> {
+        let (start, wlen, host, perm) = self.last.get()?;
+        let allowed = match dir {
+            DmaDir::Read => perm.read,
+            DmaDir::Write => perm.write,
+        };
+        let off = iova.checked_sub(start)?;
+        if !allowed || off.checked_add(len as u64).is_none_or(|end| end > wlen) {
+            return None;
+        }
+        // SAFETY: the cached window is still mapped (every change to the windows clears the
+        // cache) and `off + len <= wlen`, so the pointer stays inside the host range the
+        // mapper vouched for in `map`.
+        Some(unsafe { host.add(off as usize) })
+    }
+
+    /// Whether a `dir` access of `len` bytes at `iova` would succeed inside one window (no
+    /// fault is recorded either way).
+    pub fn in_one_window(&self, iova: u64, len: usize, dir: DmaDir) -> bool {
+        !self.blocked && matches!(self.translate(iova, len, dir), Ok(Chunks::One(..)))
+    }
+
     fn translate(&self, iova: u64, len: usize, dir: DmaDir) -> Result<Chunks, FaultReason> {
         let allows = |p: Perm| match dir {
             DmaDir::Read => p.read,
             DmaDir::Write => p.write,
         };
-        if let Some((start, wlen, host, perm)) = self.last.get()
-            && iova >= start
-            && (iova - start).checked_add(len as u64).is_some_and(|end| end <= wlen)
-            && allows(perm)
-        {
-            // SAFETY: the cached window is still mapped (every change to the windows clears
-            // the cache) and `iova - start + len <= wlen`, so the pointer stays inside the
-            // host range the mapper vouched for in `map`.
-            return Ok(Chunks::One(unsafe { host.add((iova - start) as usize) }, len));
+        if let Some(p) = self.cached(iova, len, dir) {
+            return Ok(Chunks::One(p, len));
         }
         let mut chunks = Chunks::Many(Vec::new());
         let mut addr = iova;
@@ -221,7 +240,22 @@ impl Iommu {
     }
 
     /// Device reads `buf.len()` bytes at `iova`.
+    #[inline]
     pub fn read(&mut self, iova: u64, buf: &mut [u8], at_ns: u64) -> Result<(), DmaFault> {
+        if !self.blocked
+            && let Some(p) = self.cached(iova, buf.len(), DmaDir::Read)
+        {
+            // SAFETY: p..p+len lies in a mapped readable window (`cached`), valid per the map
+            // contract; `buf` is Rust-owned, so the two cannot overlap.
+            unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+            return Ok(());
+        }
+        self.read_slow(iova, buf, at_ns)
+    }
+
+    /// `read` outside the last window used, or with DMA blocked.
+    #[inline(never)]
+    fn read_slow(&mut self, iova: u64, buf: &mut [u8], at_ns: u64) -> Result<(), DmaFault> {
         if self.blocked {
             return Err(DmaFault { iova, len: buf.len(), dir: DmaDir::Read, reason: FaultReason::NotMapped, at_ns });
         }
@@ -242,7 +276,21 @@ impl Iommu {
     }
 
     /// Device writes `data` at `iova`.
+    #[inline]
     pub fn write(&mut self, iova: u64, data: &[u8], at_ns: u64) -> Result<(), DmaFault> {
+        if !self.blocked
+            && let Some(p) = self.cached(iova, data.len(), DmaDir::Write)
+        {
+            // SAFETY: as in `read`'s fast path, with the copy in the other direction.
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+            return Ok(());
+        }
+        self.write_slow(iova, data, at_ns)
+    }
+
+    /// `write` outside the last window used, or with DMA blocked.
+    #[inline(never)]
+    fn write_slow(&mut self, iova: u64, data: &[u8], at_ns: u64) -> Result<(), DmaFault> {
         if self.blocked {
             return Err(DmaFault { iova, len: data.len(), dir: DmaDir::Write, reason: FaultReason::NotMapped, at_ns });
         }

@@ -21,7 +21,7 @@
 //! Nothing here panics on any input: sizes are validated at construction, indices are
 //! checked on every access.
 
-use crate::iommu::{DmaFault, Iommu};
+use crate::iommu::{DmaDir, DmaFault, Iommu};
 use std::marker::PhantomData;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -359,6 +359,7 @@ where
     pub const DESC_LEN: usize = size_of::<D>();
 
     /// A ring of `slots` descriptors laid out by `layout`. `name` appears in every error.
+    #[inline]
     pub fn new(name: &'static str, layout: RingLayout, slots: u32) -> Result<Self, RingError> {
         let bad = |why| RingError::BadGeometry { ring: name, why };
         if slots == 0 || Self::DESC_LEN == 0 {
@@ -399,6 +400,7 @@ where
     }
 
     /// IOVA of slot `index`.
+    #[inline]
     pub fn addr(&self, index: u32) -> Result<u64, RingError> {
         if index >= self.slots {
             return Err(RingError::IndexOutOfRange { ring: self.name, index, size: self.slots });
@@ -415,6 +417,7 @@ where
     }
 
     /// Fetch descriptor `index` (device reads it through the IOMMU).
+    #[inline]
     pub fn fetch(&self, iommu: &mut Iommu, index: u32, now_ns: u64) -> Result<D, RingError> {
         let iova = self.addr(index)?;
         let mut d = D::new_zeroed();
@@ -447,12 +450,21 @@ where
         let (Some(head), Some(mid), Some(tail)) = (b.get(..last.start), b.get(last.clone()), b.get(last.end..)) else {
             return Err(RingError::BadGeometry { ring: self.name, why: "write-back split outside the descriptor" });
         };
+        // The model runs inside the driver's own calls, so nothing can look at the
+        // descriptor between the parts: when one window takes the whole descriptor, one copy
+        // has the same outcome. Across windows (or with DMA blocked) the parts go one by one, in
+        // order, stopping at the first fault.
+        let iova = self.addr(index)?;
+        if iommu.in_one_window(iova, b.len(), DmaDir::Write) {
+            return self.write_bytes(iommu, index, 0, b, now_ns);
+        }
         self.write_bytes(iommu, index, 0, head, now_ns)?;
         self.write_bytes(iommu, index, last.end, tail, now_ns)?;
         self.write_bytes(iommu, index, last.start, mid, now_ns)
     }
 
     /// Write `data` at byte `offset` inside descriptor `index`.
+    #[inline]
     pub fn write_bytes(
         &self,
         iommu: &mut Iommu,
@@ -684,6 +696,34 @@ mod tests {
         drop(io);
         assert_eq!(&mem[48..56], &0xdead_beefu64.to_le_bytes());
         assert_eq!(&mem[60..64], &1u32.to_le_bytes());
+    }
+
+    #[test]
+    fn ordered_write_back_is_whole_in_one_window_and_in_order_across_windows() {
+        let desc = Desc { addr: 0x1122_3344_5566_7788.into(), len: 0x99AA_BBCC.into(), status: 0xDDEE_FF01.into() };
+        // One window: one copy, the same bytes as the parts would give.
+        let (mem, mut io) = mapped(32, Perm::READ_WRITE);
+        let ring = DescRing::<Desc>::new("rx0", RingLayout::Contiguous { base: 0x10_0000 }, 2).unwrap();
+        ring.write_back_ordered(&mut io, 1, &desc, 12..14, 3).unwrap();
+        assert_eq!(mem.get(16..32), Some(desc.as_bytes()));
+        assert_eq!(io.faults_total(), 0);
+        drop(io);
+        // Bytes 0..12 writable, 12..16 read-only: the first part lands, the tail part is
+        // blocked, and the status part (written last) never does.
+        let mut a = vec![0u8; 12];
+        let mut b = vec![0u8; 4];
+        let mut io = Iommu::new();
+        // SAFETY: both Vecs outlive `io`'s accesses and are read only after the last one.
+        unsafe {
+            io.map(0x20_0000, a.as_mut_ptr(), 12, Perm::READ_WRITE).unwrap();
+            io.map(0x20_000C, b.as_mut_ptr(), 4, Perm::READ).unwrap();
+        }
+        let ring = DescRing::<Desc>::new("rx0", RingLayout::Contiguous { base: 0x20_0000 }, 1).unwrap();
+        let e = ring.write_back_ordered(&mut io, 0, &desc, 12..14, 4).unwrap_err();
+        assert!(matches!(e, RingError::Dma { iova: 0x20_000E, fault, .. } if fault.reason == FaultReason::Permission));
+        drop(io);
+        assert_eq!(a.as_slice(), desc.as_bytes().get(..12).unwrap());
+        assert_eq!(b, [0; 4]);
     }
 
     #[test]

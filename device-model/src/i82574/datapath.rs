@@ -425,6 +425,12 @@ impl I82574 {
         }
         // What goes to host memory: the frame, plus the FCS unless SECRC strips it.
         let keep_fcs = rctl & r::RCTL_SECRC == 0;
+        // With SECRC set and nothing waiting, memory gets exactly `data`: place it from here
+        // instead of staging a copy (the copy is only needed to append an FCS or to wait).
+        let direct = !keep_fcs && self.dp.fifo.is_empty();
+        if direct && let Some(o) = self.rx_place(data, data.len(), crc_bad) {
+            return o;
+        }
         let mut buf = self.dp.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(data);
@@ -435,7 +441,7 @@ impl I82574 {
                 buf.extend_from_slice(&wire::fcs(data));
             }
         }
-        let outcome = if self.dp.fifo.is_empty() { self.rx_place(&buf, data.len(), crc_bad) } else { None };
+        let outcome = if !direct && self.dp.fifo.is_empty() { self.rx_place(&buf, data.len(), crc_bad) } else { None };
         match outcome {
             Some(o) => {
                 self.recycle(buf);
