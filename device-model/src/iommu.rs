@@ -21,6 +21,15 @@ impl Perm {
     pub const READ: Perm = Perm { read: true, write: false };
     pub const WRITE: Perm = Perm { read: false, write: true };
     pub const READ_WRITE: Perm = Perm { read: true, write: true };
+
+    /// Whether this permission lets the device access memory in direction `dir`.
+    #[inline]
+    pub fn allows(self, dir: DmaDir) -> bool {
+        match dir {
+            DmaDir::Read => self.read,
+            DmaDir::Write => self.write,
+        }
+    }
 }
 
 /// Direction of a device DMA access.
@@ -160,20 +169,14 @@ impl Iommu {
         std::mem::take(&mut self.faults)
     }
 
-    /// Resolve `iova..iova+len` to host chunks, all-or-nothing. The common case (one
-    /// window covers the access) allocates nothing.
     /// Host address of `len` bytes at `iova` when they all lie in the window translated last
     /// and it allows `dir`: the common case (a driver's rings and buffers in one window),
     /// answered without the window map.
     #[inline]
     fn cached(&self, iova: u64, len: usize, dir: DmaDir) -> Option<*mut u8> {
         let (start, wlen, host, perm) = self.last.get()?;
-        let allowed = match dir {
-            DmaDir::Read => perm.read,
-            DmaDir::Write => perm.write,
-        };
         let off = iova.checked_sub(start)?;
-        if !allowed || off.checked_add(len as u64).is_none_or(|end| end > wlen) {
+        if !perm.allows(dir) || off.checked_add(len as u64).is_none_or(|end| end > wlen) {
             return None;
         }
         // SAFETY: the cached window is still mapped (every change to the windows clears the
@@ -188,11 +191,10 @@ impl Iommu {
         !self.blocked && matches!(self.translate(iova, len, dir), Ok(Chunks::One(..)))
     }
 
+    /// Resolve `iova..iova+len` to host chunks, all-or-nothing. The common case (one
+    /// window covers the access) allocates nothing.
     fn translate(&self, iova: u64, len: usize, dir: DmaDir) -> Result<Chunks, FaultReason> {
-        let allows = |p: Perm| match dir {
-            DmaDir::Read => p.read,
-            DmaDir::Write => p.write,
-        };
+        let allows = |p: Perm| p.allows(dir);
         if let Some(p) = self.cached(iova, len, dir) {
             return Ok(Chunks::One(p, len));
         }

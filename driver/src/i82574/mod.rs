@@ -524,14 +524,17 @@ impl<B: Backend> I82574<B> {
         // passed without one on `vector`: a late message of an earlier cause (seen on QEMU
         // under load: TXQ0's arriving while Other was awaited) must not turn a delivery
         // that follows a moment later into a misroute.
-        let mut others: Vec<u16> = Vec::new();
+        let (mut others, mut first_other) = (0u64, None);
         for _ in 0..max_iter {
             let fired = self.drain_notifiers()?;
-            others.extend(fired.iter().copied().filter(|&v| v != vector));
+            for &v in fired.iter().filter(|&&v| v != vector) {
+                others += 1;
+                first_other = first_other.or(Some(v));
+            }
             if fired.contains(&vector) {
                 // Messages on other vectors as well are spurious, not a misroute: the cause
                 // did reach its own vector (a misroute is the "instead" case below).
-                self.counters.spurious_messages += others.len() as u64;
+                self.counters.spurious_messages += others;
                 return Ok(self.b.now_ns() - t0);
             }
             if self.b.now_ns() - t0 >= self.opts.irq_bound_ns {
@@ -539,7 +542,7 @@ impl<B: Backend> I82574<B> {
             }
             self.b.wait(self.opts.poll_step_ns);
         }
-        if let Some(&other) = others.first() {
+        if let Some(other) = first_other {
             self.rearm(entry)?;
             return Err(DriverError::VectorLost {
                 vector,
