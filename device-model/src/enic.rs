@@ -16,8 +16,10 @@
 //! Fidelity: what the driver sees of the rings and DMA, not the VIC firmware, devcmds,
 //! interrupts or offloads. Nothing here panics on driver or plan input.
 
+use crate::config::{BarKind, ConfigSpace};
 use crate::iommu::{DmaFault, Iommu};
 use crate::ring::{ColorCursor, DescRing, RingError, RingLayout};
+use crate::{MsiMessage, PciDevice};
 use nicqual_hw::enic::{self as hw, CqDesc, CqEnetRqDesc, RqCompletion, RqEnetDesc, WqEnetDesc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -28,6 +30,8 @@ pub const RQ_BASE: u64 = 0x2000;
 pub const CQ_BASE: u64 = 0x3000;
 pub const NIC_CFG_BASE: u64 = 0x4000;
 pub const BAR0_LEN: u64 = 0x5000;
+/// BAR0 as sized in config space (a power of two holding every block).
+pub const BAR0_SIZE: u64 = 0x8000;
 /// Completion queues: CQ 0 serves the RQ, CQ 1 the WQ (as Linux enic assigns them).
 pub const CQ_COUNT: usize = 2;
 /// Largest frame the model assembles from WQ buffers.
@@ -121,6 +125,7 @@ struct CqCtrl {
 /// The vNIC.
 #[derive(Debug)]
 pub struct EnicDevice {
+    cfg: ConfigSpace,
     iommu: Iommu,
     now_ns: u64,
     vnic_mtu: u32,
@@ -139,7 +144,16 @@ impl EnicDevice {
     /// A vNIC whose configured MTU (UCSM/CIMC) is `vnic_mtu`.
     pub fn new(vnic_mtu: u32, plan: EnicFaultPlan) -> EnicDevice {
         let rng = ChaCha8Rng::seed_from_u64(plan.seed);
+        let mut cfg = ConfigSpace::new(
+            hw::PCI_VENDOR_ID_CISCO,
+            hw::PCI_DEVICE_ID_CISCO_VIC_ENET,
+            0x0200_0000,
+            hw::PCI_VENDOR_ID_CISCO,
+            0x0000,
+        );
+        cfg.add_bar(hw::BAR_REGS, BarKind::Mem32, BAR0_SIZE);
         EnicDevice {
+            cfg,
             iommu: Iommu::new(),
             now_ns: 0,
             vnic_mtu,
@@ -557,6 +571,72 @@ impl EnicDevice {
 
     pub fn dma_faults(&self) -> &[DmaFault] {
         self.iommu.faults()
+    }
+}
+
+/// The vNIC as a PCI function: config space with BAR0 (resource table and control blocks).
+/// No interrupts are modelled yet (no MSI-X capability: a driver asking for vectors is told
+/// so); the adapter works synchronously inside register writes.
+impl PciDevice for EnicDevice {
+    fn config_read(&mut self, offset: u16, size: u8) -> u32 {
+        if self.gone {
+            return if size >= 4 { u32::MAX } else { (1u32 << (8 * u32::from(size))) - 1 };
+        }
+        self.cfg.read(offset, size)
+    }
+
+    fn config_write(&mut self, offset: u16, size: u8, value: u32) {
+        if !self.gone {
+            self.cfg.write(offset, size, value);
+        }
+    }
+
+    fn bar_len(&self, bar: u8) -> Option<u64> {
+        self.cfg.bar_size(bar)
+    }
+
+    fn bar_read32(&mut self, bar: u8, offset: u64) -> u32 {
+        if bar != hw::BAR_REGS || offset >= BAR0_SIZE || !offset.is_multiple_of(4) {
+            return u32::MAX;
+        }
+        self.reg_read32(offset)
+    }
+
+    fn bar_write32(&mut self, bar: u8, offset: u64, value: u32) {
+        if bar == hw::BAR_REGS && offset < BAR0_SIZE && offset.is_multiple_of(4) {
+            self.reg_write32(offset, value);
+        }
+    }
+
+    fn advance(&mut self, ns: u64) {
+        self.now_ns = self.now_ns.saturating_add(ns);
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    fn function_reset(&mut self) {
+        let plan = self.plan.clone();
+        let iommu = std::mem::take(&mut self.iommu);
+        let (now, mtu, gone, stats) = (self.now_ns, self.vnic_mtu, self.gone, self.stats);
+        *self = EnicDevice::new(mtu, plan);
+        self.iommu = iommu;
+        self.now_ns = now;
+        self.gone = gone;
+        self.stats = stats;
+    }
+
+    fn take_interrupts(&mut self) -> Vec<MsiMessage> {
+        Vec::new()
+    }
+
+    fn iommu(&mut self) -> &mut Iommu {
+        &mut self.iommu
+    }
+
+    fn dma_faults_total(&self) -> u64 {
+        self.iommu.faults_total()
     }
 }
 

@@ -15,6 +15,7 @@ pub mod i82574;
 pub mod iommu;
 pub mod msix;
 pub mod net;
+pub mod qtest_server;
 pub mod ring;
 pub mod wire;
 pub mod xen;

@@ -25,6 +25,15 @@ pub const RES_ENTRY_LEN: u64 = 12;
 /// Each WQ/RQ/CQ/INTR_CTRL instance sits this far after the previous one.
 pub const VNIC_RES_STRIDE: u64 = 128;
 
+/// PCI vendor id of Cisco Systems.
+pub const PCI_VENDOR_ID_CISCO: u16 = 0x1137;
+/// PCI device id of the VIC Ethernet NIC (`PCI_DEVICE_ID_CISCO_VIC_ENET`, enic_main.c).
+pub const PCI_DEVICE_ID_CISCO_VIC_ENET: u16 = 0x0043;
+/// PCI device id of the VIC Ethernet NIC virtual function (`PCI_DEVICE_ID_CISCO_VIC_ENET_VF`).
+pub const PCI_DEVICE_ID_CISCO_VIC_ENET_VF: u16 = 0x0071;
+/// BAR holding the vNIC resource header and the control blocks.
+pub const BAR_REGS: u8 = 0;
+
 /// Resource types (`enum vnic_res_type`).
 pub const RES_TYPE_EOL: u8 = 0;
 pub const RES_TYPE_WQ: u8 = 1;

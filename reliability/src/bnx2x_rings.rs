@@ -17,17 +17,17 @@
 
 use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
-use nicqual_driver::Backend;
-use nicqual_driver::bnx2x::{Bnx2xPort, PortConfig, PortCounters, RxOutcome, TxOutcome, TxSkb};
-use nicqual_driver::dmamap::{DmaApi, DmaPlatform};
-use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::health::CheckResult;
-use nicqual_driver::memory::HostMemory;
-use nicqual_driver::swiotlb::{DeviceName, Generation, SwiotlbConfig};
+use nicqual_backends::emulated::EmulatedBackend;
+use nicqual_dma::dmamap::{DmaApi, DmaPlatform};
+use nicqual_dma::memory::HostMemory;
+use nicqual_dma::swiotlb::{DeviceName, Generation, SwiotlbConfig};
 use nicqual_hw::bnx2x::{self as hw, FastPathRxCqe, RxBd};
 use nicqual_model::PciDevice;
 use nicqual_model::bnx2x::Bnx2xDevice;
 use nicqual_model::ring::{DescRing, RingLayout};
+use nicqual_nics::bnx2x::{Bnx2xPort, PortConfig, PortCounters, RxOutcome, TxOutcome, TxSkb};
+use nicqual_pci::Backend;
+use nicqual_pci::health::CheckResult;
 use zerocopy::FromBytes;
 
 const MAX_OPS: usize = 48;

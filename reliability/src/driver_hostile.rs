@@ -14,17 +14,18 @@
 //! (mapped == unmapped), no overlapping map and no unmap of an unknown IOVA, and no DMA fault
 //! in the model unless the device misbehaved in a way that can redirect DMA (a dropped
 //! ring-base write, a corrupted read-modify-write, a scribbled descriptor: see
-//! [`nicqual_driver::hostile::HostileLog::honest`]).
+//! [`nicqual_backends::hostile::HostileLog::honest`]).
 
 use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
-use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::hostile::{HostileBackend, Script};
-use nicqual_driver::i82574::datapath::DatapathConfig;
-use nicqual_driver::i82574::{I82574, Options};
-use nicqual_driver::{Backend, DriverError};
+use nicqual_backends::emulated::EmulatedBackend;
+use nicqual_backends::hostile::{HostileBackend, Script};
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_model::i82574::{Config, I82574 as Model};
+use nicqual_nics::DriverError;
+use nicqual_nics::i82574::datapath::DatapathConfig;
+use nicqual_nics::i82574::{I82574, Options};
+use nicqual_pci::Backend;
 use std::collections::VecDeque;
 
 const MAX_OPS: usize = 16;

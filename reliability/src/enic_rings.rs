@@ -20,9 +20,10 @@
 
 use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
-use nicqual_driver::enic::{Enic, Platform, Policy};
+use nicqual_backends::emulated::EmulatedBackend;
 use nicqual_hw::enic::{self as hw, CqEnetRqDesc, RqCompletion};
 use nicqual_model::enic::{BAR0_LEN, EnicDevice, EnicFault, EnicFaultPlan};
+use nicqual_nics::enic::{Enic, Platform, Policy};
 use std::collections::VecDeque;
 
 const MAX_OPS: usize = 64;
@@ -124,10 +125,11 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
         _ => 96,
     };
     let dev = EnicDevice::new(u32::from(setup.adapter_mtu), EnicFaultPlan::none());
-    let mut e = match Enic::new(dev, policy, platform, u32::from(setup.mtu), entries) {
-        Ok((e, _)) => e,
-        Err(err) => return typed("bring-up", &err).map(|()| 0),
-    };
+    let mut e =
+        match Enic::new(EmulatedBackend::new(dev, "model:enic"), policy, platform, u32::from(setup.mtu), entries) {
+            Ok((e, _)) => e,
+            Err(err) => return typed("bring-up", &err).map(|()| 0),
+        };
     let nicqual = policy == Policy::Nicqual;
     let mut honest = true;
     let mut expected: VecDeque<Vec<u8>> = VecDeque::new();
@@ -145,7 +147,7 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
             }
             Op::Wire { len, fill } => {
                 let frame = numbered(&mut seq, *len, *fill);
-                let _ = e.device_mut().receive(&frame);
+                let _ = e.backend_mut().device_mut().receive(&frame);
                 expected.push_back(frame);
             }
             Op::PollRx => {
@@ -155,7 +157,7 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
             Op::PollTx => e.poll_tx(),
             Op::Completion { index, q, sop, eop, bytes, truncated, fcs_ok, ty, stale } => {
                 honest = false;
-                let fresh = e.device().cq_tail_color(0);
+                let fresh = e.backend().device().cq_tail_color(0);
                 let c = RqCompletion {
                     completed_index: *index,
                     q_number: *q,
@@ -167,31 +169,31 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
                     ty: if *ty < 0x80 { hw::CQ_DESC_TYPE_RQ_ENET } else { *ty & 0x7F },
                     color: fresh != *stale,
                 };
-                let _ = e.device_mut().inject_rq_completion(CqEnetRqDesc::new(c));
+                let _ = e.backend_mut().device_mut().inject_rq_completion(CqEnetRqDesc::new(c));
             }
             Op::Fault { kind } => {
                 honest = false;
                 if let Some(f) = EnicFault::ALL.get(usize::from(*kind) % EnicFault::ALL.len()) {
-                    e.device_mut().force_next(*f);
+                    e.backend_mut().device_mut().force_next(*f);
                 }
             }
             Op::RegWrite { off, value } => {
                 honest = false;
-                e.device_mut().reg_write32(u64::from(*off) % (BAR0_LEN + 0x100), *value);
+                e.backend_mut().device_mut().reg_write32(u64::from(*off) % (BAR0_LEN + 0x100), *value);
             }
             Op::RegRead { off } => {
-                let _ = e.device_mut().reg_read32(u64::from(*off) % (BAR0_LEN + 0x100));
+                let _ = e.backend_mut().device_mut().reg_read32(u64::from(*off) % (BAR0_LEN + 0x100));
             }
             Op::DevWrite { near, addr, bytes } => {
                 honest = false;
                 let a = if *near { IOVA_NEAR + addr % (4 << 20) } else { *addr };
-                let dev = e.device_mut();
+                let dev = e.backend_mut().device_mut();
                 let now = dev.now_ns();
                 let _ = dev.iommu().write(a, bytes, now);
             }
             Op::Remove => {
                 honest = false;
-                e.device_mut().surprise_remove();
+                e.backend_mut().device_mut().surprise_remove();
             }
         }
         if !nicqual {

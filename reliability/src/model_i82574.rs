@@ -12,10 +12,10 @@
 
 use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
-use nicqual_driver::dma::DmaMemory;
 use nicqual_hw::i82574 as r;
 use nicqual_model::i82574::{Config, I82574};
 use nicqual_model::{FaultKind, FaultPlan, PciDevice, Perm};
+use nicqual_pci::dma::DmaMemory;
 
 const PAGE: usize = 4096;
 const SLOTS: usize = 4;

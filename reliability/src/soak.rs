@@ -16,16 +16,16 @@
 //! and its overflow counter. `unaccounted` = sent − delivered − Σ reasons must be 0; a
 //! frame delivered with wrong bytes or twice is a failure of its own.
 
-use nicqual_driver::Backend;
-use nicqual_driver::DriverError;
-use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::i82574::datapath::DatapathConfig;
-use nicqual_driver::i82574::{I82574, Options};
-use nicqual_driver::mempool::Packet;
+use nicqual_backends::emulated::EmulatedBackend;
+use nicqual_dma::mempool::Packet;
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_model::wire::{Cable, Direction, WireEnd, WireFaults};
 use nicqual_model::{FaultKind, FaultPlan};
+use nicqual_nics::DriverError;
+use nicqual_nics::i82574::datapath::DatapathConfig;
+use nicqual_nics::i82574::{I82574, Options};
+use nicqual_pci::Backend;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
@@ -305,7 +305,7 @@ pub fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
     let rx_vec =
         b.route(IvarEntry::RxQ0).ok_or_else(|| SoakError::Harness { seed, what: "B has no RxQ0 vector".into() })?;
     let irq_drop = rng.random_range(0.0..0.3);
-    let lost_vector = rng.random_range(0..nicqual_driver::i82574::VECTORS);
+    let lost_vector = rng.random_range(0..nicqual_nics::i82574::VECTORS);
     let lost_at_ns = rng.random_range(0..2_000_000_000u64);
     let plan = FaultPlan::new(rng.random())
         .with(FaultKind::DropIrq { vector: rx_vec, probability: irq_drop }, 0)

@@ -8,8 +8,8 @@
 //! write lands at the host bytes the reference predicts, a blocked one changes nothing and
 //! is counted as a fault.
 
-use nicqual_driver::dma::DmaMemory;
 use nicqual_model::{Iommu, Perm};
+use nicqual_pci::dma::DmaMemory;
 use proptest::prelude::*;
 
 const HOST: usize = 64 * 1024;

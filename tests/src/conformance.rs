@@ -10,10 +10,10 @@
 //! QEMU). Nothing here depends on timing, except where a case waits for the link, which
 //! both models bring up.
 
-use nicqual_driver::{Backend, DmaPerm};
 use nicqual_hw::i82574::{self as r, CtrlExt, Icr, IvarEntry};
 use nicqual_hw::i82574_desc::{self as desc, TxDesc};
 use nicqual_hw::pci;
+use nicqual_pci::{Backend, DmaPerm};
 use std::fmt::Write;
 use zerocopy::IntoBytes;
 

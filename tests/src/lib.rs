@@ -4,10 +4,10 @@
 
 pub mod conformance;
 
-use nicqual_driver::Backend;
-use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target};
+use nicqual_backends::emulated::EmulatedBackend;
+use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
 use nicqual_model::i82574::{Config, I82574 as Model};
+use nicqual_pci::Backend;
 
 /// A fresh emulated 82574L (our model), power-on state.
 pub fn fresh_model() -> Result<Box<dyn Backend>, String> {

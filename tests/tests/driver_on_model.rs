@@ -1,12 +1,13 @@
 //! The driver against the emulated 82574L through the backend interface, per fault kind:
 //! typed errors naming the register or vector, never a panic or an unbounded wait.
 
-use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::i82574::{I82574, Options, Recovery};
-use nicqual_driver::{Backend, DriverError};
+use nicqual_backends::emulated::EmulatedBackend;
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
+use nicqual_nics::DriverError;
+use nicqual_nics::i82574::{I82574, Options, Recovery};
+use nicqual_pci::Backend;
 
 fn up(plan: FaultPlan) -> I82574<EmulatedBackend<Model>> {
     let b = EmulatedBackend::new(Model::new(Config::default()), "model:i82574l");

@@ -3,10 +3,11 @@
 //! PBA, the driver's bring-up, and no QEMU process left behind. Needs qemu-system-x86
 //! (`make deps`); without it every test fails with the command to install it.
 
-use nicqual_driver::i82574::I82574;
-use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target, qemu_e1000e_options};
-use nicqual_driver::{Backend, BackendError, BackendKind, DmaPerm};
+use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
 use nicqual_hw::i82574::{self as r, Icr, IvarEntry};
+use nicqual_nics::i82574::I82574;
+use nicqual_pci::{Backend, BackendError, BackendKind, DmaPerm};
+use nicqual_qualify::deviations::qemu_e1000e_options;
 use std::path::PathBuf;
 
 fn qemu() -> QtestBackend {
@@ -48,7 +49,7 @@ fn dma_memory_is_guest_ram_at_its_guest_physical_address() {
     let m = b.dma_alloc(100).unwrap();
     assert_eq!(m.len(), 4096);
     let gpa = m.fixed_iova().expect("qtest DMA memory has a fixed IOVA");
-    assert!(gpa >= nicqual_driver::qtest::DMA_POOL_START);
+    assert!(gpa >= nicqual_backends::qtest::DMA_POOL_START);
     // Driver writes are what the guest (and so the device) sees, and the other way round.
     m.write_u32(8, 0xC0FF_EE11).unwrap();
     let rep = b.raw(&format!("readl {:#x}", gpa + 8)).unwrap();
@@ -150,7 +151,7 @@ fn a_server_that_exits_at_once_is_reported_with_its_stderr() {
 /// loopback: every frame sent comes back intact, standard and jumbo, no write-back refused.
 #[test]
 fn driver_datapath_loops_frames_through_qemus_mac() {
-    use nicqual_driver::i82574::datapath::DatapathConfig;
+    use nicqual_nics::i82574::datapath::DatapathConfig;
     use std::collections::VecDeque;
     // A 9018-byte frame in a 16 KiB entry goes out as three page pieces (tx_batch splits
     // at 4 KiB IOVA pages), so 16 jumbo frames need 48 of the ring's 63 usable slots.
@@ -206,7 +207,7 @@ fn driver_datapath_loops_frames_through_qemus_mac() {
 /// through the driver's RX ring.
 #[test]
 fn frames_cross_the_socket_netdev_the_backend_owns() {
-    use nicqual_driver::i82574::datapath::DatapathConfig;
+    use nicqual_nics::i82574::datapath::DatapathConfig;
     use std::collections::VecDeque;
     use std::time::Duration;
     let mut d = I82574::attach(qemu(), qemu_e1000e_options()).unwrap();

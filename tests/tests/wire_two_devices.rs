@@ -3,14 +3,14 @@
 //! opens in `tshark` with the right frame count; a 1 % corrupting wire loses exactly the
 //! corrupted frames, each counted as a CRC error.
 
-use nicqual_driver::Backend;
-use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::i82574::datapath::DatapathConfig;
-use nicqual_driver::i82574::{I82574, Options};
-use nicqual_driver::mempool::Packet;
+use nicqual_backends::emulated::EmulatedBackend;
+use nicqual_dma::mempool::Packet;
 use nicqual_hw::i82574 as r;
 use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_model::wire::{Cable, Direction, WireFaults};
+use nicqual_nics::i82574::datapath::DatapathConfig;
+use nicqual_nics::i82574::{I82574, Options};
+use nicqual_pci::Backend;
 use std::collections::VecDeque;
 use std::process::Command;
 

@@ -24,7 +24,7 @@ impl std::str::FromStr for DeviceSpec {
         match s.to_ascii_lowercase().as_str() {
             "model:i82574l" | "model:i82574" | "model:82574l" | "model:e1000e" => Ok(DeviceSpec::ModelI82574),
             v if v.starts_with("vfio:") => v[5..]
-                .parse::<nicqual_driver::vfio::PciAddr>()
+                .parse::<nicqual_backends::vfio::PciAddr>()
                 .map(|a| DeviceSpec::Vfio(a.to_string()))
                 .map_err(|e| e.to_string()),
             "qemu:e1000e" | "qemu:82574l" | "qemu:i82574l" => Ok(DeviceSpec::QemuE1000e),
@@ -56,6 +56,6 @@ pub fn list() {
         QEMU_E1000E,
         "qtest",
         format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID),
-        nicqual_driver::qtest::QEMU_ENV
+        nicqual_backends::qtest::QEMU_ENV
     );
 }

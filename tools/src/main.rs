@@ -1,13 +1,11 @@
 //! `nicqual`: qualify NIC drivers against emulated NICs (and real ones through VFIO).
 
-mod advice;
 mod bench;
 mod conformance;
 mod devices;
 mod output;
 mod progress;
 mod qualify;
-mod record;
 mod regs;
 mod scenario;
 mod serve_qtest;

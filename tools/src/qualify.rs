@@ -4,14 +4,15 @@
 use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
 use crate::output::Outputs;
 use crate::progress::Progress;
-use crate::record;
-use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::i82574::{I82574, LINUX_ROUTES, LOOPBACK_SIZES, Options, SUITE};
-use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target, qemu_e1000e_options};
-use nicqual_driver::{Backend, CheckReport, CheckResult};
+use nicqual_backends::emulated::EmulatedBackend;
+use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
 use nicqual_hw::i82574::IvarEntry;
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
+use nicqual_nics::i82574::{I82574, LINUX_ROUTES, LOOPBACK_SIZES, Options, SUITE};
+use nicqual_pci::{Backend, CheckReport, CheckResult};
+use nicqual_qualify::deviations::qemu_e1000e_options;
+use nicqual_qualify::record;
 use nicqual_report as rep;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -131,7 +132,7 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                     move |_| na,
                     |d| {
                         // Frames through the port, with the backend as link partner.
-                        vec![nicqual_driver::qtest::frames::wire_check(d)]
+                        vec![nicqual_qualify::wire_socket::wire_check(d)]
                     },
                 ),
                 Err(e) => {

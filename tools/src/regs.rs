@@ -6,15 +6,16 @@
 //! answering): the dump says so on its first line and prints no register values.
 
 use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
-use nicqual_driver::Backend;
-use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::i82574::{I82574, Options};
-use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target, qemu_e1000e_options};
+use nicqual_backends::emulated::EmulatedBackend;
+use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
 use nicqual_hw::i82574::fields::{self, Access, Field, RegInfo};
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_hw::pci;
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
+use nicqual_nics::i82574::{I82574, Options};
+use nicqual_pci::Backend;
+use nicqual_qualify::deviations::qemu_e1000e_options;
 use std::fmt::Write;
 use std::process::ExitCode;
 
@@ -69,8 +70,8 @@ pub fn run(a: Args) -> ExitCode {
             let host = crate::vfio_cli::HostArgs::default().host();
             let opened = addr
                 .parse()
-                .map_err(|e: nicqual_driver::vfio::VfioError| e)
-                .and_then(|a| nicqual_driver::vfio::VfioBackend::open(&host, &a));
+                .map_err(|e: nicqual_backends::vfio::VfioError| e)
+                .and_then(|a| nicqual_backends::vfio::VfioBackend::open(&host, &a));
             let mut b = match opened {
                 Ok(b) => b,
                 Err(e) => {

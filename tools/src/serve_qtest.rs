@@ -3,9 +3,9 @@
 //! has the supported commands and the machine layout).
 
 use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
-use nicqual_driver::qtest::server::{QtestServer, guest_ram};
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
+use nicqual_model::qtest_server::{QtestServer, guest_ram};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;

@@ -2,13 +2,13 @@
 //! `nicqual unbind`, and opening `vfio:ADDR` for `qualify`.
 
 use crate::qualify::{Args, qualify_on};
-use nicqual_driver::i82574::{I82574, Options};
-use nicqual_driver::vfio::probe;
-use nicqual_driver::vfio::sysfs;
-use nicqual_driver::vfio::{Host, PciAddr, VfioBackend, VfioError, Viability};
-use nicqual_driver::{Backend, CheckReport, CheckResult};
+use nicqual_backends::vfio::sysfs;
+use nicqual_backends::vfio::{Host, PciAddr, VfioBackend, VfioError, Viability};
 use nicqual_hw::pci;
 use nicqual_model::FaultPlan;
+use nicqual_nics::i82574::{I82574, Options};
+use nicqual_pci::{Backend, CheckReport, CheckResult};
+use nicqual_qualify::vfio_probe as probe;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -200,7 +200,7 @@ pub fn unbind(a: AddrArgs) -> ExitCode {
 /// under an emulator, a vCPU scheduling delay), so the bound is wider than on the model.
 /// QEMU's e1000e (subsystem 8086:0000, as QEMU presents it) gets QEMU's known quirks.
 pub fn real_device_options(qemu_e1000e: bool) -> Options {
-    let base = if qemu_e1000e { nicqual_driver::qtest::qemu_e1000e_options() } else { Options::default() };
+    let base = if qemu_e1000e { nicqual_qualify::deviations::qemu_e1000e_options() } else { Options::default() };
     Options { irq_bound_ns: 200_000_000, poll_step_ns: 100_000, ..base }
 }
 

@@ -2,10 +2,11 @@
 //! (the qtest backend, and a raw command script) drives QEMU's e1000e and our model
 //! unchanged. Needs qemu-system-x86 for the QEMU half (`make deps`).
 
-use nicqual_driver::i82574::{I82574, Options};
-use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target, qemu_e1000e_options};
-use nicqual_driver::{Backend, CheckResult};
+use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
 use nicqual_hw::i82574::{self as r, IvarEntry};
+use nicqual_nics::i82574::{I82574, Options};
+use nicqual_pci::{Backend, CheckResult};
+use nicqual_qualify::deviations::qemu_e1000e_options;
 use nicqual_tests::conformance::{cases, run_case};
 use std::time::Duration;
 

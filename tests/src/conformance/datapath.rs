@@ -4,10 +4,10 @@
 //! no wire is needed. Each case reports registers and raw descriptor dwords as text.
 
 use super::{Case, rd, regs, wr};
-use nicqual_driver::dma::DmaMemory;
-use nicqual_driver::{Backend, DmaPerm};
 use nicqual_hw::i82574::{self as r};
 use nicqual_hw::i82574_desc::{self as desc, TxDesc};
+use nicqual_pci::dma::DmaMemory;
+use nicqual_pci::{Backend, DmaPerm};
 use std::fmt::Write;
 use zerocopy::IntoBytes;
 

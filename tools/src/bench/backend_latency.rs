@@ -6,11 +6,11 @@
 //! line, a socket round trip and a reply line (config accesses take two: 0xCF8 then 0xCFC).
 
 use super::Args;
-use nicqual_driver::Backend;
-use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::qtest::{QemuConfig, QtestBackend, Target};
+use nicqual_backends::emulated::EmulatedBackend;
+use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
 use nicqual_hw::i82574 as r;
 use nicqual_model::i82574::{Config, I82574 as Model};
+use nicqual_pci::Backend;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,7 @@ fn backends() -> Vec<(String, Started)> {
         start_timeout: Duration::from_secs(20),
     });
     let qemu = QtestBackend::spawn(Target::Qemu(QemuConfig::default()));
-    let boxed = |b: Result<QtestBackend, nicqual_driver::BackendError>| {
+    let boxed = |b: Result<QtestBackend, nicqual_pci::BackendError>| {
         b.map(|b| Box::new(b) as Box<dyn Backend>).map_err(|e| e.to_string())
     };
     vec![

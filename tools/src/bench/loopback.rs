@@ -8,11 +8,11 @@
 //! only (no copy), as a traffic generator would.
 
 use super::Args;
-use nicqual_driver::emulated::EmulatedBackend;
-use nicqual_driver::i82574::datapath::DatapathConfig;
-use nicqual_driver::i82574::{I82574, Options};
-use nicqual_driver::mempool::Packet;
+use nicqual_backends::emulated::EmulatedBackend;
+use nicqual_dma::mempool::Packet;
 use nicqual_model::i82574::{Config, I82574 as Model};
+use nicqual_nics::i82574::datapath::DatapathConfig;
+use nicqual_nics::i82574::{I82574, Options};
 use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -64,7 +64,7 @@ fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
     let mut d = I82574::attach(backend, Options::default()).map_err(|e| e.to_string())?;
     d.bring_up().map_err(|e| e.to_string())?;
     d.setup_datapath(cfg).map_err(|e| e.to_string())?;
-    let err = |e: nicqual_driver::DriverError| e.to_string();
+    let err = |e: nicqual_nics::DriverError| e.to_string();
     // Fill every free buffer with the frame once.
     {
         let dp = d.datapath_mut().ok_or("no datapath")?;

@@ -9,7 +9,7 @@
 //! to-device buffer, `unmap`). The pool's backing memory is touched before measuring.
 //! `--json FILE` writes the same rows as JSON (`-` = stdout, the table then goes to stderr).
 
-use nicqual_driver::swiotlb::{DeviceName, DmaDirection, Generation, MapKind, Swiotlb, SwiotlbConfig};
+use nicqual_dma::swiotlb::{DeviceName, DmaDirection, Generation, MapKind, Swiotlb, SwiotlbConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;

@@ -1,41 +1,13 @@
 //! `nicqual scenario`: the field failures as runnable, seeded scenarios.
 //!
-//! One file per scenario; each exports a [`Scenario`] and is listed in [`SCENARIOS`].
+//! The scenarios themselves live in `nicqual-scenarios`; this module parses arguments.
 //! `scenario run NAME [--seed N] [--json FILE]` prints the scenario's account and, with
 //! `--json`, writes a run record (`kind: scenario:NAME`, the same `checks` array as
 //! `qualify`, plus timelines).
 
-pub mod bnx2x_swiotlb_jumbo;
-pub mod dom0_memory_squeeze;
-pub mod enic_jumbo;
-pub mod netfront_resume;
-pub mod story;
-pub mod traffic;
-
-use nicqual_report as rep;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Default traffic seed.
-pub const DEFAULT_SEED: u64 = 1;
-
-/// A runnable scenario.
-pub struct Scenario {
-    pub name: &'static str,
-    /// One line for `scenario list`.
-    pub summary: &'static str,
-    /// Run with `seed`, writing the human account to `out`; returns the run record.
-    pub run: fn(seed: u64, out: &mut dyn Write) -> std::io::Result<rep::RunRecord>,
-}
-
-/// Every scenario, in `scenario list` order.
-pub const SCENARIOS: &[&Scenario] = &[
-    &netfront_resume::SCENARIO,
-    &dom0_memory_squeeze::SCENARIO,
-    &bnx2x_swiotlb_jumbo::SCENARIO,
-    &enic_jumbo::SCENARIO,
-];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -51,7 +23,7 @@ enum Cmd {
     Run {
         name: String,
         /// Traffic / fault seed (printed; the same seed replays the same run).
-        #[arg(long, default_value_t = DEFAULT_SEED)]
+        #[arg(long, default_value_t = nicqual_scenarios::DEFAULT_SEED)]
         seed: u64,
         /// Write the run record (JSON) to FILE (`-` for stdout).
         #[arg(long, value_name = "FILE")]
@@ -59,21 +31,17 @@ enum Cmd {
     },
 }
 
-pub fn find(name: &str) -> Option<&'static Scenario> {
-    SCENARIOS.iter().copied().find(|s| s.name == name)
-}
-
 pub fn run(a: Args) -> ExitCode {
     match a.cmd {
         Cmd::List => {
-            for s in SCENARIOS {
+            for s in nicqual_scenarios::SCENARIOS {
                 println!("{:<24} {}", s.name, s.summary);
             }
             ExitCode::SUCCESS
         }
         Cmd::Run { name, seed, json } => {
-            let Some(s) = find(&name) else {
-                let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+            let Some(s) = nicqual_scenarios::find(&name) else {
+                let names: Vec<&str> = nicqual_scenarios::SCENARIOS.iter().map(|s| s.name).collect();
                 eprintln!("nicqual: no scenario {name:?} (have: {})", names.join(", "));
                 return ExitCode::from(2);
             };

@@ -1,0 +1,50 @@
+//! The driver's own completion-queue cursor (the `to_clean` index and `last_color` of
+//! Linux's `vnic_cq`), kept apart from the model's producer cursor so that a wrap or colour
+//! bug on either side shows up in the differential tests instead of being shared.
+//!
+//! The adapter writes each completion with its current colour and flips that colour every
+//! time its tail wraps. The driver remembers the colour of the previous lap
+//! (`last_color`): an entry whose colour differs from it is new. The adapter starts with
+//! colour 1 and the driver with `last_color` 0.
+
+/// Consumer position in a colour-bit completion ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CqCursor {
+    to_clean: u32,
+    entries: u32,
+    last_color: bool,
+}
+
+impl CqCursor {
+    /// Slot 0 of a ring of `entries` (>= 1) completions, expecting colour 1 first (the
+    /// adapter's reset `cq_tail_color`). `None` for an empty ring.
+    pub const fn new(entries: u32) -> Option<CqCursor> {
+        if entries == 0 { None } else { Some(CqCursor { to_clean: 0, entries, last_color: false }) }
+    }
+
+    /// The slot the next completion is read from.
+    pub const fn index(self) -> u32 {
+        self.to_clean
+    }
+
+    /// Is a completion carrying colour bit `color` (at [`CqCursor::index`]) new?
+    pub const fn is_new(self, color: bool) -> bool {
+        color != self.last_color
+    }
+
+    /// The colour a new completion at the cursor carries.
+    pub const fn expected_color(self) -> bool {
+        !self.last_color
+    }
+
+    /// Step past the completion just consumed; at the end of the ring go back to slot 0
+    /// and remember that this lap's colour is now the old one.
+    pub fn consume(&mut self) {
+        if self.to_clean + 1 >= self.entries {
+            self.to_clean = 0;
+            self.last_color = !self.last_color;
+        } else {
+            self.to_clean += 1;
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Driver DMA memory: page-aligned anonymous mappings the backend maps at an IOVA.
+//!
+//! The device may write this memory at any register access (that is what DMA is), so it is
+//! never handed out as a Rust reference: all access is by copy, through bounds-checked
+//! volatile reads and writes at an offset.
+
+use crate::error::BackendError;
+use memmap2::{MmapOptions, MmapRaw};
+use std::sync::Arc;
+
+/// A block of DMA-able memory. Cloning shares it; a backend keeps a clone for as long as
+/// the block is mapped, so the device can never reach freed memory.
+#[derive(Debug, Clone)]
+pub struct DmaMemory {
+    block: Arc<Block>,
+}
+
+/// Called once when the last holder of a window drops it (returns the range to its pool).
+type Release = Box<dyn FnOnce() + Send + Sync>;
+
+/// The memory behind a [`DmaMemory`]: a whole anonymous mapping, or a window into a larger
+/// shared mapping (guest RAM of a QEMU, where IOVA = guest-physical address).
+struct Block {
+    map: Arc<MmapRaw>,
+    off: usize,
+    len: usize,
+    fixed_iova: Option<u64>,
+    release: Option<Release>,
+    /// Never read: held so that the block this one is a slice of stays alive (and its `release` deferred) for as
+    /// long as the slice lives.
+    _parent: Option<Arc<Block>>,
+}
+
+impl std::fmt::Debug for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Block")
+            .field("off", &self.off)
+            .field("len", &self.len)
+            .field("fixed_iova", &self.fixed_iova)
+            .finish()
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(r) = self.release.take() {
+            r();
+        }
+    }
+}
+
+impl DmaMemory {
+    /// Allocate `len` bytes (rounded up to 4 KiB), zeroed.
+    pub fn alloc(len: usize) -> Result<DmaMemory, BackendError> {
+        let len = len.max(1).div_ceil(4096) * 4096;
+        let m =
+            MmapOptions::new().len(len).map_anon().map_err(|e| BackendError::DmaAlloc { len, why: e.to_string() })?;
+        Ok(DmaMemory {
+            block: Arc::new(Block {
+                map: Arc::new(MmapRaw::from(m)),
+                off: 0,
+                len,
+                fixed_iova: None,
+                release: None,
+                _parent: None,
+            }),
+        })
+    }
+
+    /// A zeroed window of `len` bytes at `off` inside `map`, which the device sees at
+    /// `iova` and nowhere else. `release` runs when the last clone is dropped.
+    ///
+    /// # Safety
+    /// No other live `DmaMemory` may cover any byte of `off..off+len` of `map` (the
+    /// caller's allocator hands each range out once, and takes it back only in `release`).
+    pub unsafe fn window(
+        map: Arc<MmapRaw>,
+        off: usize,
+        len: usize,
+        iova: u64,
+        release: Release,
+    ) -> Result<DmaMemory, BackendError> {
+        if off.checked_add(len).is_none_or(|end| end > map.len()) || len == 0 {
+            return Err(BackendError::DmaAlloc { len, why: format!("window {off:#x}+{len:#x} outside the region") });
+        }
+        let m = DmaMemory {
+            block: Arc::new(Block { map, off, len, fixed_iova: Some(iova), release: Some(release), _parent: None }),
+        };
+        // SAFETY: off+len <= map.len() (checked above), so the range is inside the live
+        // mapping, which `m` keeps alive; the window belongs to no other DmaMemory (this
+        // function's contract), and no reference into it exists.
+        unsafe { std::ptr::write_bytes(m.as_ptr(), 0, len) };
+        Ok(m)
+    }
+
+    /// Allocate `len` bytes (rounded up to 2 MiB) from 2 MiB huge pages, zeroed. Fails when
+    /// the system has no free huge pages; callers fall back to [`DmaMemory::alloc`].
+    pub fn alloc_huge(len: usize) -> Result<DmaMemory, BackendError> {
+        const HUGE: usize = 2 << 20;
+        let len = len.max(1).div_ceil(HUGE) * HUGE;
+        let m = MmapOptions::new()
+            .len(len)
+            .huge(Some(21))
+            .map_anon()
+            .map_err(|e| BackendError::DmaAlloc { len, why: format!("2 MiB huge pages: {e}") })?;
+        Ok(DmaMemory {
+            block: Arc::new(Block {
+                map: Arc::new(MmapRaw::from(m)),
+                off: 0,
+                len,
+                fixed_iova: None,
+                release: None,
+                _parent: None,
+            }),
+        })
+    }
+
+    /// A view of `len` bytes at `off` of this block that can be mapped on its own (at its
+    /// own IOVA, with its own permissions), as a driver maps one buffer of a larger
+    /// allocation. It shares the memory and keeps the whole block alive; its fixed IOVA, if
+    /// the block has one, is the block's plus `off`. `None` when the range is empty or
+    /// outside the block.
+    pub fn slice(&self, off: usize, len: usize) -> Option<DmaMemory> {
+        let end = off.checked_add(len)?;
+        if len == 0 || end > self.block.len {
+            return None;
+        }
+        let fixed_iova = match self.block.fixed_iova {
+            Some(i) => Some(i.checked_add(u64::try_from(off).ok()?)?),
+            None => None,
+        };
+        Some(DmaMemory {
+            block: Arc::new(Block {
+                map: Arc::clone(&self.block.map),
+                off: self.block.off.checked_add(off)?,
+                len,
+                fixed_iova,
+                release: None,
+                _parent: Some(Arc::clone(&self.block)),
+            }),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.block.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.block.len == 0
+    }
+
+    /// Base pointer (for backends that hand it to an IOMMU).
+    pub fn as_ptr(&self) -> *mut u8 {
+        // SAFETY: off <= map.len() by construction (window checks off+len), so the result
+        // stays inside (or one past the end of) the mapping.
+        unsafe { self.block.map.as_mut_ptr().add(self.block.off) }
+    }
+
+    /// The only IOVA this block can be mapped at, when the backend decides it (qtest:
+    /// the block is guest RAM and its IOVA is its guest-physical address). `None`: the
+    /// driver chooses.
+    pub fn fixed_iova(&self) -> Option<u64> {
+        self.block.fixed_iova
+    }
+
+    /// Number of holders (this block plus the backends that keep it mapped).
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.block)
+    }
+
+    fn check(&self, off: usize, n: usize) -> Option<()> {
+        (off.checked_add(n)? <= self.len()).then_some(())
+    }
+
+    /// Copy `buf.len()` bytes out at `off`; `None` if out of bounds.
+    pub fn read(&self, off: usize, buf: &mut [u8]) -> Option<()> {
+        self.check(off, buf.len())?;
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: off+i < len (checked above); the mapping lives as long as self.
+            // Volatile because the device may write concurrently with respect to the
+            // compiler's view (inside any backend call).
+            *b = unsafe { self.as_ptr().add(off + i).read_volatile() };
+        }
+        Some(())
+    }
+
+    /// Copy `data` in at `off`; `None` if out of bounds.
+    pub fn write(&self, off: usize, data: &[u8]) -> Option<()> {
+        self.check(off, data.len())?;
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: as in `read`; the mapping is writable (anonymous or shared read-write).
+            unsafe { self.as_ptr().add(off + i).write_volatile(*b) };
+        }
+        Some(())
+    }
+
+    /// Copy `buf.len()` bytes out at `off` in one `memcpy` (the datapath's bulk copy);
+    /// `None` if out of bounds. Ordering against the device: callers read the descriptor's
+    /// DD/ownership word first ([`DmaMemory::read_u32`], volatile); the acquire fence here
+    /// keeps this copy from being reordered before that read.
+    pub fn read_bulk(&self, off: usize, buf: &mut [u8]) -> Option<()> {
+        self.check(off, buf.len())?;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: off..off+len is inside the mapping (checked); the mapping lives as long as
+        // self; `buf` is a distinct Rust allocation, so the ranges cannot overlap. The
+        // memory is never referenced as a Rust object (only copied), and the device writes
+        // it only inside backend calls (emulated) or as DMA ordered by the fence above.
+        unsafe { std::ptr::copy_nonoverlapping(self.as_ptr().add(off), buf.as_mut_ptr(), buf.len()) };
+        Some(())
+    }
+
+    /// Copy `data` in at `off` in one `memcpy`; a release fence orders it before any later
+    /// doorbell (tail) write. `None` if out of bounds.
+    pub fn write_bulk(&self, off: usize, data: &[u8]) -> Option<()> {
+        self.check(off, data.len())?;
+        // SAFETY: as in `read_bulk`, copying in the other direction; the mapping is writable.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.as_ptr().add(off), data.len()) };
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        Some(())
+    }
+
+    pub fn read_u32(&self, off: usize) -> Option<u32> {
+        let mut b = [0u8; 4];
+        self.read(off, &mut b)?;
+        Some(u32::from_le_bytes(b))
+    }
+
+    pub fn write_u32(&self, off: usize, v: u32) -> Option<()> {
+        self.write(off, &v.to_le_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_share_memory_and_keep_it_alive() {
+        let m = DmaMemory::alloc(8192).unwrap();
+        let s = m.slice(4096, 100).unwrap();
+        assert_eq!(s.len(), 100);
+        assert!(m.slice(8000, 200).is_none() && m.slice(0, 0).is_none() && m.slice(usize::MAX, 2).is_none());
+        drop(m);
+        s.write_u32(96, 0xA5A5_5A5A).unwrap();
+        assert_eq!(s.read_u32(96), Some(0xA5A5_5A5A));
+        assert!(s.read_u32(97).is_none());
+        let sub = s.slice(96, 4).unwrap();
+        assert_eq!(sub.read_u32(0), Some(0xA5A5_5A5A));
+    }
+
+    #[test]
+    fn bounds_are_checked() {
+        let m = DmaMemory::alloc(100).unwrap();
+        assert_eq!(m.len(), 4096);
+        assert!(m.write_u32(4092, 7).is_some());
+        assert_eq!(m.read_u32(4092), Some(7));
+        assert!(m.read_u32(4093).is_none());
+        assert!(m.write(usize::MAX, &[1]).is_none());
+    }
+}

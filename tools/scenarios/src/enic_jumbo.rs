@@ -1,0 +1,541 @@
+//! `enic-jumbo`: jumbo frames on enic (Cisco VIC) in a Xen dom0, and the jumbo support
+//! matrix per driver and platform.
+//!
+//! Every cell of the matrix brings up the enic vNIC model (adapter MTU 9000, as the storage
+//! vNIC was configured) with one driver at one interface MTU, sends seeded self-checking
+//! frames through the adapter's loopback and lets a peer at MTU 9000 send from the wire,
+//! then grades the cell:
+//! * **unsupported** — the MTU cannot be configured (outside 68..=9000 or above the
+//!   adapter's), or frames within the MTU are lost beyond what the adapter's faults explain;
+//! * **unsafe** — a frame handed up that was not the one sent (corrupt, stale, partial), a
+//!   device write that landed past a posted buffer, a read the driver would have made past
+//!   its buffer, a buffer or transmit posted at the SWIOTLB overflow buffer;
+//! * **supported** — otherwise.
+//!
+//! Columns: early enic (2.6.3x) and nicqual's driver, each on a Xen dom0 without an IOMMU
+//! (4 MiB SWIOTLB, honest adapter) and behind an IOMMU with a misbehaving adapter (seeded
+//! faults: overrun, over-length, span, unposted index).
+
+use super::Scenario;
+use super::story::{Platform as RecPlatform, Story, check, print_checks, record};
+use super::traffic::{Gen, verify};
+use nicqual_backends::emulated::EmulatedBackend;
+use nicqual_hw::enic as hw;
+use nicqual_model::enic::{EnicDevice, EnicFault, EnicFaultPlan};
+use nicqual_nics::enic::{Enic, Platform, Policy, validate};
+use nicqual_pci::CheckReport;
+use nicqual_report as rep;
+use serde::Serialize;
+use std::io::Write;
+
+pub const NAME: &str = "enic-jumbo";
+pub const SUMMARY: &str =
+    "enic (Cisco VIC) jumbo frames in a Xen dom0: bounce-pool overflow, hostile completions, MTU matrix";
+
+pub const SCENARIO: Scenario = Scenario { name: NAME, summary: SUMMARY, run };
+
+/// The vNIC MTU configured on the adapter (UCSM), the storage network's.
+pub const ADAPTER_MTU: u32 = 9000;
+/// Interface MTUs of the matrix.
+pub const MTUS: [u32; 8] = [68, 576, 1500, 4000, 8000, 9000, 9001, 9216];
+/// RQ/WQ/CQ entries (UCSM's default vNIC ring size).
+pub const ENTRIES: u32 = 512;
+/// Frames the host sends per cell (the peer adds one every [`PEER_EVERY`]).
+pub const FRAMES: u32 = 300;
+pub const PEER_EVERY: u32 = 10;
+/// Classic Xen dom0 SWIOTLB under 1 GiB of dom0 memory: 4 MiB.
+pub const POOL_SLOTS: usize = 2048;
+/// Adapter misbehaviour rate in the hostile columns.
+pub const FAULT_PER_MILLE: u32 = 20;
+
+/// One column.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Variant {
+    pub label: &'static str,
+    pub policy: Policy,
+    pub platform: Platform,
+    pub hostile: bool,
+}
+
+pub const VARIANTS: [Variant; 4] = [
+    Variant {
+        label: "early enic, Xen dom0",
+        policy: Policy::Early,
+        platform: Platform::XenDom0 { pool_slots: POOL_SLOTS },
+        hostile: false,
+    },
+    Variant {
+        label: "nicqual, Xen dom0",
+        policy: Policy::Nicqual,
+        platform: Platform::XenDom0 { pool_slots: POOL_SLOTS },
+        hostile: false,
+    },
+    Variant { label: "early enic, bad adapter", policy: Policy::Early, platform: Platform::Direct, hostile: true },
+    Variant { label: "nicqual, bad adapter", policy: Policy::Nicqual, platform: Platform::Direct, hostile: true },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grade {
+    Supported,
+    Unsafe,
+    Unsupported,
+}
+
+impl Grade {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grade::Supported => "supported",
+            Grade::Unsafe => "unsafe",
+            Grade::Unsupported => "unsupported",
+        }
+    }
+
+    fn outcome(self) -> rep::Outcome {
+        match self {
+            Grade::Supported => rep::Outcome::Pass,
+            Grade::Unsafe => rep::Outcome::Fail,
+            Grade::Unsupported => rep::Outcome::Na,
+        }
+    }
+}
+
+/// What one (MTU, variant) cell saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cell {
+    pub mtu: u32,
+    pub variant: usize,
+    pub grade: Option<Grade>,
+    /// Why the MTU could not be configured.
+    pub refused: Option<String>,
+    pub note: Option<String>,
+    /// Frames sent within the interface MTU (host and peer).
+    pub sent_in_mtu: u64,
+    pub intact: u64,
+    pub corrupt: u64,
+    pub duplicated: u64,
+    pub lost_in_mtu: u64,
+    /// Adapter faults acted out.
+    pub faults_injected: u64,
+    /// Completions the driver refused, per reason.
+    pub dropped: Vec<(String, u64)>,
+    pub iommu_blocked: u64,
+    pub overrun_landed: u64,
+    pub would_read_past_buffer: u64,
+    pub would_use_unposted: u64,
+    pub partial_delivered: u64,
+    pub map_failures: u64,
+    pub overflow_posted: u64,
+    pub rx_buffers_posted: u32,
+    pub bounce_hiwater: usize,
+    pub first_kernel_line: Option<String>,
+    pub virtual_ns: u64,
+}
+
+impl Cell {
+    fn unsafe_events(&self) -> u64 {
+        self.corrupt
+            + self.duplicated
+            + self.overrun_landed
+            + self.would_read_past_buffer
+            + self.would_use_unposted
+            + self.partial_delivered
+            + self.overflow_posted
+    }
+
+    fn detail(&self) -> String {
+        if let Some(r) = &self.refused {
+            return r.clone();
+        }
+        let drops: Vec<String> = self.dropped.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        format!(
+            "{}/{} intact, {} corrupt, {} duplicated; {} adapter faults; dropped: {}; IOMMU blocked {}; \
+             past-buffer writes landed {}, reads {}; unposted used {}; overflow buffer posted {} ({} map failures)",
+            self.intact,
+            self.sent_in_mtu,
+            self.corrupt,
+            self.duplicated,
+            self.faults_injected,
+            if drops.is_empty() { "none".into() } else { drops.join(", ") },
+            self.iommu_blocked,
+            self.overrun_landed,
+            self.would_read_past_buffer,
+            self.would_use_unposted,
+            self.overflow_posted,
+            self.map_failures
+        )
+    }
+}
+
+/// Run one cell.
+pub fn cell(seed: u64, mtu: u32, vi: usize) -> Cell {
+    let v = VARIANTS.get(vi).copied().unwrap_or(VARIANTS[0]);
+    let cell_seed = seed ^ (u64::from(mtu) << 16) ^ (vi as u64) << 48;
+    let plan = if v.hostile {
+        EnicFaultPlan { seed: cell_seed, per_mille: FAULT_PER_MILLE, kinds: EnicFault::ALL.to_vec() }
+    } else {
+        EnicFaultPlan::none()
+    };
+    let mut c = Cell { mtu, variant: vi, ..Cell::default() };
+    let dev = EnicDevice::new(ADAPTER_MTU, plan);
+    let (mut e, note) = match Enic::new(EmulatedBackend::new(dev, "model:enic"), v.policy, v.platform, mtu, ENTRIES) {
+        Ok(x) => x,
+        Err(err) => {
+            c.refused = Some(err.to_string());
+            c.grade = Some(Grade::Unsupported);
+            return c;
+        }
+    };
+    c.note = note;
+    c.rx_buffers_posted = e.rx_outstanding();
+    let mut host = Gen::new(cell_seed, 1);
+    let mut peer = Gen::new(cell_seed, 2);
+    let max = (mtu + hw::ETH_HLEN) as usize;
+    let peer_len = (ADAPTER_MTU + hw::ETH_HLEN) as usize;
+    let mut out = Vec::new();
+    let (mut host_ok, mut peer_sent, mut peer_in_mtu) = (0u64, 0u32, 0u64);
+    for k in 0..FRAMES {
+        let f = match k % 4 {
+            0 => host.packet(max),
+            1 => host.packet(hw::MIN_FRAME as usize),
+            _ => host.packet_in(hw::MIN_FRAME as usize, max),
+        };
+        if e.send(&f).is_ok() {
+            host_ok += 1;
+        }
+        e.poll_rx(&mut out);
+        if k % PEER_EVERY == PEER_EVERY - 1 {
+            let p = peer.packet(peer_len);
+            peer_sent += 1;
+            if p.len() <= max {
+                peer_in_mtu += 1;
+            }
+            e.backend_mut().device_mut().receive(&p);
+            e.poll_rx(&mut out);
+        }
+    }
+    let mut seen_host = vec![false; FRAMES as usize];
+    let mut seen_peer = vec![false; peer_sent as usize];
+    for p in &out {
+        match verify(p) {
+            Some(seq) => {
+                let seen = if p.get(4) == Some(&2) { &mut seen_peer } else { &mut seen_host };
+                match seen.get_mut(seq as usize) {
+                    Some(s) if !*s => {
+                        *s = true;
+                        c.intact += 1;
+                    }
+                    _ => c.duplicated += 1,
+                }
+            }
+            None => c.corrupt += 1,
+        }
+    }
+    let peer_intact_in_mtu = if peer_len <= max { seen_peer.iter().filter(|s| **s).count() as u64 } else { 0 };
+    let host_intact = seen_host.iter().filter(|s| **s).count() as u64;
+    c.sent_in_mtu = u64::from(FRAMES) + peer_in_mtu;
+    c.lost_in_mtu = c.sent_in_mtu - host_intact - peer_intact_in_mtu;
+    let _ = host_ok;
+    let ds = e.backend().device().stats;
+    c.faults_injected = ds.faults_injected.iter().sum();
+    c.iommu_blocked = e.backend().device().dma_faults().len() as u64;
+    let s = &e.stats;
+    c.dropped = validate::REASONS.iter().map(|r| (r.to_string(), s.dropped(r))).filter(|(_, n)| *n > 0).collect();
+    c.overrun_landed = s.overrun_landed;
+    c.would_read_past_buffer = s.would_read_past_buffer;
+    c.would_use_unposted = s.would_use_unposted;
+    c.partial_delivered = s.partial_delivered;
+    c.map_failures = s.map_failures;
+    c.overflow_posted = s.overflow_posted;
+    c.bounce_hiwater = e.bounce_usage().map_or(0, |(_, hi, _)| hi);
+    c.first_kernel_line = e.bounce_log().first().cloned();
+    c.virtual_ns = e.backend().device().now_ns();
+    c.grade = Some(if c.unsafe_events() > 0 {
+        Grade::Unsafe
+    } else if c.lost_in_mtu > c.faults_injected {
+        Grade::Unsupported
+    } else {
+        Grade::Supported
+    });
+    c
+}
+
+/// The whole matrix, row by row (MTU), column by column (variant). The SWIOTLB model's
+/// kernel lines (hundreds per cell) are kept in the cells, not logged.
+pub fn matrix(seed: u64) -> Vec<Cell> {
+    let quiet = tracing::subscriber::NoSubscriber::default();
+    tracing::subscriber::with_default(quiet, || {
+        MTUS.iter().flat_map(|&m| (0..VARIANTS.len()).map(move |v| cell(seed, m, v))).collect()
+    })
+}
+
+/// Sum of `f` over the cells of variant `v` that could be configured.
+fn total(cells: &[Cell], v: usize, f: impl Fn(&Cell) -> u64) -> u64 {
+    cells.iter().filter(|c| c.variant == v && c.refused.is_none()).map(f).sum()
+}
+
+fn find(cells: &[Cell], mtu: u32, v: usize) -> Option<&Cell> {
+    cells.iter().find(|c| c.mtu == mtu && c.variant == v)
+}
+
+fn grade(cells: &[Cell], mtu: u32, v: usize) -> &'static str {
+    find(cells, mtu, v).and_then(|c| c.grade).map_or("?", Grade::as_str)
+}
+
+/// The MTU disagreement both ways, on nicqual's driver.
+fn disagreement() -> (String, Option<String>) {
+    let above = Enic::new(
+        EmulatedBackend::new(EnicDevice::new(1500, EnicFaultPlan::none()), "model:enic"),
+        Policy::Nicqual,
+        Platform::Direct,
+        9000,
+        ENTRIES,
+    )
+    .err()
+    .map_or("accepted".to_string(), |e| e.to_string());
+    let below = Enic::new(
+        EmulatedBackend::new(EnicDevice::new(9000, EnicFaultPlan::none()), "model:enic"),
+        Policy::Nicqual,
+        Platform::Direct,
+        1500,
+        ENTRIES,
+    )
+    .ok()
+    .and_then(|(_, n)| n);
+    (above, below)
+}
+
+pub fn checks(cells: &[Cell]) -> Vec<CheckReport> {
+    let mut out = Vec::new();
+    for (vi, v) in VARIANTS.iter().enumerate() {
+        let mine: Vec<&Cell> = cells.iter().filter(|c| c.variant == vi).collect();
+        let unsafe_mtus: Vec<String> =
+            mine.iter().filter(|c| c.grade == Some(Grade::Unsafe)).map(|c| c.mtu.to_string()).collect();
+        let supported: Vec<String> =
+            mine.iter().filter(|c| c.grade == Some(Grade::Supported)).map(|c| c.mtu.to_string()).collect();
+        let sum = |f: fn(&Cell) -> u64| mine.iter().map(|c| f(c)).sum::<u64>();
+        let detail = format!(
+            "{} on {}: supported at MTU {}; unsafe at {}",
+            v.policy.name(),
+            v.platform.name(),
+            if supported.is_empty() { "none".into() } else { supported.join(", ") },
+            if unsafe_mtus.is_empty() { "none".into() } else { unsafe_mtus.join(", ") }
+        );
+        let name = format!(
+            "enic-jumbo.{}-{}",
+            if v.policy == Policy::Early { "early" } else { "nicqual" },
+            if v.hostile { "bad-adapter" } else { "xen-dom0" }
+        );
+        out.push(
+            check(&name, unsafe_mtus.is_empty(), detail)
+                .measure("corrupt_frames", sum(|c| c.corrupt + c.duplicated) as f64, "frames")
+                .measure("intact_frames", sum(|c| c.intact) as f64, "frames")
+                .measure("adapter_faults", sum(|c| c.faults_injected) as f64, "faults")
+                .measure(
+                    "refused_completions",
+                    mine.iter().flat_map(|c| c.dropped.iter()).map(|(_, n)| *n).sum::<u64>() as f64,
+                    "completions",
+                )
+                .measure("iommu_blocked", sum(|c| c.iommu_blocked) as f64, "writes")
+                .measure("overrun_landed", sum(|c| c.overrun_landed) as f64, "buffers")
+                .measure("overflow_posted", sum(|c| c.overflow_posted) as f64, "buffers")
+                .measure("map_failures", sum(|c| c.map_failures) as f64, "maps"),
+        );
+    }
+    let (above, below) = disagreement();
+    out.push(check(
+        "enic-jumbo.mtu-disagreement",
+        above.contains("set higher than port MTU") && below.is_some(),
+        format!("interface 9000 on a 1500 vNIC: {above}; interface 1500 on a 9000 vNIC: {}", below.unwrap_or_default()),
+    ));
+    out
+}
+
+fn jumbo_timeline(cells: &[Cell]) -> rep::JumboMatrix {
+    rep::JumboMatrix {
+        cells: cells
+            .iter()
+            .filter_map(|c| {
+                let g = c.grade?;
+                Some(rep::JumboCell {
+                    mtu: c.mtu,
+                    variant: VARIANTS.get(c.variant)?.label.to_string(),
+                    result: g.outcome(),
+                    detail: c.detail(),
+                    verdict: Some(g.as_str().to_string()),
+                })
+            })
+            .collect(),
+    }
+}
+
+fn print_matrix(out: &mut dyn Write, cells: &[Cell]) -> std::io::Result<()> {
+    write!(out, "{:>6}", "MTU")?;
+    for v in &VARIANTS {
+        write!(out, "  {:<24}", v.label)?;
+    }
+    writeln!(out)?;
+    for m in MTUS {
+        write!(out, "{m:>6}")?;
+        for vi in 0..VARIANTS.len() {
+            write!(out, "  {:<24}", grade(cells, m, vi))?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out)
+}
+
+pub fn run(seed: u64, out: &mut dyn Write) -> std::io::Result<rep::RunRecord> {
+    let started = rep::now_rfc3339();
+    let wall = std::time::Instant::now();
+    writeln!(out, "scenario {NAME} (seed {seed}; replay: nicqual scenario run {NAME} --seed {seed})\n")?;
+    let cells = matrix(seed);
+    let checks = checks(&cells);
+    let none = Cell::default();
+    let e9 = find(&cells, 9000, 0).unwrap_or(&none);
+    let e15 = find(&cells, 1500, 0).unwrap_or(&none);
+    let n9 = find(&cells, 9000, 1).unwrap_or(&none);
+    let eh = |f: fn(&Cell) -> u64| total(&cells, 2, f);
+    let nh = |f: fn(&Cell) -> u64| total(&cells, 3, f);
+    let mut nh_drops: Vec<(String, u64)> = Vec::new();
+    for c in cells.iter().filter(|c| c.variant == 3) {
+        for (r, n) in &c.dropped {
+            match nh_drops.iter_mut().find(|(x, _)| x == r) {
+                Some((_, m)) => *m += n,
+                None => nh_drops.push((r.clone(), *n)),
+            }
+        }
+    }
+    let (above, below) = disagreement();
+    let story = Story {
+        field: "Jumbo frames (MTU 9000) on a storage network over enic NICs in a XenServer dom0: random host \
+                reboots; the oops was a page fault in skb_copy_bits under ip_do_fragment in interrupt context.\n\
+                The fix in the field was MTU 1500; enic jumbo frames were listed as unsupported."
+            .into(),
+        here: format!(
+            "Early enic on a Xen dom0 (no IOMMU, 4 MiB SWIOTLB, {ENTRIES}-entry rings): at MTU 9000 each {}-byte \
+             receive buffer spans pages and bounces ({} slots at most in use); {} mappings failed, first kernel line \
+             {:?}.\nThe driver does not check dma_mapping_error, so {} buffers/transmits went to the shared overflow \
+             buffer and {} frames handed to the stack were not what was sent ({} intact of {}). At MTU 1500 nothing \
+             bounced: {}.\nWith a misbehaving adapter behind no IOMMU (seeded, {} faults over MTUs 68-9000) early enic \
+             would have read past its buffer {} times and used an unposted buffer {} times, handed up {} partial \
+             and {} corrupt or stale frames; {} device writes landed past a buffer.",
+            hw::rx_buf_len_early(9000),
+            e9.bounce_hiwater,
+            e9.map_failures,
+            e9.first_kernel_line.clone().unwrap_or_default(),
+            e9.overflow_posted,
+            e9.corrupt + e9.duplicated,
+            e9.intact,
+            e9.sent_in_mtu,
+            e15.grade.map_or("?", Grade::as_str),
+            eh(|c| c.faults_injected),
+            eh(|c| c.would_read_past_buffer),
+            eh(|c| c.would_use_unposted),
+            eh(|c| c.partial_delivered),
+            eh(|c| c.corrupt + c.duplicated),
+            eh(|c| c.overrun_landed)
+        ),
+        nicqual: format!(
+            "Checked every bounce mapping: posted {} of {} receive buffers at MTU 9000 (the rest would not fit the \
+             pool with room for a transmit); {} of {} frames intact, none corrupt.\nValidated every completion \
+             (colour, type, queue, index against posted and fetched, sop/eop, truncated, length against the posted \
+             buffer and the MTU) before reading a byte: with {} adapter faults over MTUs 68-9000 it refused {} \
+             completions ({}; the truncated ones are mostly the peer's {}-byte frames at interface MTUs below its \
+             own); the IOMMU blocked {} device writes past a buffer's window; {} corrupt frames, \
+             nothing landed outside a buffer.\n\
+             MTU: {above}; {}.",
+            n9.rx_buffers_posted,
+            ENTRIES - 1,
+            n9.intact,
+            n9.sent_in_mtu,
+            nh(|c| c.faults_injected),
+            nh_drops.iter().map(|(_, n)| n).sum::<u64>(),
+            nh_drops.iter().map(|(r, n)| format!("{r} {n}")).collect::<Vec<_>>().join(", "),
+            ADAPTER_MTU + hw::ETH_HLEN,
+            nh(|c| c.iommu_blocked),
+            nh(|c| c.corrupt + c.duplicated + c.overrun_landed),
+            below.unwrap_or_default()
+        ),
+        change: format!(
+            "On a Xen dom0 without an IOMMU keep enic at MTU 1500 (the field fix), or give dom0 a bounce pool sized \
+             for the rings (about {} slots for {ENTRIES}-entry rings at MTU 9000: swiotlb=) and a driver that \
+             checks dma_mapping_error; better, an IOMMU so nothing bounces.\nSet the host MTU equal to the vNIC MTU \
+             in UCSM/CIMC. MTUs above {} are refused by enic.\n[inference] That the crash came from the overflow \
+             buffer is inferred from the old swiotlb and enic code; the matrix shows what the model does, not a \
+             measured adapter.",
+            (ENTRIES as usize - 1) * 6,
+            hw::ENIC_MAX_MTU
+        ),
+    };
+    story.print(out)?;
+    writeln!(out, "Jumbo support matrix (adapter vNIC MTU {ADAPTER_MTU}):")?;
+    print_matrix(out, &cells)?;
+    print_checks(out, &checks)?;
+    let duration = cells.iter().map(|c| c.virtual_ns).sum();
+    let mut rec = record(NAME, seed, &PLATFORM, &checks, duration, started, wall);
+    for c in rec.checks.iter_mut() {
+        if c.name.starts_with("enic-jumbo.early") && c.result.is_bad() {
+            c.subjects = vec![
+                rep::Subject::new(rep::SubjectKind::Queue, "RQ0"),
+                rep::Subject::new(rep::SubjectKind::Buffer, "SWIOTLB overflow buffer"),
+            ];
+            c.action = Some(
+                "Do not run this driver with jumbo frames without an IOMMU: set MTU 1500, or use a driver that \
+                 checks every mapping and validates every completion against the posted buffer."
+                    .into(),
+            );
+        }
+    }
+    rec.fault_plan = serde_json::json!({
+        "adapter_mtu": ADAPTER_MTU,
+        "per_mille": FAULT_PER_MILLE,
+        "kinds": EnicFault::ALL.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "pool_slots": POOL_SLOTS,
+        "entries": ENTRIES,
+        "frames_per_cell": FRAMES,
+    });
+    rec.device.vendor_id = format!("{:04x}", hw::PCI_VENDOR_CISCO);
+    rec.device.device_id = format!("{:04x}", hw::PCI_DEVICE_VIC_ENET);
+    rec.timelines.jumbo = Some(jumbo_timeline(&cells));
+    Ok(rec)
+}
+
+const PLATFORM: RecPlatform = RecPlatform {
+    backend: "model:enic (ring level)",
+    spec: "model:enic",
+    device: "Cisco VIC vNIC (nicqual ring-level model)",
+    driver: "nicqual-driver enic",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_for_a_seed() {
+        let a = serde_json::to_string(&cell(5, 9000, 2)).unwrap();
+        let b = serde_json::to_string(&cell(5, 9000, 2)).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn matrix_grades_follow_the_model() {
+        let cells = matrix(1);
+        // Early enic on a Xen dom0: fine while buffers fit a page, unsafe once they bounce.
+        assert_eq!(grade(&cells, 1500, 0), "supported");
+        assert_eq!(grade(&cells, 9000, 0), "unsafe");
+        // nicqual: supported up to the adapter's MTU on both platforms, refused above.
+        for m in [68, 576, 1500, 4000, 8000, 9000] {
+            assert_eq!(grade(&cells, m, 1), "supported", "MTU {m}");
+            assert_eq!(grade(&cells, m, 3), "supported", "MTU {m}");
+        }
+        for m in [9001, 9216] {
+            for v in 0..4 {
+                assert_eq!(grade(&cells, m, v), "unsupported", "MTU {m} variant {v}");
+            }
+        }
+        let nh = find(&cells, 9000, 3).unwrap();
+        assert!(nh.faults_injected > 0 && nh.corrupt == 0 && nh.overrun_landed == 0);
+    }
+}
