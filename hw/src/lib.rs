@@ -1,6 +1,6 @@
 //! Datasheet facts, declared once and shared by both sides of the PCI bus.
 //!
-//! The driver (`nicqual-driver`) and the device models (`nicqual-model`) are written
+//! The drivers (`driver/`: `nicqual-nics`, `nicqual-xen`) and the device models (`nicqual-model`) are written
 //! independently; what they must agree on — register offsets, bit positions, descriptor
 //! layouts, PCI capability layout — lives here and nowhere else. Names follow the
 //! datasheets (and Linux/QEMU headers, which use the datasheet names).

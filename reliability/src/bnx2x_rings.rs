@@ -1,5 +1,5 @@
 //! Fuzz harness: the bnx2x ring model (`device-model/src/bnx2x.rs`, the paged BD chains of
-//! `device-model/src/ring.rs`) and the bnx2x port driver (`driver/src/bnx2x.rs`) over the DMA
+//! `device-model/src/ring.rs`) and the bnx2x port driver (`driver/nics/src/bnx2x.rs`) over the DMA
 //! API, on an IOMMU or on a Xen dom0 with a small SWIOTLB pool.
 //!
 //! The fuzzer picks the platform (native memory behind an IOMMU, or Xen PV memory bouncing

@@ -1,5 +1,5 @@
 //! Fuzz harness: the Cisco VIC (enic) ring model (`device-model/src/enic.rs`) and the enic
-//! driver (`driver/src/enic/`) against an adapter that misbehaves.
+//! driver (`driver/nics/src/enic/`) against an adapter that misbehaves.
 //!
 //! The fuzzer picks the adapter's configured MTU (any value), the interface MTU, the ring
 //! size, the driver policy (nicqual's, or the early 2.6.3x driver it models) and the platform

@@ -1,5 +1,5 @@
 //! `nicqual serve-qtest`: our emulated device behind QEMU's qtest line protocol, so one
-//! client drives QEMU's e1000e and our 82574L model unchanged (`driver/src/qtest/server.rs`
+//! client drives QEMU's e1000e and our 82574L model unchanged (`device-model/src/qtest_server.rs`
 //! has the supported commands and the machine layout).
 
 use crate::devices::{DEFAULT_DEVICE, DeviceSpec};

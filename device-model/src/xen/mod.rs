@@ -3,7 +3,7 @@
 //! operations (copy, transfer, map) and their error messages, a xenstore-like key/value
 //! store, the netback back end, and save/restore between host versions.
 //!
-//! The guest (netfront, in `nicqual-driver`) reaches this model only through the calls a
+//! The guest (netfront, in `nicqual-xen`) reaches this model only through the calls a
 //! PV guest kernel makes: page allocation, its own grant-table entries, xenstore, event
 //! channel notification, and memory-reservation hypercalls. The back end reaches guest
 //! memory only through grant operations, so a stale or bogus grant is visible exactly
