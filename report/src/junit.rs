@@ -4,7 +4,14 @@
 use crate::record::{Outcome, RunRecord};
 use std::fmt::Write;
 
-/// Escape text for XML content and attribute values; drop characters XML 1.0 forbids.
+/// Is `c` a character XML 1.0 allows in a document (the `Char` production)?
+fn xml_char(c: char) -> bool {
+    matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Escape text for XML content and attribute values. Characters XML 1.0 forbids (C0
+/// controls other than tab/LF/CR, U+FFFE, U+FFFF) become U+FFFD, so any text yields a
+/// well-formed document.
 pub fn xml_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for ch in s.chars() {
@@ -16,7 +23,7 @@ pub fn xml_escape(s: &str) -> String {
             '\'' => o.push_str("&apos;"),
             '\n' => o.push_str("&#10;"),
             '\t' | '\r' => o.push(' '),
-            c if (c as u32) < 0x20 => {}
+            c if !xml_char(c) => o.push('\u{FFFD}'),
             c => o.push(c),
         }
     }

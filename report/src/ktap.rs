@@ -5,10 +5,11 @@
 use crate::record::{Outcome, RunRecord};
 use std::fmt::Write;
 
-/// KTAP has one line per result: keep a reason on one line and free of `#`, which would
-/// start a directive.
-fn one_line(s: &str) -> String {
-    s.replace(['\n', '\r'], " ").replace('#', "no.")
+/// KTAP has one line per result: keep a text on one line and free of `#`, which would
+/// start a directive. Every character that could end or break a line for some reader
+/// (C0/C1 controls including VT, FF and NEL, U+2028, U+2029) becomes a space.
+pub fn one_line(s: &str) -> String {
+    crate::printable(s).replace('#', "no.")
 }
 
 /// Render `rec` as KTAP v1.
@@ -16,7 +17,14 @@ pub fn render(rec: &RunRecord) -> String {
     let mut out = String::new();
     let s = &rec.summary;
     let _ = writeln!(out, "KTAP version 1");
-    let _ = writeln!(out, "# nicqual {} {} on {} (seed {})", rec.kind, rec.device.spec, rec.backend.kind, rec.seed);
+    let _ = writeln!(
+        out,
+        "# nicqual {} {} on {} (seed {})",
+        one_line(&rec.kind),
+        one_line(&rec.device.spec),
+        rec.backend.kind,
+        rec.seed
+    );
     let _ = writeln!(out, "1..{}", rec.checks.len());
     for (i, c) in rec.checks.iter().enumerate() {
         let n = i + 1;

@@ -18,6 +18,14 @@ pub mod html;
 pub mod junit;
 pub mod ktap;
 pub mod record;
-mod svg;
+pub mod svg;
 
 pub use record::*;
+
+/// `s` with every character that can end or break a line on a terminal or in a line-based
+/// format replaced by a space: C0 and C1 controls (tab, CR, LF, VT, FF, NEL, ESC, ...),
+/// U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR. Used for the terminal table and
+/// KTAP, where a record's text fields must not forge lines.
+pub fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') { ' ' } else { c }).collect()
+}

@@ -406,13 +406,8 @@ impl JumboMatrix {
 
     /// Distinct variants, in first-seen order.
     pub fn variants(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = Vec::new();
-        for c in &self.cells {
-            if !v.contains(&c.variant.as_str()) {
-                v.push(&c.variant);
-            }
-        }
-        v
+        let mut seen = std::collections::HashSet::new();
+        self.cells.iter().map(|c| c.variant.as_str()).filter(|v| seen.insert(*v)).collect()
     }
 }
 
@@ -508,7 +503,14 @@ pub enum ReadError {
     Json { path: String, source: serde_json::Error },
     #[error("{path}: schema {found:?} is not one this version reads ({expected})")]
     Schema { path: String, found: String, expected: String },
+    #[error("{path}: larger than {limit} bytes; not a run record this tool reads")]
+    TooLarge { path: String, limit: u64 },
+    #[error("{path}: stored {field} is {stored} but its checks give {recomputed}; the record was edited or is corrupt")]
+    Inconsistent { path: String, field: &'static str, stored: String, recomputed: String },
 }
+
+/// Largest record file [`RunRecord::load`] reads (a run record is kilobytes to a few MB).
+pub const MAX_RECORD_BYTES: u64 = 64 << 20;
 
 impl RunRecord {
     /// Recompute `summary` and `verdict` from `checks` (call after editing checks).
@@ -537,12 +539,54 @@ impl RunRecord {
         if !SCHEMAS_READ.contains(&schema.as_str()) {
             return Err(ReadError::Schema { path: path.into(), found: schema, expected: SCHEMAS_READ.join(", ") });
         }
-        serde_json::from_value(v).map_err(|source| ReadError::Json { path: path.into(), source })
+        let rec: RunRecord =
+            serde_json::from_value(v).map_err(|source| ReadError::Json { path: path.into(), source })?;
+        rec.check_consistent(path)?;
+        Ok(rec)
     }
 
+    /// A record's `summary` and `verdict` are derived data: they must be what its checks
+    /// give. Readers never trust the stored ones; a mismatch is an error naming both.
+    pub fn check_consistent(&self, path: &str) -> Result<(), ReadError> {
+        let summary = Summary::of(&self.checks);
+        let show = |s: &Summary| format!("pass {} fail {} na {} error {}", s.pass, s.fail, s.na, s.error);
+        if summary != self.summary {
+            return Err(ReadError::Inconsistent {
+                path: path.into(),
+                field: "summary",
+                stored: show(&self.summary),
+                recomputed: show(&summary),
+            });
+        }
+        let verdict = summary.verdict();
+        if verdict != self.verdict {
+            return Err(ReadError::Inconsistent {
+                path: path.into(),
+                field: "verdict",
+                stored: format!("{:?}", self.verdict).to_lowercase(),
+                recomputed: format!("{verdict:?}").to_lowercase(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Read a stored record: at most [`MAX_RECORD_BYTES`] (a device file such as
+    /// `/dev/zero` is cut off there, not read until memory runs out), then parsed and
+    /// checked with [`RunRecord::check_consistent`].
     pub fn load(path: &std::path::Path) -> Result<RunRecord, ReadError> {
+        use std::io::Read;
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io { path: p.clone(), source })?;
+        let io = |source| ReadError::Io { path: p.clone(), source };
+        let f = std::fs::File::open(path).map_err(io)?;
+        let mut buf = Vec::new();
+        f.take(MAX_RECORD_BYTES + 1).read_to_end(&mut buf).map_err(io)?;
+        if buf.len() as u64 > MAX_RECORD_BYTES {
+            return Err(ReadError::TooLarge { path: p, limit: MAX_RECORD_BYTES });
+        }
+        let text = String::from_utf8(buf).map_err(|e| ReadError::Io {
+            path: p.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
         RunRecord::from_json(&text, &p)
     }
 }

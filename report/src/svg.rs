@@ -284,10 +284,15 @@ pub fn bounce_pool(p: &BouncePoolTimeline) -> String {
     o
 }
 
-/// MTU x variant grid, each cell colored by verdict.
+/// MTU x variant grid, each cell colored by verdict. Linear in the number of cells: cells
+/// are placed through an index of rows and columns (the first cell for a position wins),
+/// and positions without a cell draw nothing.
 pub fn jumbo(m: &JumboMatrix) -> String {
     let mtus = m.mtus();
     let vars = m.variants();
+    let row: std::collections::HashMap<u32, usize> = mtus.iter().enumerate().map(|(i, m)| (*m, i)).collect();
+    let col: std::collections::HashMap<&str, usize> = vars.iter().enumerate().map(|(j, v)| (*v, j)).collect();
+    let mut placed = std::collections::HashSet::new();
     let (cw, ch, lw, th) = (170.0, 28.0, 80.0, 30.0);
     let w = lw + cw * vars.len().max(1) as f64 + 8.0;
     let h = th + ch * mtus.len().max(1) as f64 + 8.0;
@@ -306,38 +311,28 @@ pub fn jumbo(m: &JumboMatrix) -> String {
         );
     }
     for (i, mtu) in mtus.iter().enumerate() {
-        let y = th + ch * i as f64;
-        let _ = write!(o, r#"<text x="4" y="{:.1}">{mtu}</text>"#, y + 18.0);
-        for (j, v) in vars.iter().enumerate() {
-            let x = lw + cw * j as f64;
-            match m.cells.iter().find(|c| c.mtu == *mtu && c.variant == *v) {
-                Some(c) => {
-                    let _ = write!(
-                        o,
-                        r#"<g class="cell {}"><rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}" rx="3"/><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="white" font-weight="bold">{}</text><title>MTU {mtu}, {}: {}</title></g>"#,
-                        c.result.as_str(),
-                        x + 2.0,
-                        cw - 4.0,
-                        ch - 4.0,
-                        outcome_color(c.result),
-                        x + cw / 2.0,
-                        y + 17.0,
-                        esc(&c.verdict.as_deref().unwrap_or(c.result.as_str()).to_uppercase()),
-                        esc(v),
-                        esc(&c.detail)
-                    );
-                }
-                None => {
-                    let _ = write!(
-                        o,
-                        r##"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="#f5f5f5" rx="3"/>"##,
-                        x + 2.0,
-                        cw - 4.0,
-                        ch - 4.0
-                    );
-                }
-            }
+        let _ = write!(o, r#"<text x="4" y="{:.1}">{mtu}</text>"#, th + ch * i as f64 + 18.0);
+    }
+    for c in &m.cells {
+        let (Some(&i), Some(&j)) = (row.get(&c.mtu), col.get(c.variant.as_str())) else { continue };
+        if !placed.insert((i, j)) {
+            continue;
         }
+        let (x, y, mtu) = (lw + cw * j as f64, th + ch * i as f64, c.mtu);
+        let _ = write!(
+            o,
+            r#"<g class="cell {}"><rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}" rx="3"/><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="white" font-weight="bold">{}</text><title>MTU {mtu}, {}: {}</title></g>"#,
+            c.result.as_str(),
+            x + 2.0,
+            cw - 4.0,
+            ch - 4.0,
+            outcome_color(c.result),
+            x + cw / 2.0,
+            y + 17.0,
+            esc(&c.verdict.as_deref().unwrap_or(c.result.as_str()).to_uppercase()),
+            esc(&c.variant),
+            esc(&c.detail)
+        );
     }
     o.push_str("</svg>");
     o

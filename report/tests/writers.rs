@@ -268,3 +268,67 @@ fn rfc3339_dates() {
     assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
 }
+
+/// Readers never trust a stored verdict or summary: a record whose checks fail but which
+/// says "pass" is refused, naming what was stored and what the checks give.
+#[test]
+fn a_record_whose_verdict_contradicts_its_checks_is_refused() {
+    let r = sample();
+    let mut v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    v["verdict"] = "pass".into();
+    let e = RunRecord::from_json(&v.to_string(), "forged.json").unwrap_err().to_string();
+    assert!(e.contains("forged.json") && e.contains("verdict is pass") && e.contains("give fail"), "{e}");
+    let mut v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    v["summary"]["fail"] = 0.into();
+    let e = RunRecord::from_json(&v.to_string(), "forged.json").unwrap_err().to_string();
+    assert!(
+        e.contains("summary is pass 1 fail 0 na 1 error 1") && e.contains("give pass 1 fail 1 na 1 error 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn oversized_inputs_are_cut_off_not_read_whole() {
+    let e = RunRecord::load(std::path::Path::new("/dev/zero")).unwrap_err();
+    assert!(matches!(e, ReadError::TooLarge { limit: MAX_RECORD_BYTES, .. }), "{e}");
+}
+
+/// Text fields come from the command line, devices and files: none of them may forge a KTAP
+/// line or make the JUnit document ill-formed.
+#[test]
+fn hostile_text_cannot_forge_ktap_lines_or_break_xml() {
+    let mut r = sample();
+    let nasty = "model:x\nok 99 forged\r\u{b}\u{c}\u{85}\u{2028}ok 98 forged\u{2029}\u{fffe}\u{ffff}\u{1}\u{1b}[31m";
+    r.device.spec = nasty.into();
+    r.kind = format!("qualify{nasty}");
+    r.checks[1].detail = nasty.into();
+    r.checks[0].name = format!("pci{nasty}");
+    r.replay = Some(nasty.into());
+    let k = ktap::render(&r);
+    let plans = k.lines().filter(|l| l.starts_with("1..")).count();
+    assert_eq!(plans, 1, "{k}");
+    assert_eq!(k.lines().filter(|l| l.starts_with("ok ") || l.starts_with("not ok ")).count(), r.checks.len(), "{k}");
+    assert!(!k.chars().any(|c| c.is_control() && c != '\n' || matches!(c, '\u{2028}' | '\u{2029}')), "{k:?}");
+    let x = junit::render(&r);
+    roxmltree::Document::parse(&x).unwrap();
+    assert!(!x.contains('\u{fffe}') && !x.contains('\u{ffff}'));
+    assert_eq!(printable("a\u{85}b\u{2028}c\td"), "a b c d");
+}
+
+/// The jumbo plot is linear in the cells: every cell with its own MTU and variant used to
+/// draw the whole MTU x variant grid.
+#[test]
+fn jumbo_plot_is_linear_in_the_cells() {
+    let cell = |i: u32| JumboCell {
+        mtu: 1000 + i,
+        variant: format!("v{i}"),
+        result: Outcome::Pass,
+        detail: String::new(),
+        verdict: None,
+    };
+    let small = svg::jumbo(&JumboMatrix { cells: (0..100).map(cell).collect() }).len();
+    let big = svg::jumbo(&JumboMatrix { cells: (0..2000).map(cell).collect() }).len();
+    assert!(big < small * 25, "100 cells: {small} B, 2000 cells: {big} B");
+    let dup = JumboMatrix { cells: vec![cell(1), cell(1)] };
+    assert_eq!(svg::jumbo(&dup).matches("<g class=\"cell").count(), 1);
+}

@@ -40,12 +40,42 @@ impl Outputs {
         self.all().iter().any(|(_, p)| p.is_some_and(|p| is_stdout(p)))
     }
 
-    /// Usage check: at most one output on standard output.
+    /// Usage check, before anything runs: at most one output on standard output, no two
+    /// outputs naming the same file, and every output file creatable where it is asked for
+    /// (its directory exists and takes a new file), so an unwritable path is found before
+    /// the run, not after it.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_against(&[])
+    }
+
+    /// [`Outputs::validate`], and no output naming one of `inputs` (a run must never
+    /// overwrite what it reads).
+    pub fn validate_against(&self, inputs: &[&Path]) -> Result<(), String> {
         let on_stdout: Vec<&str> =
             self.all().iter().filter(|(_, p)| p.is_some_and(|p| is_stdout(p))).map(|(n, _)| *n).collect();
         if on_stdout.len() > 1 {
             return Err(format!("--{} all want standard output; give files to all but one", on_stdout.join(", --")));
+        }
+        let files: Vec<(&str, &PathBuf)> =
+            self.all().into_iter().filter_map(|(n, p)| p.filter(|p| !is_stdout(p)).map(|p| (n, p))).collect();
+        for (i, (kind, path)) in files.iter().enumerate() {
+            let id = identity(path)?;
+            if let Some((other, _)) = files.iter().take(i).find(|(_, q)| identity(q).is_ok_and(|q| q == id)) {
+                return Err(format!(
+                    "--{other} and --{kind} both name {}; give each output its own file",
+                    path.display()
+                ));
+            }
+            if let Some(input) = inputs.iter().find(|q| identity(q).is_ok_and(|q| q == id)) {
+                return Err(format!(
+                    "--{kind} {} is an input of this run ({}); refusing to overwrite it",
+                    path.display(),
+                    input.display()
+                ));
+            }
+            let dir = parent(path);
+            tempfile::NamedTempFile::new_in(dir)
+                .map_err(|e| format!("--{kind} {}: cannot create a file in {}: {e}", path.display(), dir.display()))?;
         }
         Ok(())
     }
@@ -54,8 +84,12 @@ impl Outputs {
         self.all().iter().all(|(_, p)| p.is_none())
     }
 
-    /// Render and write every requested output.
+    /// Render and write every requested output. Files are written whole to a temporary
+    /// file beside their destination, and only once every one of them is written are they
+    /// renamed into place: a reader never sees half a report, and a failure leaves none
+    /// of the requested files changed.
     pub fn write(&self, rec: &RunRecord) -> Result<(), String> {
+        let mut staged = Vec::new();
         for (kind, path) in self.all() {
             let Some(path) = path else { continue };
             let text = match kind {
@@ -68,12 +102,42 @@ impl Outputs {
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| format!("stdout: {e}"))?;
             } else {
-                std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                tracing::info!("wrote {kind} report {}", path.display());
+                let mut tmp = tempfile::NamedTempFile::new_in(parent(path))
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                // A report is for others to read (CI artifacts): the usual 0644, not the
+                // temporary file's 0600.
+                use std::os::unix::fs::PermissionsExt;
+                tmp.write_all(text.as_bytes())
+                    .and_then(|_| tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)))
+                    .and_then(|_| tmp.as_file().sync_all())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                staged.push((kind, path, tmp));
             }
+        }
+        for (kind, path, tmp) in staged {
+            tmp.persist(path).map_err(|e| format!("cannot write {}: {}", path.display(), e.error))?;
+            tracing::info!("wrote {kind} report {}", path.display());
         }
         Ok(())
     }
+}
+
+/// The directory a file output goes to (`.` for a bare file name).
+fn parent(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// What a path names, for comparing outputs with each other and with inputs: the
+/// canonical directory plus the file name (the file itself need not exist yet).
+fn identity(p: &Path) -> Result<PathBuf, String> {
+    let name = p.file_name().ok_or_else(|| format!("{}: not a file name", p.display()))?;
+    let dir = parent(p).canonicalize().map_err(|e| format!("{}: {e}", parent(p).display()))?;
+    let joined = dir.join(name);
+    // An existing file may be reached through a symlink: compare what it points to.
+    Ok(joined.canonicalize().unwrap_or(joined))
 }
 
 #[derive(clap::Args, Debug)]
@@ -88,7 +152,7 @@ pub struct ReportArgs {
 /// verdict (0 pass, 1 fail), 2 for usage or I/O errors.
 pub fn report(a: ReportArgs) -> std::process::ExitCode {
     use std::process::ExitCode;
-    if let Err(e) = a.out.validate() {
+    if let Err(e) = a.out.validate_against(&[&a.record]) {
         eprintln!("nicqual: {e}");
         return ExitCode::from(2);
     }

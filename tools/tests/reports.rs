@@ -264,3 +264,38 @@ fn report_plots_throughput_from_a_bench_record() {
     assert!(page.contains("id=\"plot-throughput\""), "no throughput plot");
     assert!(page.contains("model:i82574l loopback, batch 32"));
 }
+
+/// Output files are checked before the run and written whole or not at all: two outputs on
+/// one file, an output over the run's own input, and an unwritable directory are usage
+/// errors (2) that change nothing; a record whose verdict contradicts its checks is refused.
+#[test]
+fn outputs_are_checked_before_the_run_and_never_clobber_inputs() {
+    let d = scratch("safe-outputs");
+    let x = d.join("x.json");
+    let o = nicqual(&["qualify", "--quiet", "--json", s(&x), "--junit", s(&x)]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("both name"));
+    assert!(!x.exists(), "nothing ran, nothing was written");
+
+    let a = d.join("a.json");
+    let o = nicqual(&["qualify", "--quiet", "--json", s(&a), "--html", "/nonexistent-nicqual-dir/r.html"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!a.exists(), "an unwritable output is found before the run, and a.json is not written");
+
+    let r = d.join("r.json");
+    let o = nicqual(&["qualify", "--quiet", "--json", s(&r)]);
+    assert_eq!(o.status.code(), Some(0));
+    let before = read(&r);
+    let o = nicqual(&["report", s(&r), "--ktap", s(&r)]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read(&r), before, "report must not overwrite its own input");
+
+    let mut v: serde_json::Value = serde_json::from_str(&before).unwrap();
+    v["checks"][0]["result"] = "fail".into();
+    let forged = d.join("forged.json");
+    std::fs::write(&forged, v.to_string()).unwrap();
+    let o = nicqual(&["report", s(&forged), "--ktap", s(&d.join("k.tap"))]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("its checks give"), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = std::fs::remove_dir_all(&d);
+}
