@@ -669,4 +669,38 @@ mod tests {
         assert!(t > 1000, "{r}");
         assert_eq!(s.handle("clock_set 5"), format!("OK {t}"), "the clock never goes back");
     }
+
+    /// A client that steps the clock to the end of time and then arms every timer the
+    /// 82574L has (link-up through CTRL.SLU / a reset, EITR/ITR throttling through ICS,
+    /// the receive and transmit delay timers) gets answers, not a crash; and so does
+    /// `clock_set` to the end of time.
+    #[test]
+    fn the_end_of_time_arms_timers_without_overflow() {
+        let mut s = server();
+        s.handle("outl 0xcf8 0x80002010");
+        s.handle("outl 0xcfc 0xe0000000");
+        s.handle("outl 0xcf8 0x80002004");
+        s.handle("outw 0xcfc 0x6");
+        assert_eq!(s.handle("clock_step 18446744073709551615"), "OK 18446744073709551615");
+        for (reg, val) in [
+            (0x0000u32, 0x0400_0040u32), // CTRL: RST, SLU
+            (0x00C4, 0xFFFF),            // ITR
+            (0x00E8, 0xFFFF),            // EITR0
+            (0x00D0, 0x01F0_0000),       // IMS: every queue and Other cause
+            (0x00C8, 0x01F0_0000),       // ICS: raise them (throttled sends arm timers)
+            (0x2820, 0xFFFF),            // RDTR
+            (0x282C, 0xFFFF),            // RADV
+            (0x3820, 0xFFFF),            // TIDV
+            (0x382C, 0xFFFF),            // TADV
+            (0x0000, 0x0000_0040),       // CTRL: SLU again (link timer)
+        ] {
+            assert_eq!(s.handle(&format!("writel {:#x} {val:#x}", 0xE000_0000u32 + reg)), "OK");
+            assert!(s.handle(&format!("readl {:#x}", 0xE000_0000u32 + reg)).starts_with("OK "));
+        }
+        assert_eq!(s.handle("clock_step"), "OK 18446744073709551615");
+        assert_eq!(s.handle("clock_step 1"), "OK 18446744073709551615");
+        let mut t = server();
+        assert_eq!(t.handle("clock_set 18446744073709551615"), "OK 18446744073709551615");
+        assert_eq!(t.handle("clock_step 5"), "OK 18446744073709551615");
+    }
 }

@@ -123,6 +123,15 @@ pub enum Op {
         frame: Vec<u8>,
         has_fcs: bool,
     },
+    /// Any step of the clock, up to the end of time (what a qtest client's
+    /// `clock_step 18446744073709551615` does).
+    AdvanceFar {
+        ns: u64,
+    },
+    /// The clock set to any time (`clock_set`): forward only.
+    ClockSet {
+        ns: u64,
+    },
 }
 
 struct Window {
@@ -266,6 +275,11 @@ pub fn run_ops(ops: &[Op]) -> Result<(), Violation> {
             }
             Op::Receive { frame, has_fcs } => {
                 dev.receive_frame(frame, *has_fcs);
+            }
+            Op::AdvanceFar { ns } => dev.advance(*ns),
+            Op::ClockSet { ns } => {
+                let now = dev.now_ns();
+                dev.advance(ns.saturating_sub(now));
             }
         }
         let live = windows.iter().flatten().count();

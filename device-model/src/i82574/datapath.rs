@@ -271,12 +271,11 @@ impl I82574 {
         if reported {
             let tidv = (self.reg(r::TIDV) & 0xFFFF) as u64;
             if delayed && tidv > 0 {
-                let now = self.clock.now_ns();
                 let qi = q as usize & 1;
-                self.dp.tx_pkt_timer[qi] = Some(now + tidv * DELAY_UNIT_NS);
+                self.dp.tx_pkt_timer[qi] = Some(self.clock.after(tidv.saturating_mul(DELAY_UNIT_NS)));
                 let tadv = (self.reg(r::TADV) & 0xFFFF) as u64;
                 if tadv > 0 && self.dp.tx_abs_timer[qi].is_none() {
-                    self.dp.tx_abs_timer[qi] = Some(now + tadv * DELAY_UNIT_NS);
+                    self.dp.tx_abs_timer[qi] = Some(self.clock.after(tadv.saturating_mul(DELAY_UNIT_NS)));
                 }
             } else {
                 self.raise_tx_cause(q);
@@ -669,15 +668,14 @@ impl I82574 {
     }
 
     fn rx_causes(&mut self, geom: HeadTail, head: u32, tail: u32) {
-        let now = self.clock.now_ns();
         let rdtr = self.reg(r::RDTR) & 0xFFFF;
         let radv = self.reg(r::RADV) & 0xFFFF;
         if rdtr == 0 {
             self.raise_rx_cause();
         } else {
-            self.dp.rx_pkt_timer = Some(now + rdtr as u64 * DELAY_UNIT_NS);
+            self.dp.rx_pkt_timer = Some(self.clock.after(u64::from(rdtr).saturating_mul(DELAY_UNIT_NS)));
             if radv > 0 && self.dp.rx_abs_timer.is_none() {
-                self.dp.rx_abs_timer = Some(now + radv as u64 * DELAY_UNIT_NS);
+                self.dp.rx_abs_timer = Some(self.clock.after(u64::from(radv).saturating_mul(DELAY_UNIT_NS)));
             }
         }
         let rdmts = (self.reg(r::RCTL) >> r::RCTL_RDMTS_SHIFT) & 0b11;

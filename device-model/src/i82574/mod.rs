@@ -212,7 +212,7 @@ impl I82574 {
         self.phy[r::PHY_ID2 as usize] = r::PHY_ID.1;
         self.phy[4] = 0x0DE1;
         self.set_link(false);
-        self.link_up_at = self.options.cable.then(|| self.clock.now_ns() + self.options.link_up_delay_ns);
+        self.link_up_at = self.options.cable.then(|| self.clock.after(self.options.link_up_delay_ns));
         self.update_intx();
     }
 
@@ -241,7 +241,7 @@ impl I82574 {
     pub fn set_cable(&mut self, plugged: bool) {
         self.options.cable = plugged;
         if plugged {
-            self.link_up_at = Some(self.clock.now_ns() + self.options.link_up_delay_ns);
+            self.link_up_at = Some(self.clock.after(self.options.link_up_delay_ns));
         } else {
             self.link_up_at = None;
             if self.link_up {
@@ -366,7 +366,8 @@ impl I82574 {
             self.throttle[slot].postponed = true;
             return;
         }
-        self.throttle[slot] = Throttle { next_ok_ns: now + self.throttle_interval_ns(slot), postponed: false };
+        self.throttle[slot] =
+            Throttle { next_ok_ns: self.clock.after(self.throttle_interval_ns(slot)), postponed: false };
         if slot == ITR_SLOT {
             let addr = (self.cfg.get32(r::CAP_MSI + 8) as u64) << 32 | self.cfg.get32(r::CAP_MSI + 4) as u64;
             let data = self.cfg.get16(r::CAP_MSI + 12) as u32;
@@ -516,7 +517,7 @@ impl I82574 {
                     self.set_link(false);
                     self.set_interrupt_cause(Icr::LSC.bits());
                 }
-                self.link_up_at = self.options.cable.then(|| self.clock.now_ns() + self.options.link_up_delay_ns);
+                self.link_up_at = self.options.cable.then(|| self.clock.after(self.options.link_up_delay_ns));
             } else if reg != r::PHY_STATUS as usize && reg != r::PHY_ID1 as usize && reg != r::PHY_ID2 as usize {
                 self.phy[reg] = data;
             }
@@ -815,7 +816,7 @@ impl PciDevice for I82574 {
         self.faults = faults;
         self.clock = clock;
         self.counters = counters;
-        self.link_up_at = self.options.cable.then(|| clock.now_ns() + self.options.link_up_delay_ns);
+        self.link_up_at = self.options.cable.then(|| clock.after(self.options.link_up_delay_ns));
     }
 
     fn take_interrupts(&mut self) -> Vec<MsiMessage> {
