@@ -37,6 +37,7 @@ pub enum FaultKind {
 
 /// A fault and the virtual time (ns after arming) from which it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(from = "FaultRepr")]
 pub struct Fault {
     #[serde(flatten)]
     pub kind: FaultKind,
@@ -44,8 +45,52 @@ pub struct Fault {
     pub at_ns: u64,
 }
 
+/// How a fault reads from a file: its kind, that kind's fields and `at_ns`, and nothing
+/// else (serde cannot refuse unknown keys next to a flattened enum, so files go through
+/// this strict form: a misspelt `at-ns` or `vectr` is an error, not a fault at t=0).
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+enum FaultRepr {
+    LoseVector {
+        vector: u16,
+        #[serde(default)]
+        at_ns: u64,
+    },
+    CorruptIvar {
+        entry: u8,
+        #[serde(default)]
+        at_ns: u64,
+    },
+    DropIrq {
+        vector: u16,
+        probability: f64,
+        #[serde(default)]
+        at_ns: u64,
+    },
+    SurpriseRemoval {
+        #[serde(default)]
+        at_ns: u64,
+    },
+}
+
+impl From<FaultRepr> for Fault {
+    fn from(r: FaultRepr) -> Fault {
+        let (kind, at_ns) = match r {
+            FaultRepr::LoseVector { vector, at_ns } => (FaultKind::LoseVector { vector }, at_ns),
+            FaultRepr::CorruptIvar { entry, at_ns } => (FaultKind::CorruptIvar { entry }, at_ns),
+            FaultRepr::DropIrq { vector, probability, at_ns } => (FaultKind::DropIrq { vector, probability }, at_ns),
+            FaultRepr::SurpriseRemoval { at_ns } => (FaultKind::SurpriseRemoval, at_ns),
+        };
+        Fault { kind, at_ns }
+    }
+}
+
+/// Largest fault file [`FaultPlan::load`] reads.
+pub const MAX_PLAN_BYTES: u64 = 1 << 20;
+
 /// A seeded list of faults.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FaultPlan {
     #[serde(default)]
     pub seed: u64,
@@ -96,17 +141,53 @@ impl FaultPlan {
         self.faults.extend(other.faults);
     }
 
-    /// Load a plan from a `.json` file, or TOML otherwise.
+    /// Load a plan from a `.json` file, or TOML otherwise. Unknown keys, a file over
+    /// [`MAX_PLAN_BYTES`] and a plan with no fault are errors: a file given to break
+    /// something that breaks nothing would let a run pass that nothing earned.
     pub fn load(path: &std::path::Path) -> Result<FaultPlan, FaultParseError> {
+        use std::io::Read;
         let err = |why: String| FaultParseError::File { path: path.display().to_string(), why };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let f = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+        let mut text = String::new();
+        f.take(MAX_PLAN_BYTES + 1).read_to_string(&mut text).map_err(|e| err(e.to_string()))?;
+        if text.len() as u64 > MAX_PLAN_BYTES {
+            return Err(err(format!("larger than {MAX_PLAN_BYTES} bytes")));
+        }
         let plan: FaultPlan = if path.extension().is_some_and(|e| e == "json") {
             serde_json::from_str(&text).map_err(|e| err(e.to_string()))?
         } else {
             toml::from_str(&text).map_err(|e| err(e.to_string()))?
         };
+        if plan.is_empty() {
+            return Err(err("no fault in the plan (a fault file must name at least one `[[fault]]`)".into()));
+        }
         plan.validate().map_err(err)?;
         Ok(plan)
+    }
+
+    /// Check the plan against the device it is armed on: every vector must be one of its
+    /// `msix_vectors` MSI-X table entries, and every IVAR entry one of its `ivar_entries`.
+    /// A fault that cannot apply is refused, never silently ignored.
+    pub fn validate_for(&self, msix_vectors: u16, ivar_entries: u8) -> Result<(), String> {
+        self.validate()?;
+        for f in &self.faults {
+            match f.kind {
+                FaultKind::LoseVector { vector } | FaultKind::DropIrq { vector, .. } if vector >= msix_vectors => {
+                    return Err(format!(
+                        "vector {vector} does not exist on this device (MSI-X vectors 0..={})",
+                        msix_vectors.saturating_sub(1)
+                    ));
+                }
+                FaultKind::CorruptIvar { entry } if entry >= ivar_entries => {
+                    return Err(format!(
+                        "IVAR entry {entry} does not exist on this device (entries 0..={})",
+                        ivar_entries.saturating_sub(1)
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Check values a file could get wrong.
@@ -291,6 +372,43 @@ impl FaultState {
 
 #[cfg(test)]
 mod tests {
+    /// A fault file with a misspelt key is an error naming the key, never a plan that
+    /// silently breaks nothing (or breaks it at t=0).
+    #[test]
+    fn fault_files_refuse_unknown_keys_and_empty_plans() {
+        let dir = std::env::temp_dir().join(format!("nicqual-faults-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            super::FaultPlan::load(&p).map_err(|e| e.to_string())
+        };
+        let e = load("a.toml", "seed = 1\nfaults = [{ kind = \"lose-vector\", vector = 1 }]\n").unwrap_err();
+        assert!(e.contains("faults"), "{e}");
+        let e = load("b.toml", "seed = 1\n[[fault]]\nkind = \"lose-vector\"\nvector = 1\nat-ns = 5\n").unwrap_err();
+        assert!(e.contains("at-ns"), "{e}");
+        let e = load("c.toml", "sed = 3\n[[fault]]\nkind = \"surprise-removal\"\n").unwrap_err();
+        assert!(e.contains("sed"), "{e}");
+        let e = load("d.json", r#"{"seed":1,"fault":[{"kind":"drop-irq","vectr":1,"probability":0.5}]}"#).unwrap_err();
+        assert!(e.contains("vectr"), "{e}");
+        let e = load("e.toml", "seed = 4\n").unwrap_err();
+        assert!(e.contains("no fault"), "{e}");
+        let ok = load("f.toml", "seed = 1\n[[fault]]\nkind = \"lose-vector\"\nvector = 1\nat_ns = 5\n").unwrap();
+        assert_eq!(ok.faults[0].at_ns, 5);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn faults_outside_the_device_are_refused() {
+        let plan: super::FaultPlan = "lose-vector:99".parse().unwrap();
+        assert!(plan.validate_for(5, 5).unwrap_err().contains("vector 99 does not exist"));
+        let plan: super::FaultPlan = "drop-irq:5:0.5".parse().unwrap();
+        assert!(plan.validate_for(5, 5).is_err());
+        assert!(plan.validate_for(6, 5).is_ok());
+        let plan = super::FaultPlan::new(0).corrupt_ivar(4);
+        assert!(plan.validate_for(5, 4).unwrap_err().contains("IVAR entry 4"));
+    }
+
     use super::*;
 
     #[test]
