@@ -212,21 +212,12 @@ impl FaultPlan {
     }
 }
 
-/// Parse a time like `1500`, `1500ns`, `20us`, `5ms`, `2s` into ns.
+/// Parse a duration into ns, in the one syntax every nicqual time and duration uses
+/// (`humantime`: `1500ns`, `20us`, `5ms`, `2s`, `1m 30s`; a unit is required). `None` for
+/// anything else, including a duration past u64 nanoseconds (584 years).
 pub fn parse_time_ns(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ns") {
-        (n, 1)
-    } else if let Some(n) = s.strip_suffix("us") {
-        (n, 1_000)
-    } else if let Some(n) = s.strip_suffix("ms") {
-        (n, 1_000_000)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1_000_000_000)
-    } else {
-        (s, 1)
-    };
-    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+    let d = humantime::parse_duration(s.trim()).ok()?;
+    u64::try_from(d.as_nanos()).ok()
 }
 
 fn parse_ivar_entry(s: &str) -> Option<u8> {
@@ -245,7 +236,7 @@ impl std::str::FromStr for FaultPlan {
 
     /// The command-line shorthand: `lose-vector:N`, `corrupt-ivar:K` (K = 0..4 or
     /// RxQ0/RxQ1/TxQ0/TxQ1/Other), `drop-irq:N:P`, `surprise-removal`, each optionally
-    /// followed by `@T` (virtual time after arming: `5ms`, `20us`, `1500` ns).
+    /// followed by `@T` (virtual time after arming, with a unit: `5ms`, `20us`, `1500ns`).
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let bad = |why: &str| FaultParseError::Spec { spec: spec.to_string(), why: why.to_string() };
         let (body, at_ns) = match spec.split_once('@') {

@@ -387,22 +387,21 @@ pub fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
     Ok(ledger.report)
 }
 
-/// Parse `90s`, `10m`, `1h`, `500ms` or plain seconds.
+/// Longest soak the command line accepts (a week): a typo must not start a run for decades.
+pub const MAX_SOAK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parse a soak duration in nicqual's one duration syntax (`humantime`: `90s`, `2m`,
+/// `250ms`, `1h 30m`; a unit is required); zero and more than [`MAX_SOAK`] are refused.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let v: f64 = num.parse().map_err(|_| format!("duration `{s}`: expected a number with s/m/h/ms"))?;
-    let secs = match unit {
-        "" | "s" => v,
-        "ms" => v / 1000.0,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(format!("duration `{s}`: unknown unit `{unit}` (ms, s, m, h)")),
-    };
-    if !(0.0..=1e7).contains(&secs) {
-        return Err(format!("duration `{s}`: out of range"));
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("duration `{s}`: {e} (examples: 90s, 2m, 250ms, 1h 30m)"))?;
+    if d.is_zero() {
+        return Err(format!("duration `{s}`: must be longer than zero"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    if d > MAX_SOAK {
+        return Err(format!("duration `{s}`: longer than {}", humantime::format_duration(MAX_SOAK)));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -447,5 +446,8 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("0s").unwrap_err().contains("longer than zero"));
+        assert!(parse_duration("10").is_err(), "a unit is required");
+        assert!(parse_duration("100000h").is_err());
     }
 }

@@ -20,6 +20,11 @@ pub struct Args {
 pub fn run(a: Args) -> ExitCode {
     let all = cases();
     let chosen: Vec<_> = all.iter().filter(|c| a.filter.as_deref().is_none_or(|f| c.name.contains(f))).collect();
+    if chosen.is_empty() {
+        // No case ran: that is not a PASS (exit 2: usage).
+        eprintln!("nicqual: no conformance case matches {:?} (list them with --list)", a.filter.unwrap_or_default());
+        return ExitCode::from(2);
+    }
     if a.list {
         for c in &chosen {
             println!("{:<34} {}{}", c.name, c.what, c.known.map_or(String::new(), |k| format!(" [known: {k}]")));

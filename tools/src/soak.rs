@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Stop after this many rounds even if time is left (deterministic length).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     rounds: Option<u64>,
     /// Print the counts as JSON instead of a table.
     #[arg(long)]

@@ -21,8 +21,8 @@ pub struct Args {
     /// Packets per rx_batch / tx_batch call.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    /// Seconds measured per frame size (after a short warm-up).
-    #[arg(long, default_value_t = 2.0)]
+    /// Seconds measured per frame size (after a short warm-up); more than 0, at most 3600.
+    #[arg(long, default_value_t = 2.0, value_parser = parse_seconds)]
     pub seconds: f64,
     /// Write the results as JSON (`-` = stdout); loopback, --backend-latency and --swiotlb.
     #[arg(long, value_name = "FILE")]
@@ -37,6 +37,20 @@ pub struct Args {
     /// With --swiotlb: fewer iterations (a smoke run, not a measurement).
     #[arg(long)]
     pub quick: bool,
+}
+
+/// Longest measurement `--seconds` accepts per frame size or operation.
+const MAX_SECONDS: f64 = 3600.0;
+
+/// `--seconds`: a finite number of seconds in (0, [`MAX_SECONDS`]] (`inf`, `NaN` and
+/// `1e300` are usage errors, not a run for ever or a panic converting them to a duration).
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if v.is_finite() && v > 0.0 && v <= MAX_SECONDS {
+        Ok(v)
+    } else {
+        Err(format!("`{s}`: give a number of seconds above 0 and at most {MAX_SECONDS}"))
+    }
 }
 
 pub fn run(a: Args) -> ExitCode {

@@ -1,0 +1,46 @@
+//! Exit status 2 for every input nicqual cannot act on: bounds, empty selections and fault
+//! plans that would let a run pass that nothing earned. Each is refused before anything
+//! runs, with a message naming what was wrong.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_nicqual")).args(args).output().expect("run nicqual");
+    (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn out_of_bounds_durations_and_counts_are_usage_errors() {
+    for (args, says) in [
+        (&["bench", "--seconds", "inf"][..], "--seconds"),
+        (&["bench", "--seconds", "NaN"], "--seconds"),
+        (&["bench", "--seconds", "1e300"], "--seconds"),
+        (&["bench", "--seconds", "0"], "--seconds"),
+        (&["soak", "--duration", "0s"], "longer than zero"),
+        (&["soak", "--duration", "1000000h"], "longer than"),
+        (&["soak", "--duration", "10"], "--duration"),
+        (&["soak", "--rounds", "0"], "--rounds"),
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn fault_plans_that_cannot_apply_are_refused() {
+    let dir = std::env::temp_dir().join(format!("nicqual-exit-codes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let misspelt = dir.join("misspelt.toml");
+    std::fs::write(&misspelt, "seed = 3\nfaults = [{ kind = \"lose-vector\", vector = 1 }]\n").unwrap();
+    let (code, err) = run(&["qualify", "--quiet", "--faults", misspelt.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("faults"), "names the key: {err}");
+    let empty = dir.join("empty.toml");
+    std::fs::write(&empty, "seed = 3\n").unwrap();
+    let (code, err) = run(&["qualify", "--quiet", "--faults", empty.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, err) = run(&["qualify", "--quiet", "--faults", "/dev/zero"]);
+    assert_eq!(code, Some(2), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
