@@ -42,7 +42,7 @@ li.failure.error{border-left-color:#ef6c00}
 .fhead{display:flex;gap:10px;align-items:baseline;flex-wrap:wrap}
 .check{font:600 14px ui-monospace,monospace}
 .badge{font-size:11px;font-weight:700;color:#fff;border-radius:3px;padding:1px 6px}
-.b-pass{background:#2e7d32}.b-fail{background:#c62828}.b-na{background:#9e9e9e}.b-error{background:#ef6c00}
+.b-pass{background:#2e7d32}.b-fail{background:#c62828}.b-na{background:#9e9e9e}.b-error{background:#ef6c00}.b-xfail{background:#9e9e9e}
 .subject{font-size:12px;background:#fff8e1;border:1px solid #ffcc80;border-radius:10px;padding:0 8px;white-space:nowrap}
 .action{margin-top:3px}.action b{color:#b71c1c}
 .seen{margin-top:2px;font-size:12px;color:#555;overflow-wrap:anywhere}
@@ -126,7 +126,7 @@ pub fn render(rec: &RunRecord) -> String {
     );
     let _ = write!(
         o,
-        r#"<header id="verdict" class="verdict {}" data-verdict="{}"><h1>{verdict}</h1><span class="what">nicqual {} · {}</span><span class="counts">{} passed · {} failed · {} n/a · {} errors</span><span class="what">seed {} · {} {}</span></header><main>"#,
+        r#"<header id="verdict" class="verdict {}" data-verdict="{}"><h1>{verdict}</h1><span class="what">nicqual {} · {}</span><span class="counts">{} passed · {} failed · {} n/a · {} errors{}</span><span class="what">seed {} · {} {}</span></header><main>"#,
         if pass { "pass" } else { "fail" },
         if pass { "pass" } else { "fail" },
         esc(&rec.kind),
@@ -135,6 +135,7 @@ pub fn render(rec: &RunRecord) -> String {
         s.fail,
         s.na,
         s.error,
+        if s.xfail > 0 { format!(" · {} expected failures", s.xfail) } else { String::new() },
         rec.seed,
         fmt_ns(rec.duration_ns),
         if rec.backend.virtual_time { "virtual" } else { "device clock" }

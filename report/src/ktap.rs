@@ -36,6 +36,9 @@ pub fn render(rec: &RunRecord) -> String {
             Outcome::Na => {
                 let _ = writeln!(out, "ok {n} {name} # SKIP {}", one_line(&c.detail));
             }
+            Outcome::Xfail => {
+                let _ = writeln!(out, "ok {n} {name} # XFAIL {}", one_line(&c.detail));
+            }
             Outcome::Fail | Outcome::Error => {
                 let _ = writeln!(out, "# {name}: {}", one_line(&c.detail));
                 for sub in &c.subjects {
@@ -55,6 +58,10 @@ pub fn render(rec: &RunRecord) -> String {
     if let Some(r) = &rec.replay {
         let _ = writeln!(out, "# replay: {}", one_line(r));
     }
-    let _ = writeln!(out, "# Totals: pass:{} fail:{} xfail:0 xpass:0 skip:{} error:{}", s.pass, s.fail, s.na, s.error);
+    let _ = writeln!(
+        out,
+        "# Totals: pass:{} fail:{} xfail:{} xpass:0 skip:{} error:{}",
+        s.pass, s.fail, s.xfail, s.na, s.error
+    );
     out
 }

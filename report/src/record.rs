@@ -21,6 +21,9 @@ pub enum Outcome {
     Na,
     /// The check could not be carried out (transport or setup error).
     Error,
+    /// Expected failure: a scenario variant that reproduces a field failure by design
+    /// (the naive driver, the old kernel) failed as the field did. Not a failure of the run.
+    Xfail,
 }
 
 impl Outcome {
@@ -30,6 +33,7 @@ impl Outcome {
             Outcome::Fail => "fail",
             Outcome::Na => "na",
             Outcome::Error => "error",
+            Outcome::Xfail => "xfail",
         }
     }
 
@@ -292,16 +296,25 @@ pub struct Summary {
     pub fail: usize,
     pub na: usize,
     pub error: usize,
+    /// Expected failures (scenario variants that reproduce the field failure by design).
+    #[serde(default)]
+    pub xfail: usize,
 }
 
 impl Summary {
     pub fn of(checks: &[Check]) -> Summary {
         let n = |o: Outcome| checks.iter().filter(|c| c.result == o).count();
-        Summary { pass: n(Outcome::Pass), fail: n(Outcome::Fail), na: n(Outcome::Na), error: n(Outcome::Error) }
+        Summary {
+            pass: n(Outcome::Pass),
+            fail: n(Outcome::Fail),
+            na: n(Outcome::Na),
+            error: n(Outcome::Error),
+            xfail: n(Outcome::Xfail),
+        }
     }
 
     pub fn total(&self) -> usize {
-        self.pass + self.fail + self.na + self.error
+        self.pass + self.fail + self.na + self.error + self.xfail
     }
 
     pub fn verdict(&self) -> Verdict {
@@ -549,7 +562,10 @@ impl RunRecord {
     /// give. Readers never trust the stored ones; a mismatch is an error naming both.
     pub fn check_consistent(&self, path: &str) -> Result<(), ReadError> {
         let summary = Summary::of(&self.checks);
-        let show = |s: &Summary| format!("pass {} fail {} na {} error {}", s.pass, s.fail, s.na, s.error);
+        let show = |s: &Summary| {
+            let x = if s.xfail > 0 { format!(" xfail {}", s.xfail) } else { String::new() };
+            format!("pass {} fail {} na {} error {}{x}", s.pass, s.fail, s.na, s.error)
+        };
         if summary != self.summary {
             return Err(ReadError::Inconsistent {
                 path: path.into(),

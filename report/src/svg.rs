@@ -14,7 +14,7 @@ pub fn outcome_color(o: Outcome) -> &'static str {
     match o {
         Outcome::Pass => PASS,
         Outcome::Fail => FAIL,
-        Outcome::Na => NA,
+        Outcome::Na | Outcome::Xfail => NA,
         Outcome::Error => ERROR,
     }
 }

@@ -48,7 +48,7 @@ fn junit_cases(xml: &str, rec: &serde_json::Value) -> Vec<String> {
         assert!(case.attribute("time").unwrap().parse::<f64>().is_ok());
         let kids: Vec<&str> = case.children().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
         let want: &[&str] = match check["result"].as_str().unwrap() {
-            "pass" => &["system-out"],
+            "pass" | "xfail" => &["system-out"],
             "fail" => &["failure", "system-out"],
             "na" => &["skipped", "system-out"],
             _ => &["error", "system-out"],
@@ -79,6 +79,7 @@ fn check_ktap(k: &str, rec: &serde_json::Value) {
         let want = match c["result"].as_str().unwrap() {
             "pass" => format!("ok {} {name}", i + 1),
             "na" => format!("ok {} {name} # SKIP ", i + 1),
+            "xfail" => format!("ok {} {name} # XFAIL ", i + 1),
             "fail" => format!("not ok {} {name}", i + 1),
             _ => format!("not ok {} {name} # ERROR", i + 1),
         };

@@ -23,7 +23,7 @@ fn run_json_html(name: &str, seed: u64) -> (Output, serde_json::Value, String) {
     let html = dir.join("report.html");
     let rendered = nicqual(&["report", json.to_str().unwrap(), "--html", html.to_str().unwrap()]);
     let html = std::fs::read_to_string(&html).unwrap_or_default();
-    assert!(rendered.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&rendered.stderr));
+    assert_eq!(rendered.status.code(), Some(0), "{}", String::from_utf8_lossy(&rendered.stderr));
     let _ = std::fs::remove_dir_all(&dir);
     (out, v, html)
 }
@@ -71,7 +71,7 @@ fn netfront_resume_key_numbers() {
     assert_eq!(v["seed"], 3);
     assert_eq!(check(&v, "netfront-resume.before-save")["result"], "pass");
     let l = check(&v, "netfront-resume.legacy-order");
-    assert_eq!(l["result"], "fail");
+    assert_eq!(l["result"], "xfail", "the legacy order reproduces the field failure: expected");
     assert_eq!(measured(l, "rx_after_delivered"), 0.0);
     assert!(measured(l, "invalid_frame_errors") > 0.0);
     assert!(measured(l, "size_all_ones_lines") > 0.0);
@@ -105,7 +105,7 @@ fn dom0_memory_squeeze_key_numbers() {
     }
     assert_eq!(v["kind"], "scenario:dom0-memory-squeeze");
     let field = check(&v, "dom0-memory-squeeze.boot-sized");
-    assert_eq!(field["result"], "fail");
+    assert_eq!(field["result"], "xfail");
     assert_eq!(measured(field, "guests_started"), 15.0);
     assert!(measured(field, "reachable_at_end") < 8.0, "most guests unreachable: {field}");
     assert!(measured(field, "empty_rings_at_end") > 7.0);
@@ -150,16 +150,16 @@ fn bnx2x_swiotlb_jumbo_key_numbers() {
     assert_eq!(v["kind"], "scenario:bnx2x-swiotlb-jumbo");
     assert_eq!(v["seed"], 1);
     let off = check(&v, "bnx2x-swiotlb-jumbo.gro-off-64mib");
-    assert_eq!(off["result"], "fail");
+    assert_eq!(off["result"], "xfail");
     assert_eq!(measured(off, "exhausted_at_packet"), 8655.0);
     let on = check(&v, "bnx2x-swiotlb-jumbo.gro-on-64mib");
     assert_eq!(on["result"], "pass");
     assert_eq!(measured(on, "packets"), 40000.0);
     let big = check(&v, "bnx2x-swiotlb-jumbo.gro-off-128mib");
-    assert_eq!(big["result"], "fail");
+    assert_eq!(big["result"], "xfail");
     assert_eq!(measured(big, "exhausted_at_packet"), 25616.0);
     assert!(measured(big, "ratio_vs_64mib") > 2.9);
-    assert_eq!(check(&v, "swiotlb-preflight")["result"], "fail", "the qualification check predicts it");
+    assert_eq!(check(&v, "swiotlb-preflight")["result"], "xfail", "the qualification check predicts it");
     for name in ["bnx2x-swiotlb-jumbo.preflight-agrees", "bnx2x-swiotlb-jumbo.no-panic"] {
         assert_eq!(check(&v, name)["result"], "pass", "{name}");
     }
@@ -168,4 +168,39 @@ fn bnx2x_swiotlb_jumbo_key_numbers() {
     assert!(pool["samples"].as_array().unwrap().len() > 10);
     let exhausted = pool["exhausted"]["detail"].as_str().unwrap();
     assert!(exhausted.starts_with("PCI-DMA: Out of SW-IOMMU space for "), "{exhausted}");
+}
+
+/// Every scenario's field variants are expected failures: the run passes (exit 0) and the
+/// record says which checks reproduced the field failure; KTAP marks them `# XFAIL` and
+/// JUnit does not count them as failures.
+#[test]
+fn field_variants_are_expected_failures_and_the_run_passes() {
+    let dir = std::env::temp_dir().join(format!("nicqual-scn-xfail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["netfront-resume", "dom0-memory-squeeze", "bnx2x-swiotlb-jumbo", "enic-jumbo"] {
+        let json = dir.join(format!("{name}.json"));
+        let out = nicqual(&["scenario", "run", name, "--json", json.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(v["verdict"], "pass", "{name}");
+        let xfail = v["summary"]["xfail"].as_u64().unwrap();
+        assert!(xfail >= 1, "{name}: the field failure is reproduced as an expected failure");
+        let ktap = dir.join(format!("{name}.ktap"));
+        let junit = dir.join(format!("{name}.xml"));
+        let r = nicqual(&[
+            "report",
+            json.to_str().unwrap(),
+            "--ktap",
+            ktap.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ]);
+        assert_eq!(r.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&r.stderr));
+        let k = std::fs::read_to_string(&ktap).unwrap();
+        assert_eq!(k.matches(" # XFAIL ").count() as u64, xfail, "{k}");
+        assert!(k.contains(&format!("xfail:{xfail} ")), "{k}");
+        let x = std::fs::read_to_string(&junit).unwrap();
+        assert!(x.contains(r#"failures="0""#), "{x}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

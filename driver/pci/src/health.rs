@@ -12,6 +12,9 @@ pub enum CheckResult {
     Na,
     /// The check could not be carried out (transport or setup error).
     Error,
+    /// Expected failure: a scenario variant built to reproduce a field failure (the naive
+    /// driver, the old kernel) failed as the field did.
+    Xfail,
 }
 
 impl CheckResult {
@@ -21,6 +24,7 @@ impl CheckResult {
             CheckResult::Fail => "fail",
             CheckResult::Na => "na",
             CheckResult::Error => "error",
+            CheckResult::Xfail => "xfail",
         }
     }
 }

@@ -15,6 +15,7 @@ pub fn outcome(r: CheckResult) -> rep::Outcome {
         CheckResult::Fail => rep::Outcome::Fail,
         CheckResult::Na => rep::Outcome::Na,
         CheckResult::Error => rep::Outcome::Error,
+        CheckResult::Xfail => rep::Outcome::Xfail,
     }
 }
 

@@ -38,10 +38,27 @@ pub fn check(name: &str, ok: bool, detail: String) -> CheckReport {
     CheckReport::new(name, if ok { CheckResult::Pass } else { CheckResult::Fail }, detail)
 }
 
+/// The check of a variant built to reproduce the field failure (the naive driver, the old
+/// kernel, the field's configuration): failing as the field did is an expected failure
+/// (`xfail`), which does not fail the run. If it does *not* fail, the model contradicts the
+/// field report: that is reported as a failure of the run, saying so, never passed over.
+pub fn expect_field_failure(mut c: CheckReport) -> CheckReport {
+    match c.result {
+        CheckResult::Fail => c.result = CheckResult::Xfail,
+        CheckResult::Pass => {
+            c.result = CheckResult::Fail;
+            c.detail = format!("expected the field failure, but this run did not reproduce it: {}", c.detail);
+        }
+        CheckResult::Na | CheckResult::Error | CheckResult::Xfail => {}
+    }
+    c
+}
+
 /// Print the checks as a verdict table.
 pub fn print_checks(out: &mut dyn Write, checks: &[CheckReport]) -> std::io::Result<()> {
     for c in checks {
-        writeln!(out, "{:<34} {:<5} {}", c.name, c.result.as_str().to_uppercase(), c.detail)?;
+        let (name, detail) = (rep::printable(&c.name), rep::printable(&c.detail));
+        writeln!(out, "{name:<34} {:<5} {detail}", c.result.as_str().to_uppercase())?;
     }
     Ok(())
 }
@@ -97,4 +114,20 @@ pub fn record(
     };
     rec.settle();
     rec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_variant_that_does_not_fail_fails_the_run() {
+        let x = expect_field_failure(check("v", false, "ran out".into()));
+        assert_eq!((x.result, x.detail.as_str()), (CheckResult::Xfail, "ran out"));
+        let p = expect_field_failure(check("v", true, "no exhaustion".into()));
+        assert_eq!(p.result, CheckResult::Fail);
+        assert!(p.detail.starts_with("expected the field failure, but this run did not reproduce it"), "{}", p.detail);
+        let n = expect_field_failure(CheckReport::new("v", CheckResult::Na, "n/a"));
+        assert_eq!(n.result, CheckResult::Na);
+    }
 }
