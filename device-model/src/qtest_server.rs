@@ -136,17 +136,39 @@ pub mod reply {
 
 /// Guest RAM: a shared file both sides map (`path`), or private anonymous memory.
 pub fn guest_ram(path: Option<&Path>, mib: u64) -> Result<MmapRaw, ServeError> {
-    let len = usize::try_from(mib << 20)
-        .map_err(|_| ServeError::Qtest { what: "guest RAM".into(), why: format!("{mib} MiB is too large") })?;
+    guest_ram_at(path, mib, false)
+}
+
+/// Most guest RAM a server takes (`--ram-mib`).
+pub const MAX_RAM_MIB: u64 = 16 << 10;
+
+/// Guest RAM of `mib` MiB (1..=[`MAX_RAM_MIB`]): anonymous, or the file at `path`. A file
+/// that already exists is guest memory someone else owns: it is used (and written) only
+/// when `reuse` says so, else refused, so a mistyped path never overwrites a file.
+pub fn guest_ram_at(path: Option<&Path>, mib: u64, reuse: bool) -> Result<MmapRaw, ServeError> {
+    let too_large =
+        || ServeError::Qtest { what: "guest RAM".into(), why: format!("{mib} MiB is not 1..={MAX_RAM_MIB}") };
+    if mib == 0 || mib > MAX_RAM_MIB {
+        return Err(too_large());
+    }
+    let len = mib.checked_mul(1 << 20).and_then(|b| usize::try_from(b).ok()).ok_or_else(too_large)?;
     match path {
         Some(p) => {
             let f = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
-                .create(true)
+                .create(!reuse)
+                .create_new(!reuse)
                 .truncate(false)
                 .open(p)
-                .map_err(|e| ServeError::Io { what: format!("open guest RAM {}", p.display()), source: e })?;
+                .map_err(|e| {
+                    let what = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        format!("guest RAM {} exists (give --reuse-mem-path to use it as guest memory)", p.display())
+                    } else {
+                        format!("open guest RAM {}", p.display())
+                    };
+                    ServeError::Io { what, source: e }
+                })?;
             let have = f.metadata().map(|m| m.len()).unwrap_or(0);
             if have < len as u64 {
                 f.set_len(len as u64)

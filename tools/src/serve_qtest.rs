@@ -5,7 +5,7 @@
 use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
-use nicqual_model::qtest_server::{QtestServer, guest_ram};
+use nicqual_model::qtest_server::{MAX_RAM_MIB, QtestServer, guest_ram_at};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -13,9 +13,14 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// UNIX socket to listen on (one client; the server exits when it disconnects).
+    /// UNIX socket to listen on.
     #[arg(long)]
     socket: PathBuf,
+    /// Clients to serve, one after another, on the same machine (its state carries over);
+    /// the server exits when the last one disconnects. A client that connects while
+    /// another is served waits its turn.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    clients: u32,
     /// Device to serve (emulated devices only).
     #[arg(long, default_value = DEFAULT_DEVICE)]
     device: DeviceSpec,
@@ -28,11 +33,16 @@ pub struct Args {
     /// Seed of the fault plan.
     #[arg(long)]
     seed: Option<u64>,
-    /// Guest RAM file to share with the client (created if missing); private RAM without it.
+    /// Guest RAM file to share with the client; it must not exist (it is created) unless
+    /// --reuse-mem-path is given. Private RAM without it.
     #[arg(long)]
     mem_path: Option<PathBuf>,
-    /// Guest RAM size in MiB.
-    #[arg(long, default_value_t = 128)]
+    /// Use the existing --mem-path file as guest RAM (its contents are guest memory and are
+    /// changed by the run).
+    #[arg(long, requires = "mem_path")]
+    reuse_mem_path: bool,
+    /// Guest RAM size in MiB (1..=16384).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=MAX_RAM_MIB))]
     ram_mib: u64,
     /// PCI slot of the device on bus 0 (QEMU's `addr=`).
     #[arg(long, default_value_t = 4)]
@@ -55,7 +65,8 @@ pub fn run(a: Args) -> ExitCode {
     if !plan.faults.is_empty() {
         model.arm_faults(plan);
     }
-    let server = guest_ram(a.mem_path.as_deref(), a.ram_mib).and_then(|ram| QtestServer::new(model, a.slot, ram));
+    let server = guest_ram_at(a.mem_path.as_deref(), a.ram_mib, a.reuse_mem_path)
+        .and_then(|ram| QtestServer::new(model, a.slot, ram));
     let mut server = match server {
         Ok(s) => s,
         Err(e) => {
@@ -75,7 +86,14 @@ pub fn run(a: Args) -> ExitCode {
         }
     };
     tracing::info!(target: "nicqual::qtest", "serving {} at 00:{:02x}.0 on {}", a.device, a.slot, a.socket.display());
-    let result = listener.accept().and_then(|(stream, _)| server.serve(stream));
+    let mut result = Ok(());
+    for n in 0..a.clients {
+        result = listener.accept().and_then(|(stream, _)| server.serve(stream));
+        if let Err(e) = &result {
+            // A client that broke its connection does not take the server down with it.
+            tracing::info!(target: "nicqual::qtest", "client {}: {e}", n + 1);
+        }
+    }
     let _ = std::fs::remove_file(&a.socket);
     let st = server.stats;
     tracing::info!(target: "nicqual::qtest", "{} commands, {} failed, {} messages", st.commands, st.failed, st.messages);

@@ -339,6 +339,8 @@ impl QtestBackend {
                     sock.display().to_string(),
                     "--mem-path".to_string(),
                     ram_path.display().to_string(),
+                    // The file is ours, created just above for this server to share.
+                    "--reuse-mem-path".to_string(),
                     "--ram-mib".to_string(),
                     ram_mib.to_string(),
                 ]);
