@@ -26,6 +26,7 @@ use nicqual_nics::DriverError;
 use nicqual_nics::i82574::datapath::DatapathConfig;
 use nicqual_nics::i82574::{I82574, Options};
 use nicqual_pci::Backend;
+use nicqual_qualify::i82574::{SuiteOptions, run_suite};
 use std::collections::VecDeque;
 
 const MAX_OPS: usize = 16;
@@ -118,7 +119,7 @@ fn apply(d: &mut I82574<Hostile>, op: DriverOp) -> Result<(), DriverError> {
     match op {
         DriverOp::BringUp => d.bring_up(),
         DriverOp::RunSuite => {
-            d.run_suite();
+            run_suite(d, &SuiteOptions::default());
             Ok(())
         }
         DriverOp::Reset => d.reset().map(drop),
@@ -132,7 +133,7 @@ fn apply(d: &mut I82574<Hostile>, op: DriverOp) -> Result<(), DriverError> {
         DriverOp::Watchdog { quiet_us } => d.watchdog(u64::from(quiet_us) * 1000).map(drop),
         DriverOp::Recover { entry: e } => d.recover(entry(e)).map(drop),
         DriverOp::PollCauses => d.poll_causes().map(drop),
-        DriverOp::PatternTest => d.register_pattern_test().map(drop),
+        DriverOp::PatternTest => d.register_pattern_test(&[]).map(drop),
         DriverOp::CheckMsixEntry { vector } => d.check_msix_entry(u16::from(vector % 4)).map(drop),
         DriverOp::CheckIvar { entry: e } => d.check_ivar_entry(entry(e)).map(drop),
         DriverOp::Read { reg } => {

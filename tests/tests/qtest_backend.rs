@@ -102,7 +102,7 @@ fn msix_delivery_is_observed_through_the_pba() {
 #[test]
 fn driver_brings_up_qemus_82574l_and_each_vector_answers() {
     let b = qemu();
-    let mut d = I82574::attach(b, qemu_e1000e_options()).unwrap();
+    let mut d = I82574::attach(b, qemu_e1000e_options().driver).unwrap();
     d.bring_up().unwrap();
     assert_eq!(d.mac(), Some([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]));
     assert_eq!(d.read(r::IVAR).unwrap(), 0x800A_0908);
@@ -160,7 +160,7 @@ fn driver_datapath_loops_frames_through_qemus_mac() {
         (1514, DatapathConfig { ring_size: 64, pool_entries: 256, ..Default::default() }),
         (9018, DatapathConfig { ring_size: 64, pool_entries: 128, ..DatapathConfig::jumbo() }),
     ] {
-        let mut d = I82574::attach(qemu(), qemu_e1000e_options()).unwrap();
+        let mut d = I82574::attach(qemu(), qemu_e1000e_options().driver).unwrap();
         d.bring_up().unwrap();
         d.setup_datapath(DatapathConfig { loopback: true, ..cfg }).unwrap();
         let frame: Vec<u8> = (0..size)
@@ -210,7 +210,7 @@ fn frames_cross_the_socket_netdev_the_backend_owns() {
     use nicqual_nics::i82574::datapath::DatapathConfig;
     use std::collections::VecDeque;
     use std::time::Duration;
-    let mut d = I82574::attach(qemu(), qemu_e1000e_options()).unwrap();
+    let mut d = I82574::attach(qemu(), qemu_e1000e_options().driver).unwrap();
     assert!(d.backend().has_wire());
     d.bring_up().unwrap();
     d.setup_datapath(DatapathConfig { ring_size: 64, pool_entries: 256, ..Default::default() }).unwrap();

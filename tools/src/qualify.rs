@@ -9,9 +9,10 @@ use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
 use nicqual_hw::i82574::IvarEntry;
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
-use nicqual_nics::i82574::{I82574, LINUX_ROUTES, LOOPBACK_SIZES, Options, SUITE};
+use nicqual_nics::i82574::{I82574, LINUX_ROUTES};
 use nicqual_pci::{Backend, CheckReport, CheckResult};
-use nicqual_qualify::deviations::qemu_e1000e_options;
+use nicqual_qualify::deviations::{DeviceOptions, qemu_e1000e_options};
+use nicqual_qualify::i82574::{LOOPBACK_SIZES, SUITE, run_suite_with};
 use nicqual_qualify::record;
 use nicqual_report as rep;
 use std::path::PathBuf;
@@ -98,7 +99,7 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                 &a,
                 plan,
                 quiet,
-                Options::default(),
+                DeviceOptions::default(),
                 move |b| {
                     b.device_mut().arm_faults(armed);
                     Vec::new()
@@ -145,9 +146,10 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
     }
 }
 
-/// Attach the driver to `backend`, let `arm` inject faults (it returns reports for checks
-/// the backend cannot run), run the suite, let `extra` run backend-specific checks on the
-/// attached driver, tear down, report. Generic over the backend: the same code drives every kind of device.
+/// Attach the driver to `backend` with `opts.driver`, let `arm` inject faults (it returns
+/// reports for checks the backend cannot run), run the suite with `opts.suite`, let `extra`
+/// run backend-specific checks on the attached driver, tear down, report. Generic over the
+/// backend: the same code drives every kind of device.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn qualify_on<B: Backend>(
     backend: B,
@@ -155,7 +157,7 @@ pub(crate) fn qualify_on<B: Backend>(
     a: &Args,
     plan: FaultPlan,
     quiet: bool,
-    opts: Options,
+    opts: DeviceOptions,
     arm: impl FnOnce(&mut B) -> Vec<CheckReport>,
     extra: impl FnOnce(&mut I82574<B>) -> Vec<CheckReport>,
 ) -> ExitCode {
@@ -179,7 +181,7 @@ pub(crate) fn qualify_on<B: Backend>(
         .sum();
     let progress = Progress::new(suite_len as u64 + 3, "qualify", quiet);
     progress.step("attach");
-    let mut drv = match I82574::attach(backend, opts) {
+    let mut drv = match I82574::attach(backend, opts.driver) {
         Ok(d) => d,
         Err(e) => {
             progress.finish();
@@ -200,7 +202,7 @@ pub(crate) fn qualify_on<B: Backend>(
     }
     progress.step("checks");
     let t_start = drv.backend().now_ns();
-    let mut checks = drv.run_suite_with(&mut |c| {
+    let mut checks = run_suite_with(&mut drv, &opts.suite, &mut |c| {
         progress.step(&c.name);
         progress.inc();
     });

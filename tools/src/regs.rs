@@ -95,7 +95,7 @@ pub fn run(a: Args) -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let mut drv = match I82574::attach(b, qemu_e1000e_options()) {
+            let mut drv = match I82574::attach(b, qemu_e1000e_options().driver) {
                 Ok(d) => d,
                 Err(e) => {
                     eprintln!("nicqual: attach to {spec} failed: {e}");

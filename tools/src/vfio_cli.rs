@@ -8,6 +8,7 @@ use nicqual_hw::pci;
 use nicqual_model::FaultPlan;
 use nicqual_nics::i82574::{I82574, Options};
 use nicqual_pci::{Backend, CheckReport, CheckResult};
+use nicqual_qualify::deviations::DeviceOptions;
 use nicqual_qualify::vfio_probe as probe;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -199,9 +200,9 @@ pub fn unbind(a: AddrArgs) -> ExitCode {
 /// Interrupt bounds for real devices: a message crosses the host's interrupt path (and,
 /// under an emulator, a vCPU scheduling delay), so the bound is wider than on the model.
 /// QEMU's e1000e (subsystem 8086:0000, as QEMU presents it) gets QEMU's known quirks.
-pub fn real_device_options(qemu_e1000e: bool) -> Options {
-    let base = if qemu_e1000e { nicqual_qualify::deviations::qemu_e1000e_options() } else { Options::default() };
-    Options { irq_bound_ns: 200_000_000, poll_step_ns: 100_000, ..base }
+pub fn real_device_options(qemu_e1000e: bool) -> DeviceOptions {
+    let base = if qemu_e1000e { nicqual_qualify::deviations::qemu_e1000e_options() } else { DeviceOptions::default() };
+    DeviceOptions { driver: Options { irq_bound_ns: 200_000_000, poll_step_ns: 100_000, ..base.driver }, ..base }
 }
 
 /// `nicqual qualify --device vfio:ADDR`.

@@ -7,6 +7,7 @@ use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_nics::i82574::{I82574, Options};
 use nicqual_pci::{Backend, CheckResult};
 use nicqual_qualify::deviations::qemu_e1000e_options;
+use nicqual_qualify::i82574::{SuiteOptions, run_suite};
 use nicqual_tests::conformance::{cases, run_case};
 use std::time::Duration;
 
@@ -45,7 +46,7 @@ fn the_same_client_drives_qemu_and_our_model() {
     let (ours, b) = drive(served(&[]), Options::default());
     assert!(b.info().virtual_time, "serve-qtest answers clock_step: time is virtual");
     assert!(b.stats.messages >= 3, "messages seen through the PBA: {}", b.stats.messages);
-    let (theirs, q) = drive(qemu(), qemu_e1000e_options());
+    let (theirs, q) = drive(qemu(), qemu_e1000e_options().driver);
     assert!(!q.info().virtual_time);
     assert_eq!(ours, theirs);
 }
@@ -53,7 +54,7 @@ fn the_same_client_drives_qemu_and_our_model() {
 #[test]
 fn the_whole_suite_passes_over_serve_qtest() {
     let mut d = I82574::attach(served(&[]), Options::default()).unwrap();
-    let reports = d.run_suite();
+    let reports = run_suite(&mut d, &SuiteOptions::default());
     let bad: Vec<_> = reports.iter().filter(|r| !matches!(r.result, CheckResult::Pass | CheckResult::Na)).collect();
     assert!(bad.is_empty(), "{bad:#?}");
     assert!(reports.iter().filter(|r| r.result == CheckResult::Pass).count() >= 10);
@@ -62,7 +63,7 @@ fn the_whole_suite_passes_over_serve_qtest() {
 #[test]
 fn a_fault_given_to_serve_qtest_reaches_the_client() {
     let mut d = I82574::attach(served(&["--fault", "lose-vector:1"]), Options::default()).unwrap();
-    let reports = d.run_suite();
+    let reports = run_suite(&mut d, &SuiteOptions::default());
     // The lost entry reads all-ones through the wire. (Its pending bit still shows in the
     // PBA, which is how a qtest client sees messages, so here the table read-back is what
     // catches it: docs/CONFORMANCE.md, "The qtest backend's limits".)

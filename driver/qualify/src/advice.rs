@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn every_suite_check_has_an_action_when_it_fails() {
-        for name in nicqual_nics::i82574::SUITE.iter().chain(&["teardown"]) {
+        for name in crate::i82574::SUITE.iter().chain(&["teardown"]) {
             let n = name.replace('*', "1");
             assert!(action(&n, "x", Outcome::Fail).is_some(), "{n}");
         }

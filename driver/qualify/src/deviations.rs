@@ -1,24 +1,39 @@
 //! Known deviations of other device models from the datasheet, as options for the checks.
 
-/// Driver options for QEMU's e1000e: its known deviations from the datasheet that the
-/// suite accounts for (each named in the check result and in docs/CONFORMANCE.md), and an
+use crate::i82574::SuiteOptions;
+use nicqual_nics::i82574::Options;
+
+/// What qualifying one device takes: the options the driver is attached with and the
+/// options of the qualification suite run against it.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceOptions {
+    /// Options of the driver (waits, bounds, interrupt rate).
+    pub driver: Options,
+    /// Options of the suite (the device's known deviations the checks account for).
+    pub suite: SuiteOptions,
+}
+
+/// Options for QEMU's e1000e: its known deviations from the datasheet that the suite
+/// accounts for (each named in the check result and in docs/CONFORMANCE.md), and a driver
 /// interrupt bound for real time on a shared host (QEMU's EITR timers and our PBA polling
 /// are subject to host scheduling; latencies are still measured and reported).
-pub fn qemu_e1000e_options() -> nicqual_nics::i82574::Options {
-    nicqual_nics::i82574::Options {
-        pattern_skip: vec![(
-            nicqual_hw::i82574::TIDV,
-            "QEMU 7.2's e1000e has no read handler for TIDV (reads 0); the datasheet makes bits 15:0 read/write".into(),
-        )],
-        irq_bound_ns: 200_000_000,
-        tx_octets_without_fcs: Some(
-            "QEMU 7.2's e1000e adds TX octets without the 4 FCS bytes (fixed in QEMU 8.0, \"e1000e: Count CRC in Tx statistics\")"
-                .into(),
-        ),
-        rx_overrun_unobservable: Some(
-            "QEMU 7.2's e1000e in MAC loopback drops a frame that finds no free descriptor without RXO, MPC or RNBC"
-                .into(),
-        ),
-        ..Default::default()
+pub fn qemu_e1000e_options() -> DeviceOptions {
+    DeviceOptions {
+        driver: Options { irq_bound_ns: 200_000_000, ..Default::default() },
+        suite: SuiteOptions {
+            pattern_skip: vec![(
+                nicqual_hw::i82574::TIDV,
+                "QEMU 7.2's e1000e has no read handler for TIDV (reads 0); the datasheet makes bits 15:0 read/write"
+                    .into(),
+            )],
+            tx_octets_without_fcs: Some(
+                "QEMU 7.2's e1000e adds TX octets without the 4 FCS bytes (fixed in QEMU 8.0, \"e1000e: Count CRC in Tx statistics\")"
+                    .into(),
+            ),
+            rx_overrun_unobservable: Some(
+                "QEMU 7.2's e1000e in MAC loopback drops a frame that finds no free descriptor without RXO, MPC or RNBC"
+                    .into(),
+            ),
+        },
     }
 }

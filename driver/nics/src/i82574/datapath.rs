@@ -200,14 +200,17 @@ pub struct Datapath {
 }
 
 impl Datapath {
+    /// The packet pool (read packets, write frames into buffers).
     pub fn pool(&self) -> &Mempool {
         &self.pool
     }
 
+    /// The packet pool, mutably (allocate and free buffers).
     pub fn pool_mut(&mut self) -> &mut Mempool {
         &mut self.pool
     }
 
+    /// The configuration the datapath was set up with.
     pub fn config(&self) -> &DatapathConfig {
         &self.cfg
     }
@@ -301,6 +304,7 @@ impl<B: Backend> I82574<B> {
         self.dp.as_ref()
     }
 
+    /// The datapath, mutably, once set up (its pool, for building and reading packets).
     pub fn datapath_mut(&mut self) -> Option<&mut Datapath> {
         self.dp.as_mut()
     }

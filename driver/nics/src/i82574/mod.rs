@@ -1,13 +1,11 @@
 //! The 82574L driver: attach, reset, EEPROM, PHY, MSI-X bring-up as Linux e1000e does it,
 //! interrupt handling, and the detectors (all-ones, vector liveness, pending-cause
 //! watchdog) with recovery (re-program, then fall back to polling).
+//!
+//! The qualification suite that exercises these detectors lives above the driver, in
+//! `nicqual-qualify` (`nicqual_qualify::i82574`).
 
 pub mod datapath;
-mod datapath_checks;
-mod selftest;
-
-pub use datapath_checks::LOOPBACK_SIZES;
-pub use selftest::SUITE;
 
 use crate::backend::Backend;
 use crate::error::DriverError;
@@ -32,19 +30,6 @@ pub struct Options {
     pub liveness_rounds: u32,
     /// Interrupt rate Linux programs into EITR (ints/s); 0 = no throttling.
     pub itr_ints_per_s: u32,
-    /// Registers left out of the register pattern test, each with the documented reason
-    /// (a known deviation of the device model, e.g. QEMU 7.2's TIDV; docs/CONFORMANCE.md).
-    /// Every skipped register is named in the check's result.
-    pub pattern_skip: Vec<(u32, String)>,
-    /// Known deviation: the device counts transmitted octets (GOTC, TOT) without the FCS,
-    /// where the datasheet counts DA through CRC. `Some(reason)`: the statistics check
-    /// expects that and names the reason in its result.
-    pub tx_octets_without_fcs: Option<String>,
-    /// Known deviation: receive overrun is not observable — a frame that finds no free
-    /// descriptor is held or dropped outside the device model, with neither MPC nor RXO.
-    /// `Some(reason)`: when the overrun check sees exactly that (and the driver still
-    /// recovers) it reports not applicable with the numbers and the reason, not a failure.
-    pub rx_overrun_unobservable: Option<String>,
 }
 
 impl Default for Options {
@@ -57,9 +42,6 @@ impl Default for Options {
             poll_step_ns: 50_000,
             liveness_rounds: 8,
             itr_ints_per_s: 20_000,
-            pattern_skip: Vec::new(),
-            tx_octets_without_fcs: None,
-            rx_overrun_unobservable: None,
         }
     }
 }
@@ -155,32 +137,50 @@ impl<B: Backend> I82574<B> {
         })
     }
 
+    /// The backend the driver runs on.
     pub fn backend(&self) -> &B {
         &self.b
     }
 
+    /// The backend, mutably (waits on its clock, fault arming, removal in tests).
     pub fn backend_mut(&mut self) -> &mut B {
         &mut self.b
     }
 
+    /// PCI identity read at attach.
     pub fn identity(&self) -> Identity {
         self.identity
     }
 
+    /// The MAC address, once `read_mac` (or `bring_up`) read it from the EEPROM.
     pub fn mac(&self) -> Option<[u8; 6]> {
         self.mac
     }
 
+    /// The options the driver was attached with.
     pub fn options(&self) -> &Options {
         &self.opts
     }
 
+    /// The device was found gone (STATUS read all-ones); nothing touches it any more.
     pub fn is_gone(&self) -> bool {
         self.gone
     }
 
+    /// IVAR entries whose causes are served by polling (recovery gave their vector up).
     pub fn polled_entries(&self) -> &[IvarEntry] {
         &self.polled
+    }
+
+    /// Other causes the Other-vector handler has read from ICR since the last
+    /// [`clear_other_icr`](Self::clear_other_icr).
+    pub fn other_icr(&self) -> u32 {
+        self.other_icr
+    }
+
+    /// Forget the Other causes seen so far (to see which causes the next messages deliver).
+    pub fn clear_other_icr(&mut self) {
+        self.other_icr = 0;
     }
 
     /// The vector IVAR entry `entry` was programmed to route to.
@@ -250,12 +250,12 @@ impl<B: Backend> I82574<B> {
     }
 
     /// Write the ethtool patterns into each register of [`r::PATTERN_REGS`] and read back
-    /// within its writable mask (except those in [`Options::pattern_skip`]). Returns the
+    /// within its writable mask, except the registers at the offsets in `skip`. Returns the
     /// number of registers tested.
-    pub fn register_pattern_test(&mut self) -> Result<usize, DriverError> {
+    pub fn register_pattern_test(&mut self, skip: &[u32]) -> Result<usize, DriverError> {
         let mut tested = 0;
         for reg in r::PATTERN_REGS {
-            if self.opts.pattern_skip.iter().any(|(o, _)| *o == reg.offset) {
+            if skip.contains(&reg.offset) {
                 continue;
             }
             tested += 1;

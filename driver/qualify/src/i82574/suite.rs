@@ -1,0 +1,304 @@
+//! The qualification suite for the 82574L: a superset of Linux e1000e's offline self-test
+//! (`ethtool -t`: register, EEPROM, interrupt, loopback, link), run the same way on every
+//! backend. Each check yields a [`CheckReport`]; once the device is found gone, the rest are
+//! reported as not run and nothing more touches it.
+
+use super::SuiteOptions;
+use super::datapath::{self, LOOPBACK_SIZES};
+use nicqual_hw::i82574::{self as r, IvarEntry};
+use nicqual_nics::DriverError;
+use nicqual_nics::i82574::{I82574, LINUX_ROUTES, Recovery, VECTORS};
+use nicqual_pci::{Backend, CheckReport, CheckResult};
+use std::collections::BTreeSet;
+
+/// Names of the checks, in the order they run (`*` = one per vector or IVAR entry).
+pub const SUITE: &[&str] = &[
+    "pci-identity",
+    "register-pattern",
+    "eeprom",
+    "reset",
+    "msix-setup",
+    "link",
+    "msix-table[*]",
+    "ivar[*]",
+    "vector[*]",
+    "irq-watchdog",
+    "recovery",
+    "loopback[*]",
+    "statistics",
+    "rx-overrun",
+    "link-change[Other]",
+    "link-change[polling]",
+];
+
+type Outcome = Result<CheckReport, DriverError>;
+
+struct Runner<'a> {
+    reports: Vec<CheckReport>,
+    /// Called with each report as it is made (progress display).
+    on_check: &'a mut dyn FnMut(&CheckReport),
+    stopped: Option<String>,
+    lost: BTreeSet<IvarEntry>,
+}
+
+impl Runner<'_> {
+    fn run<B: Backend>(&mut self, drv: &mut I82574<B>, name: &str, f: impl FnOnce(&mut I82574<B>) -> Outcome) {
+        if let Some(why) = &self.stopped {
+            let rep = CheckReport::new(name, CheckResult::Na, format!("not run: {why}"));
+            (self.on_check)(&rep);
+            self.reports.push(rep);
+            return;
+        }
+        let t0 = drv.backend().now_ns();
+        let mut rep = match f(drv) {
+            Ok(mut rep) => {
+                rep.name = name.to_string();
+                rep
+            }
+            Err(e) => {
+                if e.is_device_gone() {
+                    self.stopped = Some(format!("device gone (found by {name}); driver stopped, resources released"));
+                }
+                if let DriverError::VectorLost { entry, .. } = &e {
+                    self.lost.insert(*entry);
+                }
+                CheckReport::new(name, CheckResult::Fail, e.to_string())
+            }
+        };
+        rep.duration_ns = drv.backend().now_ns().saturating_sub(t0);
+        tracing::info!(target: "nicqual::check", "{name}: {} {}", rep.result.as_str(), rep.detail);
+        (self.on_check)(&rep);
+        self.reports.push(rep);
+    }
+}
+
+fn pass(detail: impl Into<String>) -> Outcome {
+    Ok(CheckReport::new("", CheckResult::Pass, detail))
+}
+
+fn na(detail: impl Into<String>) -> Outcome {
+    Ok(CheckReport::new("", CheckResult::Na, detail))
+}
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Run every check of the suite against the attached device `drv`.
+pub fn run_suite<B: Backend>(drv: &mut I82574<B>, opts: &SuiteOptions) -> Vec<CheckReport> {
+    run_suite_with(drv, opts, &mut |_| {})
+}
+
+/// [`run_suite`], calling `on_check` with each check's report as soon as it is made.
+pub fn run_suite_with<B: Backend>(
+    drv: &mut I82574<B>,
+    opts: &SuiteOptions,
+    on_check: &mut dyn FnMut(&CheckReport),
+) -> Vec<CheckReport> {
+    let mut run = Runner { reports: Vec::new(), on_check, stopped: None, lost: BTreeSet::new() };
+    let id = drv.identity();
+    run.run(drv, "pci-identity", |_| {
+        pass(format!(
+            "{:04x}:{:04x} (82574L) rev {} subsystem {:04x}:{:04x}",
+            id.vendor, id.device, id.revision, id.subsys_vendor, id.subsys
+        ))
+    });
+    run.run(drv, "register-pattern", |d| {
+        let skip: Vec<u32> = opts.pattern_skip.iter().map(|(o, _)| *o).collect();
+        let n = d.register_pattern_test(&skip)?;
+        let skipped: Vec<String> = opts
+            .pattern_skip
+            .iter()
+            .map(|(o, why)| format!("{} ({o:#07x}) not tested: {why}", r::reg_name(*o).unwrap_or("?")))
+            .collect();
+        pass(format!(
+            "{n} registers x {} patterns (0x5a5a5a5a, 0xa5a5a5a5, 0, 0xffffffff) read back within their writable masks{}",
+            r::PATTERNS.len(),
+            if skipped.is_empty() { String::new() } else { format!("; {}", skipped.join("; ")) }
+        ))
+    });
+    run.run(drv, "eeprom", |d| {
+        let (mac, sum) = d.read_mac()?;
+        pass(format!("64 words read through EERD, checksum {sum:#06x}, MAC {}", fmt_mac(mac)))
+    });
+    run.run(drv, "reset", |d| {
+        let took = d.reset()?;
+        let (ivar, ims, eiac) = (d.read(r::IVAR)?, d.read(r::IMS)?, d.read(r::EIAC)?);
+        if ivar | ims | eiac != 0 {
+            return Ok(CheckReport::new(
+                "",
+                CheckResult::Fail,
+                format!("after CTRL.RST: IVAR={ivar:#010x} IMS={ims:#010x} EIAC={eiac:#010x}, expected all 0"),
+            ));
+        }
+        Ok(CheckReport::new(
+            "",
+            CheckResult::Pass,
+            format!("CTRL.RST self-cleared in {} us; IVAR, IMS, EIAC cleared", took / 1000),
+        )
+        .measure("reset_time", took as f64 / 1000.0, "us"))
+    });
+    run.run(drv, "msix-setup", |d| {
+        d.setup_msix()?;
+        let (ivar, ims, eiac) = (d.read(r::IVAR)?, d.read(r::IMS)?, d.read(r::EIAC)?);
+        pass(format!(
+            "{VECTORS} vectors enabled; IVAR={ivar:#010x} EIAC={eiac:#010x} IMS={ims:#010x} (as Linux e1000e)"
+        ))
+    });
+    run.run(drv, "link", |d| {
+        let (st, waited) = d.wait_link()?;
+        let bmsr = d.phy_read(r::PHY_STATUS)?;
+        if bmsr & r::PHY_STATUS_LINK_UP == 0 {
+            return Ok(CheckReport::new(
+                "",
+                CheckResult::Fail,
+                format!("STATUS.LU set but PHY BMSR={bmsr:#06x} says link down"),
+            ));
+        }
+        let speed = match (st >> r::STATUS_SPEED_SHIFT) & 3 {
+            0 => 10,
+            1 => 100,
+            _ => 1000,
+        };
+        Ok(CheckReport::new(
+            "",
+            CheckResult::Pass,
+            format!(
+                "link up after {} ms, {speed} Mb/s {} duplex; STATUS={st:#010x} BMSR={bmsr:#06x}",
+                waited / 1_000_000,
+                if st & 1 != 0 { "full" } else { "half" }
+            ),
+        )
+        .measure("link_time", waited as f64 / 1e6, "ms"))
+    });
+    for (entry, v) in LINUX_ROUTES {
+        run.run(drv, &format!("msix-table[{v}]"), |d| match d.check_msix_entry(v)? {
+            Some((addr, data)) => pass(format!(
+                "vector {v} (serves IVAR {entry}): address {addr:#x}, data {data:#x}, {}",
+                if d.backend().msix_masked_delivery() {
+                    "masked by the backend (delivery observed through the PBA)"
+                } else {
+                    "unmasked"
+                }
+            )),
+            None => na("the kernel owns the MSI-X table on this backend: not read, never written"),
+        });
+    }
+    for entry in IvarEntry::ALL {
+        run.run(drv, &format!("ivar[{entry}]"), |d| {
+            let nib = d.check_ivar_entry(entry)?;
+            match r::ivar_vector(nib << entry.shift(), entry) {
+                Some(v) => pass(format!("{entry} -> vector {v} (valid), read back as written")),
+                None => pass(format!("{entry} unused (not valid), read back as written")),
+            }
+        });
+    }
+    for entry in IvarEntry::ALL {
+        let rounds = drv.options().liveness_rounds.max(1);
+        run.run(drv, &format!("vector[{entry}]"), |d| {
+            let Some(v) = d.route(entry) else {
+                return na(format!("{entry} is not routed (one queue pair, as Linux e1000e)"));
+            };
+            let mut lat = Vec::new();
+            let mut first_loss = None;
+            for _ in 0..rounds {
+                match d.fire_and_wait(entry) {
+                    Ok(ns) => lat.push(ns),
+                    Err(DriverError::VectorLost { why, .. }) => {
+                        first_loss.get_or_insert(why);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let max = lat.iter().copied().max().unwrap_or(0);
+            let mean = if lat.is_empty() { 0.0 } else { lat.iter().sum::<u64>() as f64 / lat.len() as f64 };
+            let cause = if entry == IvarEntry::Other {
+                "LSC (folded into OTHER)".to_string()
+            } else {
+                entry.name().to_uppercase()
+            };
+            let rep = match first_loss {
+                None => CheckReport::new(
+                    "",
+                    CheckResult::Pass,
+                    format!(
+                        "{}/{rounds} {cause} interrupts raised by ICS arrived on vector {v}, max latency {} us",
+                        lat.len(),
+                        max / 1000
+                    ),
+                ),
+                Some(e) => {
+                    return Err(DriverError::VectorLost {
+                        vector: v,
+                        entry,
+                        why: format!("{}/{rounds} delivered; first loss: {e}", lat.len()),
+                    });
+                }
+            };
+            Ok(rep.measure("latency_mean", mean / 1000.0, "us").measure("latency_max", max as f64 / 1000.0, "us"))
+        });
+    }
+    run.run(drv, "irq-watchdog", |d| {
+        // Let every vector go quiet for longer than the watchdog period, then run it.
+        let period = 2_000_000_000;
+        d.backend_mut().wait(period);
+        d.drain_notifiers()?;
+        let lost = d.watchdog(period / 2)?;
+        if lost.is_empty() {
+            return pass(format!(
+                "every routed vector answered a software-raised cause after {} s quiet",
+                period / 1_000_000_000
+            ));
+        }
+        let mut detail = Vec::new();
+        for e in lost {
+            detail.push(e.to_string());
+        }
+        Ok(CheckReport::new("", CheckResult::Fail, format!("pending cause without delivery: {}", detail.join("; "))))
+    });
+    // Vectors found lost by the watchdog count as lost too.
+    for rep in &run.reports {
+        if rep.name == "irq-watchdog" && rep.result == CheckResult::Fail {
+            for (entry, _) in LINUX_ROUTES {
+                if rep.detail.contains(&format!("(IVAR entry {entry})")) {
+                    run.lost.insert(entry);
+                }
+            }
+        }
+    }
+    let lost: Vec<IvarEntry> = run.lost.iter().copied().collect();
+    run.run(drv, "recovery", |d| {
+            if lost.is_empty() {
+                return na("no vector was lost: nothing to recover");
+            }
+            let mut failed = false;
+            let mut notes = Vec::new();
+            for entry in &lost {
+                match d.recover(*entry)? {
+                    Recovery::Reprogrammed { entry, vector } => {
+                        notes.push(format!("vector {vector} ({entry}) recovered by re-programming IVAR and the MSI-X entry"))
+                    }
+                    Recovery::Polling { entry, vector, verified } => {
+                        failed = true;
+                        notes.push(format!(
+                            "vector {vector} (IVAR entry {entry}) stayed lost after re-programming; {entry} causes are now polled (poller {})",
+                            if verified { "verified" } else { "NOT verified" }
+                        ))
+                    }
+                }
+            }
+            Ok(CheckReport::new("", if failed { CheckResult::Fail } else { CheckResult::Pass }, notes.join("; ")))
+        });
+    // Datapath checks (datapath.rs): none waits on a queue vector.
+    for size in LOOPBACK_SIZES {
+        run.run(drv, &format!("loopback[{size}]"), |d| datapath::check_loopback(d, size));
+    }
+    run.run(drv, "statistics", |d| datapath::check_statistics(d, opts));
+    run.run(drv, "rx-overrun", |d| datapath::check_rx_overrun(d, opts));
+    run.run(drv, "link-change[Other]", |d| datapath::check_link_change(d, true));
+    run.run(drv, "link-change[polling]", |d| datapath::check_link_change(d, false));
+    if !drv.is_gone() {
+        let _ = datapath::end_datapath_checks(drv);
+    }
+    run.reports
+}
