@@ -31,7 +31,7 @@ const CSS: &str = r#"
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#212121;background:#fafafa}
 main{max-width:1200px;margin:0 auto;padding:12px 20px 40px}
 header.verdict{padding:10px 20px;color:#fff;display:flex;gap:24px;align-items:baseline;flex-wrap:wrap}
-header.pass{background:#2e7d32} header.fail{background:#c62828}
+header.pass{background:#2e7d32} header.fail{background:#c62828} header.error{background:#ef6c00}
 header h1{margin:0;font-size:28px;letter-spacing:1px}
 header .what{font-size:15px} header .counts{font-size:15px;font-weight:600}
 .replay{font:12px ui-monospace,monospace;background:#fff3f3;border:1px solid #ef9a9a;padding:4px 8px;margin:8px 0;overflow-wrap:anywhere}
@@ -101,8 +101,11 @@ fn failure_item(out: &mut String, c: &Check) {
 /// Render `rec` as one self-contained HTML page.
 pub fn render(rec: &RunRecord) -> String {
     let s = &rec.summary;
-    let pass = rec.verdict == Verdict::Pass;
-    let verdict = if pass { "PASS" } else { "FAIL" };
+    let verdict = match rec.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Error => "ERROR",
+    };
     let dev = &rec.device;
     let mut o = String::new();
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
@@ -127,8 +130,8 @@ pub fn render(rec: &RunRecord) -> String {
     let _ = write!(
         o,
         r#"<header id="verdict" class="verdict {}" data-verdict="{}"><h1>{verdict}</h1><span class="what">nicqual {} · {}</span><span class="counts">{} passed · {} failed · {} n/a · {} errors{}</span><span class="what">seed {} · {} {}</span></header><main>"#,
-        if pass { "pass" } else { "fail" },
-        if pass { "pass" } else { "fail" },
+        rec.verdict.as_str(),
+        rec.verdict.as_str(),
         esc(&rec.kind),
         esc(&ident),
         s.pass,

@@ -75,7 +75,7 @@ pub fn render(rec: &RunRecord) -> String {
         ("driver", rec.device.driver.clone()),
         ("seed", rec.seed.to_string()),
         ("fault_plan", rec.fault_plan.to_string()),
-        ("verdict", if rec.verdict == crate::Verdict::Pass { "pass" } else { "fail" }.to_string()),
+        ("verdict", rec.verdict.as_str().to_string()),
     ];
     if let Some(m) = &rec.device.mac {
         props.push(("mac", m.clone()));

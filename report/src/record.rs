@@ -6,10 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Schema written by this version.
-pub const SCHEMA: &str = "nicqual.run/2";
+/// Schema written by this version (3: `verdict` can be `error`, `summary.xfail`).
+pub const SCHEMA: &str = "nicqual.run/3";
 /// Schemas this version reads.
-pub const SCHEMAS_READ: &[&str] = &["nicqual.run/1", SCHEMA];
+pub const SCHEMAS_READ: &[&str] = &["nicqual.run/1", "nicqual.run/2", SCHEMA];
 
 /// Outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -47,8 +47,33 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// Everything that applied passed.
     Pass,
+    /// The device failed at least one check.
     Fail,
+    /// Nothing failed, but something could not be carried out (the environment: IOMMU off,
+    /// QEMU missing, device not found, a transport error): no verdict on the device.
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Error => "error",
+        }
+    }
+
+    /// The exit status a command reports for this verdict: 0 pass, 1 the device failed a
+    /// check, 3 could not run (2 is kept for usage and input errors).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail => 1,
+            Verdict::Error => 3,
+        }
+    }
 }
 
 /// The program that wrote the record.
@@ -318,7 +343,13 @@ impl Summary {
     }
 
     pub fn verdict(&self) -> Verdict {
-        if self.fail == 0 && self.error == 0 { Verdict::Pass } else { Verdict::Fail }
+        if self.fail > 0 {
+            Verdict::Fail
+        } else if self.error > 0 {
+            Verdict::Error
+        } else {
+            Verdict::Pass
+        }
     }
 }
 
@@ -575,12 +606,14 @@ impl RunRecord {
             });
         }
         let verdict = summary.verdict();
-        if verdict != self.verdict {
+        // Before schema 3 an error without a failure was a `fail` verdict.
+        let old_rule = self.schema != SCHEMA && verdict == Verdict::Error && self.verdict == Verdict::Fail;
+        if verdict != self.verdict && !old_rule {
             return Err(ReadError::Inconsistent {
                 path: path.into(),
                 field: "verdict",
-                stored: format!("{:?}", self.verdict).to_lowercase(),
-                recomputed: format!("{verdict:?}").to_lowercase(),
+                stored: self.verdict.as_str().into(),
+                recomputed: verdict.as_str().into(),
             });
         }
         Ok(())

@@ -15,8 +15,21 @@ mod vfio_cli;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The exit-status table, shown by `--help` (and in the README).
+const EXIT_CODES: &str = "Exit status:
+  0  everything that applied passed (scenarios: expected failures of the field variants included)
+  1  the device failed a check (scenarios: a nicqual-side check failed)
+  2  usage or input error: bad flag or value, a fault that cannot apply, unreadable or malformed file
+  3  could not run: the environment (IOMMU off, QEMU or a package missing, device not found,
+     permissions); a run record is still written where --json was asked, verdict `error`";
+
 #[derive(Parser)]
-#[command(name = "nicqual", version, about = "Userspace NIC driver qualification against emulated and real NICs")]
+#[command(
+    name = "nicqual",
+    version,
+    about = "Userspace NIC driver qualification against emulated and real NICs",
+    after_help = EXIT_CODES
+)]
 struct Cli {
     /// No progress or log output (the result table and files are still written).
     #[arg(long, global = true)]
@@ -28,6 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the qualification checks against a device and print a verdict table.
+    #[command(after_help = EXIT_CODES)]
     Qualify(qualify::Args),
     /// List the devices nicqual can drive (emulated, and real NICs for VFIO).
     Devices(vfio_cli::HostArgs),

@@ -171,5 +171,5 @@ pub fn report(a: ReportArgs) -> std::process::ExitCode {
         eprintln!("nicqual: {e}");
         return ExitCode::from(2);
     }
-    if rec.verdict == nicqual_report::Verdict::Pass { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    ExitCode::from(rec.verdict.exit_code())
 }

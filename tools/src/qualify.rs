@@ -88,8 +88,17 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
         }
     };
     let spec = a.device.to_string();
+    if a.inject_bug.is_some() && !matches!(a.device, DeviceSpec::Vfio(_)) {
+        eprintln!("nicqual: --inject-bug applies to vfio devices only, not {spec}");
+        return ExitCode::from(2);
+    }
     match a.device {
         DeviceSpec::ModelI82574 => {
+            // Refuse what cannot apply: a vector or IVAR entry the 82574L does not have.
+            if let Err(e) = plan.validate_for(nicqual_hw::i82574::MSIX_VECTORS, IvarEntry::ALL.len() as u8) {
+                eprintln!("nicqual: fault plan for {spec}: {e}");
+                return ExitCode::from(2);
+            }
             let backend = EmulatedBackend::new(Model::new(Config::default()), spec.clone());
             let armed = plan.clone();
             // Fault times count from the moment the driver attached.
@@ -108,20 +117,19 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
             )
         }
         DeviceSpec::QemuE1000e => {
-            // QEMU's model cannot be made to misbehave: every fault check (and each fault
-            // asked for) is reported not applicable, never passed.
-            let mut na = vec![CheckReport::new(
+            // QEMU's model cannot be made to misbehave: a fault asked for is refused (it
+            // would let the run pass without the fault), and the row says so.
+            if a.has_faults() {
+                eprintln!(
+                    "nicqual: {spec} takes no fault plan (QEMU's e1000e cannot be made to misbehave); faults apply to model:i82574l"
+                );
+                return ExitCode::from(2);
+            }
+            let na = vec![CheckReport::new(
                 "fault-injection",
                 CheckResult::Na,
                 "QEMU's e1000e cannot be made to misbehave: fault plans apply to model:i82574l only",
             )];
-            for f in &plan.faults {
-                na.push(CheckReport::new(
-                    format!("fault[{:?}]", f.kind),
-                    CheckResult::Na,
-                    format!("not injected at {} ns: QEMU's model takes no fault plan", f.at_ns),
-                ));
-            }
             match QtestBackend::spawn(Target::Qemu(QemuConfig::default())) {
                 Ok(b) => qualify_on(
                     b,
@@ -136,14 +144,48 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                         vec![nicqual_qualify::wire_socket::wire_check(d)]
                     },
                 ),
-                Err(e) => {
-                    eprintln!("nicqual: cannot start {spec}: {e}");
-                    ExitCode::from(1)
-                }
+                Err(e) => could_not_run(&spec, "qtest", &a, &plan, format!("cannot start {spec}: {e}")),
             }
         }
         DeviceSpec::Vfio(ref addr) => crate::vfio_cli::qualify(addr, &a, plan, quiet),
     }
+}
+
+/// The run could not be carried out (the environment, not the device: QEMU missing, no
+/// IOMMU, no such function, permissions): say why, write the record with verdict `error`
+/// where one was asked for, exit 3.
+pub(crate) fn could_not_run(spec: &str, kind: &str, a: &Args, plan: &FaultPlan, why: String) -> ExitCode {
+    eprintln!("nicqual: {why}");
+    let checks = vec![record::check(&CheckReport::new("environment", CheckResult::Error, why))];
+    let summary = rep::Summary::of(&checks);
+    let rec = rep::RunRecord {
+        schema: rep::SCHEMA.to_string(),
+        kind: "qualify".into(),
+        tool: rep::Tool { name: "nicqual".into(), version: env!("CARGO_PKG_VERSION").into() },
+        host: rep::Host::this(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        started_at: Some(rep::now_rfc3339()),
+        backend: rep::BackendInfo {
+            kind: kind.into(),
+            name: spec.into(),
+            virtual_time: false,
+            msix_table_access: false,
+        },
+        device: rep::Device { spec: spec.into(), ..Default::default() },
+        seed: plan.seed,
+        fault_plan: serde_json::to_value(plan).unwrap_or_default(),
+        verdict: summary.verdict(),
+        summary,
+        checks,
+        duration_ns: 0,
+        wall_ns: 0,
+        replay: None,
+        timelines: rep::Timelines::default(),
+    };
+    if let Err(e) = a.out.write(&rec) {
+        eprintln!("nicqual: {e}");
+    }
+    ExitCode::from(rep::Verdict::Error.exit_code())
 }
 
 /// Attach the driver to `backend` with `opts.driver`, let `arm` inject faults (it returns
@@ -222,7 +264,8 @@ pub(crate) fn qualify_on<B: Backend>(
 
     let checks: Vec<rep::Check> = checks.iter().map(record::check).collect();
     let summary = rep::Summary::of(&checks);
-    let ok = summary.verdict() == rep::Verdict::Pass;
+    let verdict = summary.verdict();
+    let ok = verdict == rep::Verdict::Pass;
     let replay = (!ok).then(|| format!("nicqual {}", replay_args(a, plan.seed)));
     let rec = rep::RunRecord {
         schema: rep::SCHEMA.to_string(),
@@ -249,7 +292,7 @@ pub(crate) fn qualify_on<B: Backend>(
     print_table(&rec.checks, &say);
     say(format!(
         "\n{}: {} passed, {} failed, {} not applicable, {} errors; seed {}; {:.1} ms {}, {:.1} ms wall",
-        if ok { "PASS" } else { "FAIL" },
+        verdict.as_str().to_uppercase(),
         summary.pass,
         summary.fail,
         summary.na,
@@ -266,7 +309,7 @@ pub(crate) fn qualify_on<B: Backend>(
         eprintln!("nicqual: {e}");
         return ExitCode::from(2);
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    ExitCode::from(verdict.exit_code())
 }
 
 /// The command line that replays this run exactly (same seed).
@@ -307,6 +350,8 @@ fn print_table(checks: &[rep::Check], say: &impl Fn(String)) {
         } else {
             format!("{:.1} us", c.duration_ns as f64 / 1e3)
         };
-        say(format!("{:<w$}  {:<6} {:>10}  {}", c.name, c.result.as_str().to_uppercase(), t, c.detail));
+        // Names and details come from devices and the command line: one line each, always.
+        let (name, detail) = (rep::printable(&c.name), rep::printable(&c.detail));
+        say(format!("{name:<w$}  {:<6} {t:>10}  {detail}", c.result.as_str().to_uppercase()));
     }
 }

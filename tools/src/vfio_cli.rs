@@ -220,10 +220,9 @@ pub fn qualify(addr: &str, a: &Args, plan: FaultPlan, quiet: bool) -> ExitCode {
     };
     let mut backend = match VfioBackend::open(&a.host.host(), &addr) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("nicqual: {spec}: {e}");
-            return ExitCode::from(1);
-        }
+        // No such function, no IOMMU, not bound to vfio-pci, permissions: the environment
+        // stopped the run, not the device (exit 3, a record with verdict `error`).
+        Err(e) => return crate::qualify::could_not_run(&spec, "vfio", a, &plan, format!("{spec}: {e}")),
     };
     let subsys = (
         backend.config_read(pci::SUBSYSTEM_VENDOR_ID, 2).unwrap_or(0),

@@ -44,3 +44,41 @@ fn fault_plans_that_cannot_apply_are_refused() {
     assert_eq!(code, Some(2), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The cases from the outside: a fault that cannot apply is 2 (nothing runs), a run
+/// the environment stopped is 3 with a record whose verdict is `error`.
+#[test]
+fn faults_that_cannot_apply_are_2_and_runs_the_environment_stopped_are_3() {
+    for args in [
+        &["qualify", "--quiet", "--fault", "lose-vector:99"][..],
+        &["qualify", "--quiet", "--fault", "drop-irq:99:0.5"],
+        &["qualify", "--quiet", "--fault", "corrupt-ivar:7"],
+        &["qualify", "--quiet", "--device", "qemu:e1000e", "--fault", "lose-vector:1"],
+        &["qualify", "--quiet", "--inject-bug", "dma-unmapped-iova"],
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+    }
+    let dir = std::env::temp_dir().join(format!("nicqual-exit-3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("r.json");
+    let (code, err) = run(&["qualify", "--quiet", "--device", "vfio:0000:99:00.0", "--json", json.to_str().unwrap()]);
+    assert_eq!(code, Some(3), "{err}");
+    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rec["verdict"], "error");
+    assert_eq!(rec["checks"][0]["name"], "environment");
+    assert!(rec["checks"][0]["detail"].as_str().unwrap().contains("0000:99:00.0"));
+    // Re-rendering that record keeps its exit status.
+    let (code, err) = run(&["report", json.to_str().unwrap(), "--ktap", dir.join("k").to_str().unwrap()]);
+    assert_eq!(code, Some(3), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let o = Command::new(env!("CARGO_BIN_EXE_nicqual")).args(["qualify", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    for line in ["0  everything", "1  the device failed", "2  usage or input", "3  could not run"] {
+        assert!(text.contains(line), "{text}");
+    }
+}
