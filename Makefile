@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build test deps lint unit qualify-smoke qemu-smoke test-vfio fuzz-smoke soak-smoke release clean
+.PHONY: all build test deps lint unit qualify-smoke qemu-smoke example test-vfio fuzz-smoke soak-smoke release clean
 
 all: build
 
@@ -12,7 +12,7 @@ build:
 release: build
 
 ## Everything CI checks: packages, formatting, lints, all test suites.
-test: deps lint unit qualify-smoke qemu-smoke test-vfio fuzz-smoke soak-smoke
+test: deps lint unit qualify-smoke qemu-smoke example test-vfio fuzz-smoke soak-smoke
 
 deps:
 	bash scripts/install-deps.sh
@@ -20,6 +20,7 @@ deps:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 unit:
 	$(CARGO) test --workspace --release
@@ -35,6 +36,12 @@ qemu-smoke: build
 	@command -v $${NICQUAL_QEMU:-qemu-system-x86_64} >/dev/null || { echo "qemu-smoke: no QEMU; as root: apt-get install -y qemu-system-x86 (or make deps)" >&2; exit 1; }
 	./target/release/nicqual qualify --quiet --device qemu:e1000e
 	./target/release/nicqual conformance --quiet >/dev/null
+
+## The driver authors' example (driver/nics/examples/first_frame.rs) on both devices: one
+## frame through MAC loopback, compared byte for byte; non-zero exit on any failure.
+example:
+	$(CARGO) run --release -p nicqual-nics --example first_frame -- model:i82574l
+	$(CARGO) run --release -p nicqual-nics --example first_frame -- qemu:e1000e
 
 ## The VFIO backend against real kernel VFIO: a Debian kernel under QEMU with an emulated
 ## IOMMU and two e1000e NICs (tools/tests/vfio_guest.rs; about 30 s of TCG).

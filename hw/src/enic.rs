@@ -20,7 +20,7 @@ pub const MGMTVNIC_MAGIC: u32 = 0x544D_474D;
 pub const VNIC_RES_VERSION: u32 = 0;
 /// Header: magic u32, version u32.
 pub const RES_HDR_LEN: u64 = 8;
-/// Entry: type u8, bar u8, pad[2], bar_offset u32, count u32.
+/// Entry: type u8, bar u8, `pad[2]`, bar_offset u32, count u32.
 pub const RES_ENTRY_LEN: u64 = 12;
 /// Each WQ/RQ/CQ/INTR_CTRL instance sits this far after the previous one.
 pub const VNIC_RES_STRIDE: u64 = 128;

@@ -63,7 +63,7 @@ pub struct DatapathCounters {
     pub tx_desc_dma_faults: u64,
     /// Buffer reads the IOMMU blocked (frame dropped).
     pub tx_buf_dma_faults: u64,
-    /// Frames dropped for exceeding [`MAX_TX_FRAME`].
+    /// Frames dropped for exceeding the model's 16 KiB transmit limit (`MAX_TX_FRAME`).
     pub tx_oversize: u64,
     /// Descriptors with a reserved DTYP.
     pub tx_reserved_desc: u64,

@@ -13,7 +13,7 @@
 //!   heap cannot refill it, netback logs `xen_net: Memory squeeze in netback driver.`,
 //!   keeps the packet queued and backs off for [`SQUEEZE_BACKOFF_NS`].
 //!
-//! Index arithmetic is the shared [`SharedRing`](crate::ring::SharedRing) mechanism.
+//! Index arithmetic is the shared [`SharedRing`] mechanism.
 
 use super::{CopyPtr, Hypervisor, Mfn, XenStore, store};
 use crate::ring::SharedRing;
@@ -31,7 +31,7 @@ pub const MAX_MFN_ALLOC: usize = 64;
 /// Back-off after a memory squeeze: `mod_timer(&net_timer, jiffies + HZ)`, 1 s.
 pub const SQUEEZE_BACKOFF_NS: u64 = 1_000_000_000;
 /// Packets netback queues for a guest whose RX ring is empty before dropping
-/// (`netif_queue_length` default in classic netback is 32; [inference] the scenario only
+/// (`netif_queue_length` default in classic netback is 32; \[inference\] the scenario only
 /// needs a bound).
 pub const RX_QUEUE_LIMIT: usize = 256;
 

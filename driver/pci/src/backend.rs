@@ -19,6 +19,7 @@ pub enum BackendKind {
 /// What a backend says about itself.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BackendInfo {
+    /// Which kind of backend this is.
     pub kind: BackendKind,
     /// Human-readable device name (`model:i82574l`, `0000:00:04.0`, ...).
     pub name: String,
@@ -32,13 +33,18 @@ pub struct BackendInfo {
 /// Device permission on a DMA mapping (VFIO_DMA_MAP_FLAG_READ / _WRITE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DmaPerm {
+    /// The device may read the mapping (descriptors it fetches, frames it transmits).
     pub device_reads: bool,
+    /// The device may write the mapping (write-backs, received frames).
     pub device_writes: bool,
 }
 
 impl DmaPerm {
+    /// Device reads only (`DMA_TO_DEVICE`): transmit buffers.
     pub const TO_DEVICE: DmaPerm = DmaPerm { device_reads: true, device_writes: false };
+    /// Device writes only (`DMA_FROM_DEVICE`): receive buffers.
     pub const FROM_DEVICE: DmaPerm = DmaPerm { device_reads: false, device_writes: true };
+    /// Device reads and writes (`DMA_BIDIRECTIONAL`): descriptor rings.
     pub const BIDIRECTIONAL: DmaPerm = DmaPerm { device_reads: true, device_writes: true };
 }
 
@@ -47,6 +53,7 @@ impl DmaPerm {
 /// Register accesses are infallible at this level, as on real hardware: a read of a
 /// function that is gone returns all-ones, and the driver validates what it reads.
 pub trait Backend {
+    /// What this backend is and what it allows (kind, name, MSI-X table access, clock).
     fn info(&self) -> BackendInfo;
 
     /// Read `size` (1, 2, 4) bytes of configuration space.

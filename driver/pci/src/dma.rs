@@ -141,10 +141,12 @@ impl DmaMemory {
         })
     }
 
+    /// Length in bytes (after rounding at allocation).
     pub fn len(&self) -> usize {
         self.block.len
     }
 
+    /// True for a block of no bytes (never the case for one this module made).
     pub fn is_empty(&self) -> bool {
         self.block.len == 0
     }
@@ -219,12 +221,15 @@ impl DmaMemory {
         Some(())
     }
 
+    /// Volatile little-endian 32-bit read at `off` (a descriptor's status word); `None` if
+    /// out of bounds.
     pub fn read_u32(&self, off: usize) -> Option<u32> {
         let mut b = [0u8; 4];
         self.read(off, &mut b)?;
         Some(u32::from_le_bytes(b))
     }
 
+    /// Volatile little-endian 32-bit write at `off`; `None` if out of bounds.
     pub fn write_u32(&self, off: usize, v: u32) -> Option<()> {
         self.write(off, &v.to_le_bytes())
     }

@@ -4,6 +4,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+/// A non-blocking eventfd(2): a kernel counter that a signaller adds to and a waiter
+/// reads and resets. One per MSI-X vector.
 #[derive(Debug)]
 pub struct EventFd {
     fd: OwnedFd,

@@ -6,7 +6,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckResult {
+    /// The check ran and the device did what it must.
     Pass,
+    /// The check ran and the device did not; the detail says what was seen.
     Fail,
     /// Not applicable here (or not run because an earlier failure made it meaningless).
     Na,
@@ -18,6 +20,7 @@ pub enum CheckResult {
 }
 
 impl CheckResult {
+    /// The lower-case name used in reports (`pass`, `fail`, `na`, `error`).
     pub fn as_str(self) -> &'static str {
         match self {
             CheckResult::Pass => "pass",
@@ -32,28 +35,37 @@ impl CheckResult {
 /// A measured value with its unit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Measurement {
+    /// What was measured (`frames`, `missed`).
     pub name: String,
+    /// The value, in `unit`.
     pub value: f64,
+    /// Unit of `value` (`frames`, `segments`, `slots`).
     pub unit: &'static str,
 }
 
 /// One check's report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckReport {
+    /// The check's name as listed in the suite (`loopback[64]`, `irq-watchdog`).
     pub name: String,
+    /// Its outcome.
     pub result: CheckResult,
+    /// What was seen, in words: the evidence for the outcome.
     pub detail: String,
     /// Time the check took on the backend's clock (virtual for emulation), ns.
     pub duration_ns: u64,
+    /// Numbers the check measured along the way (none for most checks).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub measurements: Vec<Measurement>,
 }
 
 impl CheckReport {
+    /// A report with no duration and no measurements yet.
     pub fn new(name: impl Into<String>, result: CheckResult, detail: impl Into<String>) -> Self {
         CheckReport { name: name.into(), result, detail: detail.into(), duration_ns: 0, measurements: Vec::new() }
     }
 
+    /// Add a measurement (builder style).
     pub fn measure(mut self, name: impl Into<String>, value: f64, unit: &'static str) -> Self {
         self.measurements.push(Measurement { name: name.into(), value, unit });
         self
@@ -83,6 +95,7 @@ pub struct HealthCounters {
 /// timeline of a run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct IrqEvent {
+    /// MSI-X vector the cause is routed to.
     pub vector: u16,
     /// IVAR entry index (0 RxQ0 .. 4 Other) whose cause was raised.
     pub entry: u8,
@@ -98,12 +111,14 @@ pub const IRQ_LOG_CAP: usize = 4096;
 /// Bounded log of [`IrqEvent`]s.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IrqLog {
+    /// The events kept, oldest first (at most [`IRQ_LOG_CAP`]).
     pub events: Vec<IrqEvent>,
     /// Events not kept because the log was full.
     pub dropped: u64,
 }
 
 impl IrqLog {
+    /// Keep `e`, or count it in `dropped` when the log is full.
     pub fn push(&mut self, e: IrqEvent) {
         if self.events.len() < IRQ_LOG_CAP {
             self.events.push(e);

@@ -11,6 +11,7 @@
 //! Non-test code here may not unwrap, expect, index or panic: every value that can come
 //! from a device goes through `get()`, checked arithmetic and typed errors (lints below).
 
+#![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod backend;

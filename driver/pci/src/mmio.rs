@@ -8,6 +8,8 @@
 //! device. Every access is one `read_volatile`/`write_volatile` through a raw pointer at a
 //! checked offset.
 
+/// A mapped BAR (or any register window) reached only through checked volatile 32-bit
+/// accesses.
 #[derive(Debug)]
 pub struct MmioRegion {
     base: *mut u8,
@@ -15,6 +17,8 @@ pub struct MmioRegion {
 }
 
 impl MmioRegion {
+    /// A region over the `len` bytes at `base`.
+    ///
     /// # Safety
     /// `base` must be 4-byte aligned (an mmap is page-aligned), and `base..base+len` must be a mapping of device registers (or plain memory) that stays
     /// valid for reads and writes for the life of the returned value, that nothing else
@@ -24,10 +28,12 @@ impl MmioRegion {
         MmioRegion { base, len }
     }
 
+    /// Length of the region in bytes.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// True for a region of no bytes (every read is all-ones).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

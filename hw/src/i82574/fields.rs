@@ -1,5 +1,5 @@
 //! The 82574L register file as a table for dumps (`nicqual regs`, like `ethtool -d`):
-//! every BAR0 register of [`REG_NAMES`](super::REG_NAMES) plus the arrays, with how a read
+//! every BAR0 register of [`REG_NAMES`] plus the arrays, with how a read
 //! behaves and the bit fields to decode. Bit positions come from the same datasheet facts
 //! as the bitflags above; flag registers reuse those bitflags instead of repeating them.
 

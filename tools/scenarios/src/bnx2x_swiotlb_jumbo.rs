@@ -13,7 +13,7 @@
 //! * rx: both ports keep 4078 buffers of 9472 bytes posted; every packet on a port
 //!   replaces one (allocate + map the new one, unmap the filled one);
 //! * tx: linear skbs of 14–33 KB (the sizes in the field log) with GRO off, the same bytes
-//!   as a small head plus page fragments with GRO on ([inference]); load grows by one more
+//!   as a small head plus page fragments with GRO on (\[inference\]); load grows by one more
 //!   skb in flight every 4 packets (guests starting, storage traffic building up), and one
 //!   in-flight skb completes and is replaced per packet on average.
 

@@ -3,7 +3,7 @@
 //! * [`sysfs`]: what the kernel says about PCI functions and IOMMU groups, and binding a
 //!   function to vfio-pci and back (roots configurable, so tests use a fake tree);
 //! * [`sys`]: the VFIO ioctls over `vfio-bindings` structures and `libc::ioctl`;
-//! * [`VfioBackend`]: the [`crate::Backend`] implementation — container + group with the
+//! * [`VfioBackend`]: the [`nicqual_pci::Backend`] implementation — container + group with the
 //!   type1 IOMMU, BARs mmap'd (pread/pwrite where a region cannot be), DMA memory mapped
 //!   at the driver's IOVAs, MSI-X as one eventfd per vector, reset;
 //! * [`kmsg`]: IOMMU faults the kernel logs for the function, so a blocked DMA shows up in
