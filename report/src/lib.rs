@@ -14,6 +14,7 @@
 //! This crate depends on nothing else of nicqual, so any crate can produce records.
 
 pub mod bench;
+pub mod diff;
 pub mod html;
 pub mod junit;
 pub mod ktap;

@@ -3,6 +3,7 @@
 mod bench;
 mod conformance;
 mod devices;
+mod diff;
 mod output;
 mod progress;
 mod qualify;
@@ -51,6 +52,9 @@ enum Cmd {
     Unbind(vfio_cli::AddrArgs),
     /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP or JSON.
     Report(output::ReportArgs),
+    /// Compare two run records: checks that changed result, measurements that moved
+    /// (exit 1 on a regression).
+    Diff(diff::Args),
     /// Dump every register of a device with its name and decoded fields (like ethtool -d).
     Regs(regs::Args),
     /// Run a field-failure scenario (`scenario list`, `scenario run NAME`).
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Cmd::Bind(a) => vfio_cli::bind(a),
         Cmd::Unbind(a) => vfio_cli::unbind(a),
         Cmd::Report(a) => output::report(a),
+        Cmd::Diff(a) => diff::run(a),
         Cmd::Regs(a) => regs::run(a),
         Cmd::Scenario(a) => scenario::run(a),
         Cmd::Bench(a) => bench::run(a),
