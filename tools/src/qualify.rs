@@ -12,7 +12,7 @@ use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_nics::i82574::{I82574, LINUX_ROUTES};
 use nicqual_pci::{Backend, CheckReport, CheckResult};
 use nicqual_qualify::deviations::{DeviceOptions, qemu_e1000e_options};
-use nicqual_qualify::i82574::{LOOPBACK_SIZES, SUITE, run_suite_with};
+use nicqual_qualify::i82574::{LOOPBACK_SIZES, SUITE, Selection, check_names, merge_repeats, run_suite_with};
 use nicqual_qualify::record;
 use nicqual_report as rep;
 use std::path::PathBuf;
@@ -43,6 +43,33 @@ pub struct Args {
     /// Deliberate driver bug, to prove the run catches it (vfio: `dma-unmapped-iova`).
     #[arg(long, hide = true)]
     pub inject_bug: Option<crate::vfio_cli::Bug>,
+    /// List the checks this device gets, in run order, and exit.
+    #[arg(long)]
+    list_checks: bool,
+    /// Run only the checks matching GLOB (`*`, `?`; brackets are literal), repeatable. The
+    /// set-up steps a selected check relies on still run, unreported.
+    #[arg(long = "check", value_name = "GLOB")]
+    check: Vec<String>,
+    /// Leave out the checks matching GLOB, repeatable.
+    #[arg(long = "skip", value_name = "GLOB")]
+    skip: Vec<String>,
+    /// Run the suite N times on the attached device; a check passes only if it passed every
+    /// time (flaky = fail, with the counts).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: u32,
+}
+
+/// Every check `spec` gets, in run order: the suite, the device's own checks, teardown.
+fn all_checks(device: &DeviceSpec) -> Vec<String> {
+    let mut v = check_names();
+    let extra: &[&str] = match device {
+        DeviceSpec::ModelI82574 => &[],
+        DeviceSpec::QemuE1000e => &["wire[socket]", "fault-injection"],
+        DeviceSpec::Vfio(_) => &["dma-tx", "iommu-faults", "vfio-setup", "fault-injection"],
+    };
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v.push("teardown".into());
+    v
 }
 
 impl Args {
@@ -88,6 +115,18 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
         }
     };
     let spec = a.device.to_string();
+    let select = Selection { check: a.check.clone(), skip: a.skip.clone() };
+    let names = all_checks(&a.device);
+    if a.list_checks {
+        for n in names.iter().filter(|n| select.wants(n)) {
+            println!("{n}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if !names.iter().any(|n| select.wants(n)) {
+        eprintln!("nicqual: no check of {spec} matches --check/--skip (list them with --list-checks)");
+        return ExitCode::from(2);
+    }
     if a.inject_bug.is_some() && !matches!(a.device, DeviceSpec::Vfio(_)) {
         eprintln!("nicqual: --inject-bug applies to vfio devices only, not {spec}");
         return ExitCode::from(2);
@@ -199,10 +238,12 @@ pub(crate) fn qualify_on<B: Backend>(
     a: &Args,
     plan: FaultPlan,
     quiet: bool,
-    opts: DeviceOptions,
+    mut opts: DeviceOptions,
     arm: impl FnOnce(&mut B) -> Vec<CheckReport>,
     extra: impl FnOnce(&mut I82574<B>) -> Vec<CheckReport>,
 ) -> ExitCode {
+    let select = Selection { check: a.check.clone(), skip: a.skip.clone() };
+    opts.suite.select = select.clone();
     let info = backend.info();
     let started_at = rep::now_rfc3339();
     let t0 = std::time::Instant::now();
@@ -221,7 +262,7 @@ pub(crate) fn qualify_on<B: Backend>(
             _ => 1,
         })
         .sum();
-    let progress = Progress::new(suite_len as u64 + 3, "qualify", quiet);
+    let progress = Progress::new(suite_len as u64 * u64::from(a.repeat) + 3, "qualify", quiet);
     progress.step("attach");
     let mut drv = match I82574::attach(backend, opts.driver) {
         Ok(d) => d,
@@ -244,12 +285,16 @@ pub(crate) fn qualify_on<B: Backend>(
     }
     progress.step("checks");
     let t_start = drv.backend().now_ns();
-    let mut checks = run_suite_with(&mut drv, &opts.suite, &mut |c| {
-        progress.step(&c.name);
-        progress.inc();
-    });
-    checks.extend(extra(&mut drv));
-    checks.extend(not_applicable);
+    let mut runs = Vec::new();
+    for _ in 0..a.repeat {
+        runs.push(run_suite_with(&mut drv, &opts.suite, &mut |c| {
+            progress.step(&c.name);
+            progress.inc();
+        }));
+    }
+    let mut checks = if a.repeat > 1 { merge_repeats(runs) } else { runs.into_iter().flatten().collect() };
+    checks.extend(extra(&mut drv).into_iter().filter(|c| select.wants(&c.name)));
+    checks.extend(not_applicable.into_iter().filter(|c| select.wants(&c.name)));
     let id = drv.identity();
     let mac = drv.mac();
     let gone = drv.is_gone();
@@ -258,7 +303,9 @@ pub(crate) fn qualify_on<B: Backend>(
     let t_end = drv.backend().now_ns().saturating_sub(t_start);
     progress.step("teardown");
     let backend = drv.shutdown();
-    checks.push(teardown_check(&backend, gone));
+    if select.wants("teardown") {
+        checks.push(teardown_check(&backend, gone));
+    }
     progress.inc();
     progress.step("reports");
 

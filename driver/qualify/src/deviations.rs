@@ -34,6 +34,7 @@ pub fn qemu_e1000e_options() -> DeviceOptions {
                 "QEMU 7.2's e1000e in MAC loopback drops a frame that finds no free descriptor without RXO, MPC or RNBC"
                     .into(),
             ),
+            ..Default::default()
         },
     }
 }

@@ -3,8 +3,8 @@
 //! backend. Each check yields a [`CheckReport`]; once the device is found gone, the rest are
 //! reported as not run and nothing more touches it.
 
-use super::SuiteOptions;
 use super::datapath::{self, LOOPBACK_SIZES};
+use super::{Selection, SuiteOptions};
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_nics::DriverError;
 use nicqual_nics::i82574::{I82574, LINUX_ROUTES, Recovery, VECTORS};
@@ -33,8 +33,40 @@ pub const SUITE: &[&str] = &[
 
 type Outcome = Result<CheckReport, DriverError>;
 
+/// Every check of the suite by name, in run order (`*` expanded for this driver's vector
+/// plan, the IVAR entries and the loopback sizes).
+pub fn check_names() -> Vec<String> {
+    let mut v = Vec::new();
+    for c in SUITE {
+        match *c {
+            "msix-table[*]" => v.extend(LINUX_ROUTES.iter().map(|(_, n)| format!("msix-table[{n}]"))),
+            "ivar[*]" => v.extend(IvarEntry::ALL.iter().map(|e| format!("ivar[{e}]"))),
+            "vector[*]" => v.extend(IvarEntry::ALL.iter().map(|e| format!("vector[{e}]"))),
+            "loopback[*]" => v.extend(LOOPBACK_SIZES.iter().map(|s| format!("loopback[{s}]"))),
+            c => v.push(c.to_string()),
+        }
+    }
+    v
+}
+
+/// Set-up steps the checks after them rely on.
+const SETUP: [&str; 3] = ["reset", "msix-setup", "link"];
+
+/// Must the check `name` run under `sel`? Selected checks, and the steps a selected check
+/// relies on (see [`SuiteOptions::select`]).
+fn needed(sel: &Selection, name: &str) -> bool {
+    if sel.wants(name) {
+        return true;
+    }
+    let names = check_names();
+    let later = |after: &str| names.iter().skip_while(|n| *n != after).skip(1).any(|n| sel.wants(n));
+    (SETUP.contains(&name) && later(name))
+        || ((name.starts_with("vector[") || name == "irq-watchdog") && sel.wants("recovery"))
+}
+
 struct Runner<'a> {
     reports: Vec<CheckReport>,
+    select: &'a Selection,
     /// Called with each report as it is made (progress display).
     on_check: &'a mut dyn FnMut(&CheckReport),
     stopped: Option<String>,
@@ -43,6 +75,9 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     fn run<B: Backend>(&mut self, drv: &mut I82574<B>, name: &str, f: impl FnOnce(&mut I82574<B>) -> Outcome) {
+        if !self.select.is_all() && !needed(self.select, name) {
+            return;
+        }
         if let Some(why) = &self.stopped {
             let rep = CheckReport::new(name, CheckResult::Na, format!("not run: {why}"));
             (self.on_check)(&rep);
@@ -95,7 +130,7 @@ pub fn run_suite_with<B: Backend>(
     opts: &SuiteOptions,
     on_check: &mut dyn FnMut(&CheckReport),
 ) -> Vec<CheckReport> {
-    let mut run = Runner { reports: Vec::new(), on_check, stopped: None, lost: BTreeSet::new() };
+    let mut run = Runner { reports: Vec::new(), select: &opts.select, on_check, stopped: None, lost: BTreeSet::new() };
     let id = drv.identity();
     run.run(drv, "pci-identity", |_| {
         pass(format!(
@@ -300,5 +335,8 @@ pub fn run_suite_with<B: Backend>(
     if !drv.is_gone() {
         let _ = datapath::end_datapath_checks(drv);
     }
-    run.reports
+    // Steps that ran only because a selected check relies on them are not reported.
+    let mut reports = run.reports;
+    reports.retain(|r| opts.select.wants(&r.name));
+    reports
 }
