@@ -77,7 +77,7 @@ pub fn from_bench(v: serde_json::Value, path: &str) -> Result<RunRecord, ReadErr
     let mut rec = RunRecord {
         schema: SCHEMA.to_string(),
         kind: "bench".into(),
-        tool: Tool { name: "nicqual".into(), version: String::new() },
+        tool: Tool { name: "nicqual".into(), version: String::new(), commit: None },
         host: b.host.unwrap_or_default(),
         command: b.command,
         started_at: None,
@@ -87,7 +87,7 @@ pub fn from_bench(v: serde_json::Value, path: &str) -> Result<RunRecord, ReadErr
             virtual_time: false,
             msix_table_access: false,
         },
-        device: Device { spec: nic, driver: "nicqual-driver".into(), ..Device::default() },
+        device: Device { spec: nic, driver: "nicqual-nics".into(), ..Device::default() },
         seed: 0,
         fault_plan: serde_json::Value::Null,
         verdict: Verdict::Pass,

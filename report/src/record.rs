@@ -2,7 +2,7 @@
 //!
 //! Every writer (JSON, JUnit, KTAP, HTML) renders from this one type, so a stored record
 //! re-renders to exactly what the run printed. Fields are only ever added; a reader of
-//! `nicqual.run/2` also reads `nicqual.run/1` records (missing fields take defaults).
+//! `nicqual.run/3` also reads `nicqual.run/1` and `/2` records (missing fields take defaults).
 
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +81,20 @@ impl Verdict {
 pub struct Tool {
     pub name: String,
     pub version: String,
+    /// The git commit the tool was built from, when built from a checkout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+impl Tool {
+    /// This build of nicqual: its version and the commit it was built from.
+    pub fn this() -> Tool {
+        Tool {
+            name: "nicqual".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            commit: option_env!("NICQUAL_GIT_COMMIT").map(str::to_string),
+        }
+    }
 }
 
 /// The machine the run happened on.
@@ -179,11 +193,18 @@ pub struct Device {
     /// As read from the device (EEPROM), `aa:bb:cc:dd:ee:ff`.
     #[serde(default)]
     pub mac: Option<String>,
-    /// The driver that ran the checks (`nicqual-driver i82574`).
+    /// The driver that ran the checks (`nicqual-nics i82574`).
     pub driver: String,
     /// The kernel driver bound to the function during the run (`vfio-pci`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_driver: Option<String>,
+    /// The device's NVM / firmware version where it has one (82574L: EEPROM word 0x05,
+    /// as ethtool's `firmware-version` prints it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvm_version: Option<String>,
+    /// The PCI Express link as the function reports it (`x1 Gen1 (2.5 GT/s)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci_link: Option<String>,
 }
 
 /// A measured value with its unit.

@@ -15,7 +15,7 @@ fn sample() -> RunRecord {
     let mut rec = RunRecord {
         schema: SCHEMA.into(),
         kind: "qualify".into(),
-        tool: Tool { name: "nicqual".into(), version: "0.1.0".into() },
+        tool: Tool { name: "nicqual".into(), version: "0.1.0".into(), commit: None },
         host: Host {
             hostname: "lab<1>".into(),
             os: "linux".into(),

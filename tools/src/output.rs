@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Outputs {
-    /// Write the run record (JSON, schema nicqual.run/2) here; `-` for standard output.
+    /// Write the run record (JSON, schema nicqual.run/3) here; `-` for standard output.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Write JUnit XML (one testcase per check) here; `-` for standard output.

@@ -200,7 +200,7 @@ pub(crate) fn could_not_run(spec: &str, kind: &str, a: &Args, plan: &FaultPlan, 
     let rec = rep::RunRecord {
         schema: rep::SCHEMA.to_string(),
         kind: "qualify".into(),
-        tool: rep::Tool { name: "nicqual".into(), version: env!("CARGO_PKG_VERSION").into() },
+        tool: rep::Tool::this(),
         host: rep::Host::this(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         started_at: Some(rep::now_rfc3339()),
@@ -298,6 +298,13 @@ pub(crate) fn qualify_on<B: Backend>(
     let id = drv.identity();
     let mac = drv.mac();
     let gone = drv.is_gone();
+    // What the record says about the part: its NVM version and its PCIe link.
+    let nvm = if gone { None } else { drv.read_eeprom(0x05).ok() };
+    let pci_link = if gone {
+        None
+    } else {
+        nicqual_pci::caps::pcie_link(|off, size| drv.backend_mut().config_read(off, size)).ok().flatten()
+    };
     let irq_bound = drv.options().irq_bound_ns;
     let interrupts = record::interrupts(&drv.irq_log, &LINUX_ROUTES, irq_bound);
     let t_end = drv.backend().now_ns().saturating_sub(t_start);
@@ -317,12 +324,12 @@ pub(crate) fn qualify_on<B: Backend>(
     let rec = rep::RunRecord {
         schema: rep::SCHEMA.to_string(),
         kind: "qualify".into(),
-        tool: rep::Tool { name: "nicqual".into(), version: env!("CARGO_PKG_VERSION").into() },
+        tool: rep::Tool::this(),
         host: rep::Host::this(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         started_at: Some(started_at),
         backend: record::backend(&info),
-        device: record::device(spec, &info, id, mac),
+        device: record::device(spec, &info, id, mac, nvm, pci_link),
         seed: plan.seed,
         fault_plan: serde_json::to_value(&plan).unwrap_or_default(),
         verdict: summary.verdict(),

@@ -203,7 +203,7 @@ fn all_plots_record() -> rep::RunRecord {
     let mut rec = rep::RunRecord {
         schema: rep::SCHEMA.into(),
         kind: "scenario:synthetic".into(),
-        tool: rep::Tool { name: "nicqual".into(), version: "test".into() },
+        tool: rep::Tool { name: "nicqual".into(), version: "test".into(), commit: None },
         host: rep::Host::this(),
         command: "synthetic".into(),
         started_at: None,

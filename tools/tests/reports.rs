@@ -102,14 +102,17 @@ fn one_qualify_run_writes_json_junit_ktap_and_html() {
     let out = nicqual(&["qualify", "--json", s(&json), "--junit", s(&xml), "--ktap", "--html", s(&html)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rec: serde_json::Value = serde_json::from_str(&read(&json)).unwrap();
-    assert_eq!(rec["schema"], "nicqual.run/2");
+    assert_eq!(rec["schema"], "nicqual.run/3");
+    assert_eq!(rec["tool"]["commit"].as_str().map(str::len), Some(40), "the record names the commit it was built from");
+    assert_eq!(rec["device"]["pci_link"], "x1 Gen1 (2.5 GT/s), Link Status 0x0011");
+    assert!(rec["device"]["nvm_version"].is_string());
     assert_eq!(rec["verdict"], "pass");
     for k in ["tool", "host", "backend", "device", "seed", "fault_plan", "summary", "checks"] {
         assert!(!rec[k].is_null(), "record has {k}");
     }
     assert_eq!(rec["device"]["vendor_id"], "8086");
     assert_eq!(rec["device"]["subsystem_vendor_id"], "8086");
-    assert_eq!(rec["device"]["driver"], "nicqual-driver i82574");
+    assert_eq!(rec["device"]["driver"], "nicqual-nics i82574");
     assert_eq!(rec["backend"]["kind"], "emulated");
     assert!(rec["host"]["hostname"].is_string() && rec["tool"]["version"].is_string());
     junit_cases(&read(&xml), &rec);

@@ -44,7 +44,7 @@ fn enic_jumbo_key_numbers() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
-    assert_eq!(v["schema"], "nicqual.run/2");
+    assert_eq!(v["schema"], "nicqual.run/3");
     assert_eq!(v["kind"], "scenario:enic-jumbo");
     assert_eq!(v["seed"], 1);
     // 8 MTUs x 4 columns.

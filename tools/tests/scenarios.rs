@@ -66,7 +66,7 @@ fn netfront_resume_key_numbers() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
-    assert_eq!(v["schema"], "nicqual.run/2");
+    assert_eq!(v["schema"], "nicqual.run/3");
     assert_eq!(v["kind"], "scenario:netfront-resume");
     assert_eq!(v["seed"], 3);
     assert_eq!(check(&v, "netfront-resume.before-save")["result"], "pass");
@@ -146,7 +146,7 @@ fn bnx2x_swiotlb_jumbo_key_numbers() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
-    assert_eq!(v["schema"], "nicqual.run/2");
+    assert_eq!(v["schema"], "nicqual.run/3");
     assert_eq!(v["kind"], "scenario:bnx2x-swiotlb-jumbo");
     assert_eq!(v["seed"], 1);
     let off = check(&v, "bnx2x-swiotlb-jumbo.gro-off-64mib");

@@ -124,6 +124,9 @@ impl I82574 {
         cfg.set16(pcie + 2, 0x0001); // version 1, endpoint
         cfg.set32(pcie + 4, 0); // DevCap: no FLR (function-level reset not advertised)
         cfg.set_wmask16(pcie + 8, 0x7CFF); // DevCtl
+        // LinkCap / LinkStatus: the 82574L is a PCIe x1 2.5 GT/s part, link trained.
+        cfg.set32(pcie + 0x0C, 0x0000_0411);
+        cfg.set16(pcie + 0x12, 0x0011);
         let msix = cfg.add_cap(pci::CAP_ID_MSIX, r::CAP_MSIX, 12);
         cfg.set16(msix + pci::MSIX_MSG_CTRL, r::MSIX_VECTORS - 1);
         cfg.set_wmask8(msix + pci::MSIX_MSG_CTRL + 1, 0xC0); // Enable, Function Mask

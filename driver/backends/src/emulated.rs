@@ -87,31 +87,13 @@ impl<D: PciDevice> EmulatedBackend<D> {
         }
     }
 
-    fn find_cap(&mut self, id: u8) -> Option<u16> {
-        if self.dev.config_read(pci::STATUS, 2) as u16 & pci::STATUS_CAP_LIST == 0 {
-            return None;
-        }
-        let mut off = self.dev.config_read(pci::CAPABILITIES_PTR, 1) as u16 & 0xFC;
-        for _ in 0..48 {
-            if off < 0x40 {
-                return None;
-            }
-            if self.dev.config_read(off, 1) as u8 == id {
-                return Some(off);
-            }
-            off = self.dev.config_read(off + 1, 1) as u16 & 0xFC;
-        }
-        None
-    }
-
     fn msix_table(&mut self) -> Result<(u16, u8, u64, u16), BackendError> {
-        let cap = self
-            .find_cap(pci::CAP_ID_MSIX)
-            .ok_or(BackendError::Msix { vectors: 0, why: "device has no MSI-X capability".into() })?;
-        let ctrl = self.dev.config_read(cap + pci::MSIX_MSG_CTRL, 2) as u16;
-        let table = self.dev.config_read(cap + pci::MSIX_TABLE, 4);
-        let size = (ctrl & pci::MSIX_CTRL_TABLE_SIZE_MASK) + 1;
-        Ok((cap, (table & pci::MSIX_BIR_MASK) as u8, (table & !pci::MSIX_BIR_MASK) as u64, size))
+        let dev = &mut self.dev;
+        let l =
+            nicqual_pci::caps::msix_layout(|off, size| Ok::<u32, std::convert::Infallible>(dev.config_read(off, size)))
+                .unwrap_or(None)
+                .ok_or(BackendError::Msix { vectors: 0, why: "device has no MSI-X capability".into() })?;
+        Ok((l.cap, l.table_bir, l.table_off, l.size))
     }
 }
 

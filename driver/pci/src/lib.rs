@@ -15,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 pub mod backend;
+pub mod caps;
 pub mod dma;
 pub mod error;
 pub mod eventfd;

@@ -49,8 +49,16 @@ pub fn backend(info: &BackendInfo) -> rep::BackendInfo {
 
 /// Device identity for the record: PCI ids as read at attach, MAC from the EEPROM, and
 /// which drivers were in use (on VFIO the kernel side is `vfio-pci`, and the backend's name
-/// is the function's PCI address).
-pub fn device(spec: &str, info: &BackendInfo, id: Identity, mac: Option<[u8; 6]>) -> rep::Device {
+/// is the function's PCI address), the NVM version (EEPROM word 0x05, shown as ethtool's
+/// `firmware-version` prints it: major.minor-build) and the PCIe link.
+pub fn device(
+    spec: &str,
+    info: &BackendInfo,
+    id: Identity,
+    mac: Option<[u8; 6]>,
+    nvm_word5: Option<u16>,
+    pci_link: Option<String>,
+) -> rep::Device {
     let vfio = info.kind == BackendKind::Vfio;
     rep::Device {
         spec: spec.to_string(),
@@ -69,8 +77,10 @@ pub fn device(spec: &str, info: &BackendInfo, id: Identity, mac: Option<[u8; 6]>
         subsystem_id: format!("{:04x}", id.subsys),
         revision: Some(id.revision),
         mac: mac.map(fmt_mac),
-        driver: "nicqual-driver i82574".into(),
+        driver: "nicqual-nics i82574".into(),
         kernel_driver: vfio.then(|| "vfio-pci".to_string()),
+        nvm_version: nvm_word5.map(|v| format!("{}.{}-{}", v >> 12, (v >> 4) & 0xFF, v & 0xF)),
+        pci_link,
     }
 }
 

@@ -589,7 +589,7 @@ pub fn run(seed: u64, out: &mut dyn std::io::Write) -> std::io::Result<rep::RunR
         backend: "model:bnx2x x2 (Xen PV dom0, classic-Xen SWIOTLB)",
         spec: "model:bnx2x",
         device: "Broadcom NetXtreme II BCM57810 (ring model)",
-        driver: "nicqual-driver bnx2x",
+        driver: "nicqual-nics bnx2x",
     };
     let mut rec = record(NAME, seed, &platform, &checks, duration, started, wall);
     rec.device.pci_address = Some(PORTS.join(","));

@@ -169,7 +169,7 @@ const PLATFORM: Platform = Platform {
     backend: "model:xen-memory (Xen heap, dom0 balloon, toolstack; page counts)",
     spec: "model:xen-dom0",
     device: "Xen dom0 back end receive buffers (15 vifs)",
-    driver: "nicqual-driver xen::rxpool",
+    driver: "nicqual-xen rxpool",
 };
 
 fn secs(ns: u64) -> String {

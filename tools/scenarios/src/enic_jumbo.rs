@@ -506,7 +506,7 @@ const PLATFORM: RecPlatform = RecPlatform {
     backend: "model:enic (ring level)",
     spec: "model:enic",
     device: "Cisco VIC vNIC (nicqual ring-level model)",
-    driver: "nicqual-driver enic",
+    driver: "nicqual-nics enic",
 };
 
 #[cfg(test)]

@@ -177,7 +177,7 @@ const PLATFORM: Platform = Platform {
     backend: "model:xen (hypervisor grant table, xenstore, netback; RHEL 5.3 -> 5.4 hosts)",
     spec: "model:xen-vif",
     device: "Xen PV vif (netfront/netback shared rings)",
-    driver: "nicqual-driver xen::netfront",
+    driver: "nicqual-xen netfront",
 };
 
 fn after_restore(r: &Run, l: &Option<Line>) -> String {

@@ -86,7 +86,7 @@ pub fn record(
     let mut rec = rep::RunRecord {
         schema: rep::SCHEMA.to_string(),
         kind: format!("scenario:{name}"),
-        tool: rep::Tool { name: "nicqual".into(), version: env!("CARGO_PKG_VERSION").into() },
+        tool: rep::Tool::this(),
         host: rep::Host::this(),
         command: String::new(),
         started_at: Some(started),

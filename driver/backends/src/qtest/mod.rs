@@ -170,15 +170,7 @@ struct Bar {
     io: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct MsixLayout {
-    cap: u16,
-    size: u16,
-    table_bir: u8,
-    table_off: u64,
-    pba_bir: u8,
-    pba_off: u64,
-}
+use nicqual_pci::caps::MsixLayout;
 
 #[derive(Debug, Clone, Copy)]
 enum Clock {
@@ -604,30 +596,7 @@ impl QtestBackend {
     }
 
     fn find_msix(&mut self) -> Result<Option<MsixLayout>, BackendError> {
-        if self.cfg_read(pci::STATUS, 2)? as u16 & pci::STATUS_CAP_LIST == 0 {
-            return Ok(None);
-        }
-        let mut off = self.cfg_read(pci::CAPABILITIES_PTR, 1)? as u16 & 0xFC;
-        for _ in 0..48 {
-            if off < 0x40 {
-                return Ok(None);
-            }
-            if self.cfg_read(off, 1)? as u8 == pci::CAP_ID_MSIX {
-                let ctrl = self.cfg_read(off + pci::MSIX_MSG_CTRL, 2)? as u16;
-                let t = self.cfg_read(off + pci::MSIX_TABLE, 4)?;
-                let p = self.cfg_read(off + pci::MSIX_PBA, 4)?;
-                return Ok(Some(MsixLayout {
-                    cap: off,
-                    size: (ctrl & pci::MSIX_CTRL_TABLE_SIZE_MASK) + 1,
-                    table_bir: (t & pci::MSIX_BIR_MASK) as u8,
-                    table_off: (t & !pci::MSIX_BIR_MASK) as u64,
-                    pba_bir: (p & pci::MSIX_BIR_MASK) as u8,
-                    pba_off: (p & !pci::MSIX_BIR_MASK) as u64,
-                }));
-            }
-            off = self.cfg_read(off + 1, 1)? as u16 & 0xFC;
-        }
-        Ok(None)
+        nicqual_pci::caps::msix_layout(|off, size| self.cfg_read(off, size))
     }
 
     fn fail(&mut self, e: WireError) {
