@@ -55,7 +55,7 @@ fn enic_jumbo_key_numbers() {
     assert_eq!(verdict(&v, 9000, "nicqual, bad adapter"), "supported");
     assert_eq!(verdict(&v, 9001, "nicqual, Xen dom0"), "unsupported");
     let early = check(&v, "enic-jumbo.early-xen-dom0");
-    assert_eq!(early["result"], "fail");
+    assert_eq!(early["result"], "xfail", "the early driver reproduces the field failure: expected");
     assert!(measured(early, "overflow_posted") > 0.0 && measured(early, "corrupt_frames") > 0.0);
     assert!(early["action"].as_str().unwrap().contains("MTU 1500"));
     let nq = check(&v, "enic-jumbo.nicqual-xen-dom0");
@@ -65,7 +65,7 @@ fn enic_jumbo_key_numbers() {
     assert_eq!(bad["result"], "pass");
     assert!(measured(bad, "adapter_faults") > 0.0 && measured(bad, "refused_completions") > 0.0);
     assert_eq!((measured(bad, "corrupt_frames"), measured(bad, "overrun_landed")), (0.0, 0.0));
-    assert_eq!(check(&v, "enic-jumbo.early-bad-adapter")["result"], "fail");
+    assert_eq!(check(&v, "enic-jumbo.early-bad-adapter")["result"], "xfail");
     assert_eq!(check(&v, "enic-jumbo.mtu-disagreement")["result"], "pass");
 }
 
@@ -96,8 +96,8 @@ fn report_renders_the_jumbo_matrix() {
         .args(["report", json.to_str().unwrap(), "--html", html.to_str().unwrap()])
         .output()
         .unwrap();
-    // The record fails (the early driver's checks), so `report` exits 1 and still writes.
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    // The early driver's checks are expected failures: the record passes.
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("id=\"plot-jumbo\""));
     assert!(page.contains(">UNSAFE<") && page.contains(">SUPPORTED<") && page.contains(">UNSUPPORTED<"));

@@ -18,7 +18,9 @@ pub fn annotate(c: &mut Check) {
             c.subjects.push(s);
         }
     }
-    if c.result.is_bad() && c.action.is_none() {
+    // Expected failures (a scenario's field variant) say what to change as well: that is
+    // the point of reproducing them.
+    if (c.result.is_bad() || c.result == nicqual_report::Outcome::Xfail) && c.action.is_none() {
         c.action = action(&c.name, &c.detail, c.result);
     }
 }
