@@ -108,8 +108,8 @@ pub enum MapError {
 pub struct HostRegion {
     ptr: *mut u8,
     len: usize,
-    /// Never read: held so the memory stays valid for as long as any region uses it.
-    _owner: Rc<dyn Any>,
+    /// Keeps the memory valid for as long as any region (or window) uses it.
+    owner: Rc<dyn Any>,
 }
 
 impl std::fmt::Debug for HostRegion {
@@ -120,7 +120,7 @@ impl std::fmt::Debug for HostRegion {
 
 impl Clone for HostRegion {
     fn clone(&self) -> Self {
-        HostRegion { ptr: self.ptr, len: self.len, _owner: Rc::clone(&self._owner) }
+        HostRegion { ptr: self.ptr, len: self.len, owner: Rc::clone(&self.owner) }
     }
 }
 
@@ -150,8 +150,8 @@ impl HostRegion {
     /// # Safety
     /// For as long as `owner` lives (the region keeps it until the last clone or slice is
     /// dropped):
-    /// * `ptr..ptr+len` is one allocation (or mapping), valid for reads and writes, and is
-    ///   not freed or unmapped;
+    /// * `ptr` is non-null and `ptr..ptr+len` lies in one allocation (or mapping), valid
+    ///   for reads and writes, and is not freed or unmapped;
     /// * nothing reads or writes it through a Rust reference, only by raw copies (the
     ///   device writes it at any register access, like real DMA);
     /// * no other thread accesses it through Rust code while a region over it exists
@@ -160,7 +160,7 @@ impl HostRegion {
     ///   device of a real function, another process sharing the mapping — are allowed: to
     ///   this program they are memory-mapped I/O, reached only by copies.
     pub unsafe fn new<O: 'static>(ptr: *mut u8, len: usize, owner: O) -> HostRegion {
-        HostRegion { ptr, len, _owner: Rc::new(owner) }
+        HostRegion { ptr, len, owner: Rc::new(owner) }
     }
 
     /// `len` zeroed bytes of page-aligned heap memory that the region owns: what a test or
@@ -206,7 +206,7 @@ impl HostRegion {
         }
         // `wrapping_add` keeps this safe; off <= self.len, so the pointer stays inside (or
         // one past the end of) the region's memory.
-        Some(HostRegion { ptr: self.ptr.wrapping_add(off), len, _owner: Rc::clone(&self._owner) })
+        Some(HostRegion { ptr: self.ptr.wrapping_add(off), len, owner: Rc::clone(&self.owner) })
     }
 
     /// Copy `buf.len()` bytes out at `off`; `None` (nothing copied) if out of bounds.
