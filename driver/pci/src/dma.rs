@@ -169,7 +169,9 @@ impl DmaMemory {
         self.block.len == 0
     }
 
-    /// Base pointer (for backends that hand it to an IOMMU).
+    /// Base pointer (for backends that hand it to an IOMMU). Reaching memory through it is
+    /// the caller's `unsafe` promise, which must match this type's: copies only, never a
+    /// reference, from this thread, and only while a clone keeps the block alive.
     pub fn as_ptr(&self) -> *mut u8 {
         // SAFETY: off <= map.len() by construction (window checks off+len), so the result
         // stays inside (or one past the end of) the mapping.
