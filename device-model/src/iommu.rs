@@ -5,8 +5,18 @@
 //! An access outside every window, or against its permission, is blocked and recorded as a
 //! [`DmaFault`] — the model's equivalent of a DMAR fault record — and the device sees an
 //! error, never undefined memory.
+//!
+//! A window maps a [`HostRegion`], which owns (or shares) the memory it points into, so
+//! whoever holds the [`Iommu`] — its device, or code that moved it out with
+//! `std::mem::replace` — can only ever reach memory that is still allocated. Building a
+//! region over foreign memory is the one `unsafe` step ([`HostRegion::new`]); mapping,
+//! unmapping and device access are safe.
 
+use std::alloc::Layout;
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::ptr::NonNull;
+use std::rc::Rc;
 
 /// Device access permissions of a window (the VFIO_DMA_MAP_FLAG_READ/WRITE pair).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -72,11 +82,182 @@ pub enum MapError {
     NotMapped { iova: u64 },
 }
 
+/// Host memory a window maps: a pointer, a length, and the owner that keeps the memory
+/// alive.
+///
+/// A region never hands out a Rust reference to its bytes: the device model (through
+/// [`Iommu::read`] / [`Iommu::write`]) and the copy helpers here only copy in and out, since
+/// device DMA may land at any register access. Cloning a region (or [`HostRegion::slice`])
+/// shares the memory and its owner; the memory is released only when the last region and
+/// every other holder of the owner are gone, so a window can never outlive what it points
+/// into, whoever ends up holding the [`Iommu`].
+///
+/// A region is neither `Send` nor `Sync`: every access through regions that share memory
+/// happens on the thread that built them, one copy after another, so no two of them can race.
+///
+/// A raw pointer is not a region: mapping one takes an `unsafe` constructor with a promise
+/// about its lifetime.
+///
+/// ```compile_fail,E0133
+/// use nicqual_model::iommu::{HostRegion, Iommu, Perm};
+/// let mut mem = vec![0u8; 64];
+/// // Refused: building a region from foreign memory is an unsafe promise.
+/// let r = HostRegion::new(mem.as_mut_ptr(), 64, ());
+/// Iommu::new().map(0x1000, r, Perm::READ_WRITE).unwrap();
+/// ```
+pub struct HostRegion {
+    ptr: *mut u8,
+    len: usize,
+    /// Keeps the memory valid for as long as any region (or window) uses it.
+    owner: Rc<dyn Any>,
+}
+
+impl std::fmt::Debug for HostRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostRegion").field("ptr", &self.ptr).field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
+impl Clone for HostRegion {
+    fn clone(&self) -> Self {
+        HostRegion { ptr: self.ptr, len: self.len, owner: Rc::clone(&self.owner) }
+    }
+}
+
+/// Zeroed heap memory a [`HostRegion`] owns (page-aligned, like the DMA memory a driver
+/// maps). Only ever reached through the raw pointer, never through a reference.
+struct HeapBlock {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Drop for HeapBlock {
+    fn drop(&mut self) {
+        if self.layout.size() != 0 {
+            // SAFETY: `ptr` came from `alloc_zeroed(layout)` with this same non-zero-size
+            // layout (HostRegion::zeroed) and is freed only here, once.
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+        }
+    }
+}
+
+/// Alignment of [`HostRegion::zeroed`] memory: a page, as DMA memory is.
+const ZEROED_ALIGN: usize = 4096;
+
+impl HostRegion {
+    /// A region over `len` bytes at `ptr` that some `owner` keeps alive.
+    ///
+    /// # Safety
+    /// For as long as `owner` lives (the region keeps it until the last clone or slice is
+    /// dropped):
+    /// * `ptr` is non-null and `ptr..ptr+len` lies in one allocation (or mapping), valid
+    ///   for reads and writes, and is not freed or unmapped;
+    /// * nothing reads or writes it through a Rust reference, only by raw copies (the
+    ///   device writes it at any register access, like real DMA);
+    /// * no other thread accesses it through Rust code while a region over it exists
+    ///   (regions are not `Send`; an owner that can be shared across threads must not be
+    ///   used to reach the memory from elsewhere). Writers outside the Rust program — the
+    ///   device of a real function, another process sharing the mapping — are allowed: to
+    ///   this program they are memory-mapped I/O, reached only by copies.
+    pub unsafe fn new<O: 'static>(ptr: *mut u8, len: usize, owner: O) -> HostRegion {
+        HostRegion { ptr, len, owner: Rc::new(owner) }
+    }
+
+    /// `len` zeroed bytes of page-aligned heap memory that the region owns: what a test or
+    /// harness maps when no driver allocator is involved. Panics (like `vec![0; len]`)
+    /// only when `len` is too large to allocate.
+    pub fn zeroed(len: usize) -> HostRegion {
+        let layout = match Layout::from_size_align(len, ZEROED_ALIGN) {
+            Ok(l) => l,
+            Err(_) => panic!("HostRegion::zeroed: {len} bytes is too large"),
+        };
+        let ptr = if len == 0 {
+            // No allocation for an empty region; a dangling, aligned pointer is never
+            // dereferenced (every access is bounds-checked against len 0).
+            NonNull::<u8>::dangling()
+        } else {
+            // SAFETY: the layout has a non-zero size (checked just above).
+            let p = unsafe { std::alloc::alloc_zeroed(layout) };
+            match NonNull::new(p) {
+                Some(p) => p,
+                None => std::alloc::handle_alloc_error(layout),
+            }
+        };
+        let block = HeapBlock { ptr, layout };
+        // SAFETY: `block` owns `len` bytes at `ptr`, freed only when it drops (after the
+        // last region holding it); the allocation is private to the block, so nothing else
+        // references it or reaches it from another thread.
+        unsafe { HostRegion::new(ptr.as_ptr(), len, block) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `len` bytes at `off` of this region, sharing its memory and owner (a driver maps one
+    /// buffer of a larger allocation this way). `None` when the range is not inside.
+    pub fn slice(&self, off: usize, len: usize) -> Option<HostRegion> {
+        if off.checked_add(len)? > self.len {
+            return None;
+        }
+        // `wrapping_add` keeps this safe; off <= self.len, so the pointer stays inside (or
+        // one past the end of) the region's memory.
+        Some(HostRegion { ptr: self.ptr.wrapping_add(off), len, owner: Rc::clone(&self.owner) })
+    }
+
+    /// Copy `buf.len()` bytes out at `off`; `None` (nothing copied) if out of bounds.
+    pub fn read(&self, off: usize, buf: &mut [u8]) -> Option<()> {
+        if off.checked_add(buf.len())? > self.len {
+            return None;
+        }
+        // SAFETY: off..off+buf.len() lies inside the region (checked), valid while the owner
+        // lives (`new`'s contract); `buf` is a Rust reference, so it cannot point into the
+        // region's memory, which is never referenced; no other thread touches it.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(off), buf.as_mut_ptr(), buf.len()) };
+        Some(())
+    }
+
+    /// Copy `data` in at `off`; `None` (nothing copied) if out of bounds.
+    pub fn write(&self, off: usize, data: &[u8]) -> Option<()> {
+        if off.checked_add(data.len())? > self.len {
+            return None;
+        }
+        // SAFETY: as in `read`, copying in the other direction; the memory is writable.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(off), data.len()) };
+        Some(())
+    }
+
+    /// `len` bytes at `off`, copied out; `None` if out of bounds.
+    pub fn read_vec(&self, off: usize, len: usize) -> Option<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.read(off, &mut v)?;
+        Some(v)
+    }
+
+    /// The whole region, copied out.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.len];
+        // Cannot fail: 0 + len <= len.
+        let _ = self.read(0, &mut v);
+        v
+    }
+}
+
 #[derive(Debug)]
 struct Window {
-    len: u64,
-    host: *mut u8,
+    region: HostRegion,
     perm: Perm,
+}
+
+impl Window {
+    #[inline]
+    fn len(&self) -> u64 {
+        self.region.len as u64
+    }
 }
 
 /// Host chunks an access resolved to.
@@ -116,29 +297,25 @@ impl Iommu {
         Self::default()
     }
 
-    /// Map `len` bytes of host memory at `host` to `iova`.
-    ///
-    /// # Safety
-    /// `host..host+len` must stay valid for reads and writes, and must not be freed, until
-    /// the window is removed with [`Iommu::unmap`] or the IOMMU is dropped. The device
-    /// writes it at any register access while mapped (like real DMA), so the caller must
-    /// not hold Rust references into it across device accesses.
-    pub unsafe fn map(&mut self, iova: u64, host: *mut u8, len: u64, perm: Perm) -> Result<(), MapError> {
+    /// Map `region` at `iova`: the device may then access its bytes with `perm`. The window
+    /// keeps the region (and so its memory) until it is unmapped or the IOMMU is dropped.
+    pub fn map(&mut self, iova: u64, region: HostRegion, perm: Perm) -> Result<(), MapError> {
+        let len = region.len as u64;
         let end = iova.checked_add(len).filter(|_| len > 0).ok_or(MapError::BadRange { iova, len })?;
         if let Some((&start, w)) = self.windows.range(..end).next_back()
-            && start + w.len > iova
+            && start + w.len() > iova
         {
             return Err(MapError::Overlap { iova, len, existing: start });
         }
         self.last.set(None);
-        self.windows.insert(iova, Window { len, host, perm });
+        self.windows.insert(iova, Window { region, perm });
         Ok(())
     }
 
     /// Remove the window that starts at `iova`; returns its length.
     pub fn unmap(&mut self, iova: u64) -> Result<u64, MapError> {
         self.last.set(None);
-        self.windows.remove(&iova).map(|w| w.len).ok_or(MapError::NotMapped { iova })
+        self.windows.remove(&iova).map(|w| w.len()).ok_or(MapError::NotMapped { iova })
     }
 
     /// Remove every window (device reset by its owner, teardown).
@@ -180,8 +357,8 @@ impl Iommu {
             return None;
         }
         // SAFETY: the cached window is still mapped (every change to the windows clears the
-        // cache) and `off + len <= wlen`, so the pointer stays inside the host range the
-        // mapper vouched for in `map`.
+        // cache), so its region and the memory it owns are alive; `off + len <= wlen`, so
+        // the pointer stays inside that region.
         Some(unsafe { host.add(off as usize) })
     }
 
@@ -204,17 +381,19 @@ impl Iommu {
         while left > 0 {
             let (&start, w) = self.windows.range(..=addr).next_back().ok_or(FaultReason::NotMapped)?;
             let off = addr - start;
-            if off >= w.len {
+            let wlen = w.len();
+            if off >= wlen {
                 return Err(FaultReason::NotMapped);
             }
             if !allows(w.perm) {
                 return Err(FaultReason::Permission);
             }
-            self.last.set(Some((start, w.len, w.host, w.perm)));
-            let n = (w.len - off).min(left);
-            // SAFETY: off < w.len, so the result stays inside the window the mapper
-            // promised valid (Iommu::map's contract).
-            let p = unsafe { w.host.add(off as usize) };
+            let host = w.region.ptr;
+            self.last.set(Some((start, wlen, host, w.perm)));
+            let n = (wlen - off).min(left);
+            // SAFETY: off < wlen, so the result stays inside the window's region, whose
+            // memory the window keeps alive (HostRegion::new's contract).
+            let p = unsafe { host.add(off as usize) };
             if n == len as u64 {
                 return Ok(Chunks::One(p, n as usize));
             }
@@ -247,8 +426,9 @@ impl Iommu {
         if !self.blocked
             && let Some(p) = self.cached(iova, buf.len(), DmaDir::Read)
         {
-            // SAFETY: p..p+len lies in a mapped readable window (`cached`), valid per the map
-            // contract; `buf` is Rust-owned, so the two cannot overlap.
+            // SAFETY: p..p+len lies in a mapped readable window (`cached`), whose region keeps
+            // the memory valid; `buf` is a Rust reference and region memory is never
+            // referenced (HostRegion::new's contract), so the two cannot overlap.
             unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
             return Ok(());
         }
@@ -265,9 +445,10 @@ impl Iommu {
             Ok(chunks) => {
                 let mut done = 0;
                 for (p, n) in chunks.iter() {
-                    // SAFETY: p..p+n lies in a mapped window (translate), valid per the
-                    // map contract; buf[done..done+n] is in bounds because the chunk sizes
-                    // sum to buf.len(); the regions cannot overlap (buf is Rust-owned).
+                    // SAFETY: p..p+n lies in a mapped window (translate), whose region keeps
+                    // the memory valid; buf[done..done+n] is in bounds because the chunk
+                    // sizes sum to buf.len(); they cannot overlap (region memory is never
+                    // referenced, `buf` is a reference).
                     unsafe { std::ptr::copy_nonoverlapping(p, buf[done..].as_mut_ptr(), n) };
                     done += n;
                 }
@@ -317,10 +498,9 @@ mod tests {
 
     #[test]
     fn access_inside_window_copies_and_outside_faults() {
-        let mut mem = vec![0u8; 64];
+        let mem = HostRegion::zeroed(64);
         let mut io = Iommu::new();
-        // SAFETY: `mem` outlives `io` in this test and is not referenced during accesses.
-        unsafe { io.map(0x1000, mem.as_mut_ptr(), 64, Perm::READ_WRITE).unwrap() };
+        io.map(0x1000, mem.clone(), Perm::READ_WRITE).unwrap();
         io.write(0x1008, &[1, 2, 3], 5).unwrap();
         let mut b = [0u8; 3];
         io.read(0x1008, &mut b, 5).unwrap();
@@ -331,30 +511,61 @@ mod tests {
         assert_eq!(f.reason, FaultReason::NotMapped, "straddling the window end is blocked");
         assert_eq!(io.faults_total(), 2);
         drop(io);
-        assert_eq!(mem[8..11], [1, 2, 3]);
+        assert_eq!(mem.read_vec(8, 3).unwrap(), [1, 2, 3]);
     }
 
     #[test]
     fn permission_is_enforced_per_direction() {
-        let mut mem = vec![0u8; 16];
         let mut io = Iommu::new();
-        // SAFETY: `mem` outlives `io`.
-        unsafe { io.map(0, mem.as_mut_ptr(), 16, Perm::READ).unwrap() };
+        io.map(0, HostRegion::zeroed(16), Perm::READ).unwrap();
         assert_eq!(io.write(0, &[1], 0).unwrap_err().reason, FaultReason::Permission);
         assert!(io.read(0, &mut [0u8; 16], 0).is_ok());
     }
 
     #[test]
     fn overlapping_windows_are_refused() {
-        let mut mem = vec![0u8; 32];
+        let mem = HostRegion::zeroed(32);
+        mem.write(12, &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
         let mut io = Iommu::new();
-        // SAFETY: `mem` outlives `io`.
-        unsafe {
-            io.map(0x100, mem.as_mut_ptr(), 16, Perm::READ).unwrap();
-            assert!(matches!(io.map(0x108, mem.as_mut_ptr(), 16, Perm::READ), Err(MapError::Overlap { .. })));
-            io.map(0x110, mem.as_mut_ptr().add(16), 16, Perm::READ).unwrap();
-        }
+        io.map(0x100, mem.slice(0, 16).unwrap(), Perm::READ).unwrap();
+        let e = io.map(0x108, mem.slice(0, 16).unwrap(), Perm::READ).unwrap_err();
+        assert_eq!(e, MapError::Overlap { iova: 0x108, len: 16, existing: 0x100 });
+        assert_eq!(io.map(0, HostRegion::zeroed(0), Perm::READ), Err(MapError::BadRange { iova: 0, len: 0 }));
+        io.map(0x110, mem.slice(16, 16).unwrap(), Perm::READ).unwrap();
         // An access spanning two adjacent windows is served from both.
-        assert!(io.read(0x10C, &mut [0u8; 8], 0).is_ok());
+        let mut b = [0u8; 8];
+        io.read(0x10C, &mut b, 0).unwrap();
+        assert_eq!(b, [1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn region_copies_and_slices_are_bounds_checked() {
+        let r = HostRegion::zeroed(4096);
+        assert_eq!((r.len(), r.is_empty()), (4096, false));
+        assert!(r.write(4095, &[9]).is_some() && r.write(4095, &[9, 9]).is_none());
+        assert!(r.write(usize::MAX, &[1]).is_none() && r.read(usize::MAX, &mut [0]).is_none());
+        let s = r.slice(4000, 96).unwrap();
+        assert_eq!(s.read_vec(95, 1).unwrap(), [9]);
+        assert!(r.slice(4000, 97).is_none() && r.slice(usize::MAX, 2).is_none());
+        assert!(r.slice(4096, 0).unwrap().is_empty());
+        assert_eq!(r.to_vec().iter().map(|&b| b as usize).sum::<usize>(), 9);
+    }
+
+    /// The misuse the old raw-pointer `map` allowed from safe code: take the IOMMU away
+    /// from the device that owns it, let every other holder of the memory go, then DMA
+    /// through it. The window owns its memory, so the access lands in memory that is
+    /// still allocated (the slot the device wrote is read back) instead of freed memory.
+    #[test]
+    fn a_stolen_iommu_keeps_its_windows_memory_alive() {
+        use crate::PciDevice;
+        let mut dev = crate::bnx2x::Bnx2xDevice::new();
+        dev.iommu().map(0x4000, HostRegion::zeroed(256), Perm::READ_WRITE).unwrap();
+        let mut stolen = std::mem::replace(dev.iommu(), Iommu::new());
+        drop(dev);
+        stolen.write(0x40F0, &[0xA5; 16], 1).unwrap();
+        let mut back = [0u8; 16];
+        stolen.read(0x40F0, &mut back, 2).unwrap();
+        assert_eq!(back, [0xA5; 16]);
+        assert_eq!(stolen.faults_total(), 0);
     }
 }

@@ -21,7 +21,7 @@ pub mod wire;
 pub mod xen;
 
 pub use faults::{Fault, FaultKind, FaultPlan};
-pub use iommu::{DmaDir, DmaFault, Iommu, Perm};
+pub use iommu::{DmaDir, DmaFault, HostRegion, Iommu, Perm};
 
 /// An MSI/MSI-X message that reached the platform's interrupt window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,11 @@ pub trait PciDevice {
     fn function_reset(&mut self);
     /// Interrupt messages delivered since the last call.
     fn take_interrupts(&mut self) -> Vec<MsiMessage>;
-    /// The IOMMU in front of this device.
+    /// The IOMMU in front of this device: the backend maps and unmaps the driver's memory
+    /// here. Handing out `&mut Iommu` is sound whatever the caller does with it, even
+    /// moving it out with `std::mem::replace` and outliving the device and its backend:
+    /// every window owns the [`HostRegion`] it maps, so the memory stays allocated for as
+    /// long as any IOMMU can reach it.
     fn iommu(&mut self) -> &mut Iommu;
     /// DMA accesses the IOMMU has blocked so far.
     fn dma_faults_total(&self) -> u64;

@@ -22,13 +22,14 @@
 //! aligned dword (reads shifted, writes zero-filled) and 8-byte ones split low dword first,
 //! which is what QEMU does for a device whose register ops take exactly 4 bytes.
 
-use crate::{PciDevice, Perm};
+use crate::{HostRegion, PciDevice, Perm};
 use base64::Engine;
 use memmap2::{MmapOptions, MmapRaw};
 use nicqual_hw::pci;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Largest `read`/`write`/`b64read`/`b64write`/`memset` size served (bounds allocations).
 pub const MAX_BULK: u64 = 16 << 20;
@@ -46,10 +47,10 @@ pub struct ServerStats {
 
 /// A PCI device model behind the qtest protocol.
 pub struct QtestServer<D: PciDevice> {
-    /// Declared before `ram`: the device's IOMMU holds raw pointers into the RAM mapping,
-    /// so the device must be dropped first.
     dev: D,
-    ram: MmapRaw,
+    /// Guest RAM; the device's IOMMU window holds another reference, so the mapping lives
+    /// as long as either (even an IOMMU moved out of the device).
+    ram: Arc<MmapRaw>,
     devfn: u32,
     config_address: u32,
     pub stats: ServerStats,
@@ -208,13 +209,17 @@ impl<D: PciDevice> QtestServer<D> {
                 why: format!("slot {slot} is not 1..=31 (00.0 is the host bridge)"),
             });
         }
-        let len = ram.len() as u64;
-        // SAFETY: `ram` is a mapping of `len` bytes owned by the server next to `dev`; the
-        // field order drops `dev` (and the IOMMU window inside it) before `ram`, so the
-        // window never outlives the memory. Device DMA only copies into and out of it; the
-        // server itself touches it only by raw copies (never by references) between
-        // device calls, on the same thread.
-        unsafe { dev.iommu().map(0, ram.as_mut_ptr(), len, Perm::READ_WRITE) }
+        let ram = Arc::new(ram);
+        // SAFETY: `ram` maps `ram.len()` readable and writable bytes, unmapped only when the
+        // last `Arc` goes, and the region holds one. The memory is only ever copied, never
+        // referenced: device DMA goes through the IOMMU's copies and the server's own
+        // accesses (`ram_read`/`ram_write`) are raw copies. The other `Arc` is a private
+        // field of this server, which is not `Send` (its device holds the IOMMU), so no
+        // other thread reaches the RAM through Rust; a client process sharing the file
+        // writes it from outside this program, between requests, as a guest CPU would.
+        let region = unsafe { HostRegion::new(ram.as_mut_ptr(), ram.len(), Arc::clone(&ram)) };
+        dev.iommu()
+            .map(0, region, Perm::READ_WRITE)
             .map_err(|e| ServeError::Qtest { what: "map guest RAM for the device".into(), why: e.to_string() })?;
         Ok(QtestServer { dev, ram, devfn: (slot as u32) << 3, config_address: 0, stats: ServerStats::default() })
     }

@@ -487,7 +487,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iommu::{FaultReason, Perm};
+    use crate::iommu::{FaultReason, HostRegion, Perm};
     use proptest::prelude::*;
     use zerocopy::FromZeros;
     use zerocopy::little_endian::{U32, U64};
@@ -674,12 +674,10 @@ mod tests {
     }
 
     // ---- DescRing through the IOMMU ----
-    fn mapped(len: usize, perm: Perm) -> (Vec<u8>, Iommu) {
-        let mut mem = vec![0u8; len];
+    fn mapped(len: usize, perm: Perm) -> (HostRegion, Iommu) {
+        let mem = HostRegion::zeroed(len);
         let mut io = Iommu::new();
-        // SAFETY: the Vec's heap buffer is not moved by moving the Vec; every caller keeps
-        // the Vec alive alongside the IOMMU and touches it only after the last access.
-        unsafe { io.map(0x10_0000, mem.as_mut_ptr(), len as u64, perm).unwrap() };
+        io.map(0x10_0000, mem.clone(), perm).unwrap();
         (mem, io)
     }
 
@@ -694,8 +692,8 @@ mod tests {
         let e = ring.fetch(&mut io, 8, 10).unwrap_err();
         assert_eq!(e, RingError::IndexOutOfRange { ring: "test", index: 8, size: 8 });
         drop(io);
-        assert_eq!(&mem[48..56], &0xdead_beefu64.to_le_bytes());
-        assert_eq!(&mem[60..64], &1u32.to_le_bytes());
+        assert_eq!(mem.read_vec(48, 8).unwrap(), 0xdead_beefu64.to_le_bytes());
+        assert_eq!(mem.read_vec(60, 4).unwrap(), 1u32.to_le_bytes());
     }
 
     #[test]
@@ -705,25 +703,21 @@ mod tests {
         let (mem, mut io) = mapped(32, Perm::READ_WRITE);
         let ring = DescRing::<Desc>::new("rx0", RingLayout::Contiguous { base: 0x10_0000 }, 2).unwrap();
         ring.write_back_ordered(&mut io, 1, &desc, 12..14, 3).unwrap();
-        assert_eq!(mem.get(16..32), Some(desc.as_bytes()));
+        assert_eq!(mem.read_vec(16, 16).as_deref(), Some(desc.as_bytes()));
         assert_eq!(io.faults_total(), 0);
         drop(io);
         // Bytes 0..12 writable, 12..16 read-only: the first part lands, the tail part is
         // blocked, and the status part (written last) never does.
-        let mut a = vec![0u8; 12];
-        let mut b = vec![0u8; 4];
+        let (a, b) = (HostRegion::zeroed(12), HostRegion::zeroed(4));
         let mut io = Iommu::new();
-        // SAFETY: both Vecs outlive `io`'s accesses and are read only after the last one.
-        unsafe {
-            io.map(0x20_0000, a.as_mut_ptr(), 12, Perm::READ_WRITE).unwrap();
-            io.map(0x20_000C, b.as_mut_ptr(), 4, Perm::READ).unwrap();
-        }
+        io.map(0x20_0000, a.clone(), Perm::READ_WRITE).unwrap();
+        io.map(0x20_000C, b.clone(), Perm::READ).unwrap();
         let ring = DescRing::<Desc>::new("rx0", RingLayout::Contiguous { base: 0x20_0000 }, 1).unwrap();
         let e = ring.write_back_ordered(&mut io, 0, &desc, 12..14, 4).unwrap_err();
         assert!(matches!(e, RingError::Dma { iova: 0x20_000E, fault, .. } if fault.reason == FaultReason::Permission));
         drop(io);
-        assert_eq!(a.as_slice(), desc.as_bytes().get(..12).unwrap());
-        assert_eq!(b, [0; 4]);
+        assert_eq!(a.to_vec(), desc.as_bytes().get(..12).unwrap());
+        assert_eq!(b.to_vec(), [0; 4]);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
+use nicqual_backends::emulated::host_region;
 use nicqual_hw::i82574 as r;
 use nicqual_model::i82574::{Config, I82574};
 use nicqual_model::{FaultKind, FaultPlan, PciDevice, Perm};
@@ -205,11 +206,13 @@ pub fn run_ops(ops: &[Op]) -> Result<(), Violation> {
                     _ => Perm::READ_WRITE,
                 };
                 let iova = u64::from(*iova_page) * PAGE as u64;
-                // SAFETY: the mapped range is pages 1..=pages of `mem`, which `windows` or
-                // `guards` keep alive until after `dev` (and its IOMMU) is dropped below;
-                // the harness only touches the memory by volatile copies between device calls.
-                let mapped =
-                    unsafe { dev.iommu().map(iova, mem.as_ptr().add(PAGE), (pages * PAGE) as u64, perm) }.is_ok();
+                // Pages 1..=pages of `mem`; pages 0 and pages+1 are guards the device must
+                // never reach. The window holds its own clone of the block.
+                let region = mem
+                    .slice(PAGE, pages * PAGE)
+                    .map(|s| host_region(&s))
+                    .ok_or_else(|| violation(format!("no {pages}-page slice of a {}-byte block", mem.len())))?;
+                let mapped = dev.iommu().map(iova, region, perm).is_ok();
                 if mapped {
                     let ro_copy = (!perm.write).then(|| snapshot(&mem));
                     if let Some(w) = windows.get_mut(i) {

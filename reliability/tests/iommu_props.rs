@@ -8,8 +8,7 @@
 //! write lands at the host bytes the reference predicts, a blocked one changes nothing and
 //! is counted as a fault.
 
-use nicqual_model::{Iommu, Perm};
-use nicqual_pci::dma::DmaMemory;
+use nicqual_model::{HostRegion, Iommu, Perm};
 use proptest::prelude::*;
 
 const HOST: usize = 64 * 1024;
@@ -79,7 +78,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
     #[test]
     fn window_lookup_matches_reference(ops in proptest::collection::vec(op(), 1..40)) {
-        let mem = DmaMemory::alloc(HOST).unwrap();
+        let mem = HostRegion::zeroed(HOST);
         let mut shadow = vec![0u8; HOST];
         let mut io = Iommu::new();
         let mut ws: Vec<W> = Vec::new();
@@ -91,9 +90,7 @@ proptest! {
                     let ok_ref = len > 0
                         && iova.checked_add(len).is_some()
                         && !ws.iter().any(|w| iova < w.iova + w.len && w.iova < iova + len);
-                    // SAFETY: host_off + len <= HOST, inside `mem`, which outlives `io`
-                    // (dropped at the end of the case, after `io`); accessed only by copies.
-                    let got = unsafe { io.map(iova, mem.as_ptr().add(host_off), len, perm(p)) };
+                    let got = io.map(iova, mem.slice(host_off, len as usize).unwrap(), perm(p));
                     prop_assert_eq!(got.is_ok(), ok_ref, "map {:#x}+{:#x} over {:?}", iova, len, ws);
                     if ok_ref {
                         ws.push(W { iova, len, host_off, perm: perm(p) });

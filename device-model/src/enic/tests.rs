@@ -1,9 +1,9 @@
 use super::*;
-use crate::iommu::Perm;
+use crate::iommu::{HostRegion, Perm};
 
 /// Guest memory for a test: rings and buffers in one block mapped at IOVA 0x10_0000.
 struct Mem {
-    buf: Vec<u8>,
+    buf: HostRegion,
 }
 
 const IOVA: u64 = 0x10_0000;
@@ -16,9 +16,7 @@ const N: u32 = 4;
 
 fn setup(mem: &mut Mem, plan: EnicFaultPlan, buf_len: u16) -> EnicDevice {
     let mut d = EnicDevice::new(9000, plan);
-    // SAFETY: `mem.buf` outlives the device in every test (declared first, dropped last) and
-    // is not referenced while the device runs.
-    unsafe { d.iommu().map(IOVA, mem.buf.as_mut_ptr(), mem.buf.len() as u64, Perm::READ_WRITE).unwrap() };
+    d.iommu().map(IOVA, mem.buf.clone(), Perm::READ_WRITE).unwrap();
     for (i, base) in [CQ0_RING, CQ1_RING].into_iter().enumerate() {
         let o = CQ_BASE + i as u64 * hw::VNIC_RES_STRIDE;
         d.reg_write32(o + hw::CQ_RING_BASE, base as u32);
@@ -36,14 +34,14 @@ fn setup(mem: &mut Mem, plan: EnicFaultPlan, buf_len: u16) -> EnicDevice {
     for i in 0..N as usize {
         let r = RqEnetDesc::new(BUFS + i as u64 * 0x4000, buf_len, hw::RQ_ENET_TYPE_ONLY_SOP);
         let o = (RQ_RING - IOVA) as usize + i * 16;
-        mem.buf[o..o + 16].copy_from_slice(zerocopy::IntoBytes::as_bytes(&r));
+        mem.buf.write(o, zerocopy::IntoBytes::as_bytes(&r)).unwrap();
     }
     d
 }
 
 fn cq0(mem: &Mem, i: usize) -> RqCompletion {
     let o = (CQ0_RING - IOVA) as usize + i * 16;
-    <CqEnetRqDesc as zerocopy::FromBytes>::read_from_bytes(&mem.buf[o..o + 16]).unwrap().decode()
+    <CqEnetRqDesc as zerocopy::FromBytes>::read_from_bytes(&mem.buf.read_vec(o, 16).unwrap()).unwrap().decode()
 }
 
 #[test]
@@ -61,7 +59,7 @@ fn resource_table_lists_the_blocks_and_mtu_is_reported() {
 
 #[test]
 fn completion_colour_flips_on_every_wrap() {
-    let mut mem = Mem { buf: vec![0; 0x20000] };
+    let mut mem = Mem { buf: HostRegion::zeroed(0x20000) };
     let mut d = setup(&mut mem, EnicFaultPlan::none(), 2000);
     let mut colors = Vec::new();
     for lap in 0..3u32 {
@@ -80,7 +78,7 @@ fn completion_colour_flips_on_every_wrap() {
 
 #[test]
 fn honest_adapter_truncates_to_the_posted_length_and_overrun_is_blocked_by_the_iommu() {
-    let mut mem = Mem { buf: vec![0; 0x20000] };
+    let mut mem = Mem { buf: HostRegion::zeroed(0x20000) };
     let mut d = setup(&mut mem, EnicFaultPlan::none(), 1518);
     d.reg_write32(RQ_BASE + hw::Q_POSTED_INDEX, 3);
     assert_eq!(d.receive(&[7; 1522]), RxFate::Written);
@@ -89,22 +87,19 @@ fn honest_adapter_truncates_to_the_posted_length_and_overrun_is_blocked_by_the_i
     // Map buffer 1 exactly, as a defending driver does: an overrun cannot pass its end.
     d.iommu().unmap(IOVA).unwrap();
     let b1 = (BUFS - IOVA) as usize + 0x4000;
-    // SAFETY: as in `setup`; the sub-slice stays inside `mem.buf`.
-    unsafe {
-        d.iommu().map(BUFS + 0x4000, mem.buf.as_mut_ptr().add(b1), 1518, Perm::WRITE).unwrap();
-        d.iommu().map(RQ_RING, mem.buf.as_mut_ptr(), 0x1000, Perm::READ_WRITE).unwrap();
-    }
+    d.iommu().map(BUFS + 0x4000, mem.buf.slice(b1, 1518).unwrap(), Perm::WRITE).unwrap();
+    d.iommu().map(RQ_RING, mem.buf.slice(0, 0x1000).unwrap(), Perm::READ_WRITE).unwrap();
     d.force_next(EnicFault::Overrun);
     assert_eq!(d.receive(&[9; 1522]), RxFate::Blocked);
     assert_eq!(cq0(&mem, 1).bytes_written, 1522, "the hostile completion still claims the full frame");
-    assert!(mem.buf[b1..b1 + 1518].iter().all(|&b| b == 0), "a blocked write writes nothing");
+    assert!(mem.buf.read_vec(b1, 1518).unwrap().iter().all(|&b| b == 0), "a blocked write writes nothing");
     assert_eq!(d.dma_faults().len(), 1);
     assert_eq!(d.stats.faults_injected[0], 1);
 }
 
 #[test]
 fn oversize_for_the_vnic_mtu_and_no_buffer_are_dropped_and_counted() {
-    let mut mem = Mem { buf: vec![0; 0x20000] };
+    let mut mem = Mem { buf: HostRegion::zeroed(0x20000) };
     let mut d = setup(&mut mem, EnicFaultPlan::none(), 9018);
     d.reg_write32(RQ_BASE + hw::Q_POSTED_INDEX, 1);
     assert_eq!(d.receive(&[0; 9019]), RxFate::Dropped);
@@ -120,22 +115,21 @@ fn oversize_for_the_vnic_mtu_and_no_buffer_are_dropped_and_counted() {
 
 #[test]
 fn transmit_loops_back_and_completes_on_the_wq_cq() {
-    let mut mem = Mem { buf: vec![0; 0x20000] };
+    let mut mem = Mem { buf: HostRegion::zeroed(0x20000) };
     let mut d = setup(&mut mem, EnicFaultPlan::none(), 2000);
     d.reg_write32(RQ_BASE + hw::Q_POSTED_INDEX, 3);
     let tx = (BUFS - IOVA) as usize + 0xC000;
-    mem.buf[tx..tx + 64].copy_from_slice(&[0xAB; 64]);
+    mem.buf.write(tx, &[0xAB; 64]).unwrap();
     let w = WqEnetDesc::packet(BUFS + 0xC000, 64);
     let o = (WQ_RING - IOVA) as usize;
-    mem.buf[o..o + 16].copy_from_slice(zerocopy::IntoBytes::as_bytes(&w));
+    mem.buf.write(o, zerocopy::IntoBytes::as_bytes(&w)).unwrap();
     d.reg_write32(WQ_BASE + hw::Q_POSTED_INDEX, 1);
     assert_eq!(d.reg_read32(WQ_BASE + hw::Q_FETCH_INDEX), 1);
-    let wc = <CqDesc as zerocopy::FromBytes>::read_from_bytes(
-        &mem.buf[(CQ1_RING - IOVA) as usize..(CQ1_RING - IOVA) as usize + 16],
-    )
-    .unwrap();
+    let wc =
+        <CqDesc as zerocopy::FromBytes>::read_from_bytes(&mem.buf.read_vec((CQ1_RING - IOVA) as usize, 16).unwrap())
+            .unwrap();
     assert_eq!((wc.ty(), wc.completed_index(), wc.color()), (hw::CQ_DESC_TYPE_WQ_ENET, 0, true));
     let rx = (BUFS - IOVA) as usize;
-    assert_eq!(&mem.buf[rx..rx + 64], &[0xAB; 64]);
+    assert_eq!(mem.buf.read_vec(rx, 64).unwrap(), [0xAB; 64]);
     assert_eq!(cq0(&mem, 0).bytes_written, 64);
 }

@@ -1,7 +1,7 @@
 //! Datapath tests of the 82574L model: one named test per behaviour the module docs claim.
 
 use super::*;
-use crate::iommu::Perm;
+use crate::iommu::{HostRegion, Perm};
 use crate::wire::{Cable, Direction, WireFaults};
 use nicqual_hw::i82574_desc::{self as d, ExtRxRead, ExtRxWb, LegacyRxDesc, TxDesc};
 use zerocopy::{FromBytes, IntoBytes};
@@ -14,10 +14,10 @@ const TX_BUF: usize = 0x1_0000;
 const RX_BUF: usize = 0x4_0000;
 const RING: u32 = 64;
 
-/// A device and the memory it may DMA into (kept alive beside it).
+/// A device and the memory it may DMA into (the IOMMU window shares it).
 struct Rig {
     dev: I82574,
-    mem: Box<[u8]>,
+    mem: HostRegion,
     rx_bsize: usize,
     tx_tail: u32,
     rx_tail: u32,
@@ -37,10 +37,8 @@ impl Rig {
         let mut dev = I82574::new(Config::default());
         dev.config_write(pci::COMMAND, 2, (pci::COMMAND_MEMORY | pci::COMMAND_BUS_MASTER) as u32);
         dev.advance(DEFAULT_LINK_UP_DELAY_NS);
-        let mut mem = vec![0u8; MEM].into_boxed_slice();
-        // SAFETY: `mem` is a heap buffer owned by the Rig next to the device; it is freed
-        // only when the Rig drops, after the device (field order: dev first).
-        unsafe { dev.iommu().map(IOVA, mem.as_mut_ptr(), MEM as u64, Perm::READ_WRITE).unwrap() };
+        let mem = HostRegion::zeroed(MEM);
+        dev.iommu().map(IOVA, mem.clone(), Perm::READ_WRITE).unwrap();
         let ring_len = RING * 16;
         w(&mut dev, r::tdbal(0), (IOVA as usize + TX_RING) as u32);
         w(&mut dev, r::tdlen(0), ring_len);
@@ -54,7 +52,7 @@ impl Rig {
     }
 
     fn mem_write(&mut self, off: usize, b: &[u8]) {
-        self.mem[off..off + b.len()].copy_from_slice(b);
+        self.mem.write(off, b).unwrap();
     }
 
     /// Post `n` extended RX descriptors.
@@ -83,12 +81,12 @@ impl Rig {
 
     fn rx_wb(&self, i: u32) -> ExtRxWb {
         let o = RX_RING + 16 * i as usize;
-        ExtRxWb::read_from_bytes(&self.mem[o..o + 16]).unwrap()
+        ExtRxWb::read_from_bytes(&self.mem.read_vec(o, 16).unwrap()).unwrap()
     }
 
-    fn rx_buf(&self, i: u32, len: usize) -> &[u8] {
+    fn rx_buf(&self, i: u32, len: usize) -> Vec<u8> {
         let o = RX_BUF + i as usize * self.rx_bsize;
-        &self.mem[o..o + len]
+        self.mem.read_vec(o, len).unwrap()
     }
 }
 
@@ -112,7 +110,7 @@ fn mac_loopback_delivers_the_frame_intact_and_counts_it() {
     assert_eq!(rd(&mut g.dev, r::rdh(0)), 1);
     assert_eq!(rd(&mut g.dev, r::tdh(0)), 1);
     // TX descriptor DD written back (RS set).
-    assert_eq!(g.mem[TX_RING + 12] & 1, 1);
+    assert_eq!(g.mem.read_vec(TX_RING + 12, 1).unwrap()[0] & 1, 1);
     assert_eq!(rd(&mut g.dev, r::GPTC), 1);
     assert_eq!(rd(&mut g.dev, r::GPRC), 1);
     assert_eq!(rd(&mut g.dev, r::BPRC), 1);
@@ -149,7 +147,7 @@ fn jumbo_frame_with_lpe_spans_descriptors_with_eop_on_the_last() {
     assert!(!g.rx_wb(0).eop() && !g.rx_wb(1).eop() && g.rx_wb(2).eop());
     let mut got = Vec::new();
     for i in 0..3 {
-        got.extend_from_slice(g.rx_buf(i, lens[i as usize] as usize));
+        got.extend_from_slice(&g.rx_buf(i, lens[i as usize] as usize));
     }
     assert_eq!(got, f);
     assert_eq!(rd(&mut g.dev, r::GPRC), 1);
@@ -249,7 +247,7 @@ fn context_and_data_descriptors_insert_checksums_the_receiver_verifies() {
     let st = wb.status_error.get();
     assert_eq!(st & (d::RXD_STAT_IPCS | d::RXD_STAT_UDPCS), d::RXD_STAT_IPCS | d::RXD_STAT_UDPCS, "{st:#x}");
     assert_eq!(st & (d::RXDEXT_ERR_IPE | d::RXDEXT_ERR_TCPE), 0);
-    assert_eq!(crate::net::rx_check(g.rx_buf(0, f.len())).udp, Some(true));
+    assert_eq!(crate::net::rx_check(&g.rx_buf(0, f.len())).udp, Some(true));
 }
 
 #[test]
@@ -259,11 +257,11 @@ fn legacy_rx_descriptors_when_exten_is_clear() {
     w(&mut g.dev, r::RCTL, r::RCTL_EN | r::RCTL_LBM_MAC | r::RCTL_BAM); // FCS kept
     g.post_rx(2);
     g.send(&frame(80, 7));
-    let l = LegacyRxDesc::read_from_bytes(&g.mem[RX_RING..RX_RING + 16]).unwrap();
+    let l = LegacyRxDesc::read_from_bytes(&g.mem.read_vec(RX_RING, 16).unwrap()).unwrap();
     assert_eq!(l.length.get(), 84, "FCS delivered without SECRC");
     assert_eq!(l.status & 3, 3);
     assert_eq!(l.buffer_addr.get(), IOVA + RX_BUF as u64, "address preserved in legacy write-back");
-    assert!(crate::wire::fcs_ok(g.rx_buf(0, 84)));
+    assert!(crate::wire::fcs_ok(&g.rx_buf(0, 84)));
 }
 
 #[test]

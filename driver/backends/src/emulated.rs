@@ -11,8 +11,22 @@ use crate::dma::DmaMemory;
 use crate::error::BackendError;
 use crate::eventfd::EventFd;
 use nicqual_hw::pci;
-use nicqual_model::{PciDevice, Perm};
+use nicqual_model::{HostRegion, PciDevice, Perm};
 use std::collections::BTreeMap;
+
+/// The device-side view of `mem`: a region over its bytes that holds a clone of it, so the
+/// memory stays allocated for as long as any IOMMU window maps the region, whoever holds
+/// that IOMMU by then.
+pub fn host_region(mem: &DmaMemory) -> HostRegion {
+    // SAFETY: `mem.as_ptr()..+mem.len()` lies inside the block's mapping (an anonymous
+    // read-write mmap, or a read-write window of shared guest RAM), which every clone keeps
+    // mapped, and the region holds a clone. `DmaMemory` never hands out a reference to its
+    // bytes: it only copies in and out (volatile or memcpy), as the region does. It is
+    // neither `Send` nor `Sync`, so all its clones — every Rust access to these bytes — stay
+    // on this thread; the only other writer a block can have is outside this program (QEMU
+    // writing guest RAM, a real device's DMA), which is I/O to us.
+    unsafe { HostRegion::new(mem.as_ptr(), mem.len(), mem.clone()) }
+}
 
 /// Message data the emulated "kernel" gives vector `v`.
 const MSI_DATA_BASE: u32 = 0x40;
@@ -38,6 +52,7 @@ pub struct EmulatedBackend<D: PciDevice> {
     dev: D,
     name: String,
     notifiers: Vec<EventFd>,
+    /// What is mapped where (the IOMMU windows hold their own clones of the memory).
     mapped: BTreeMap<u64, DmaMemory>,
     /// Messages whose data matched no enabled vector.
     pub stray_messages: u64,
@@ -141,11 +156,7 @@ impl<D: PciDevice> Backend for EmulatedBackend<D> {
     fn dma_map(&mut self, mem: &DmaMemory, iova: u64, perm: DmaPerm) -> Result<(), BackendError> {
         let p = Perm { read: perm.device_reads, write: perm.device_writes };
         let len = mem.len() as u64;
-        // SAFETY: `mem` is an anonymous mapping of `len` bytes; we keep a clone of it in
-        // `self.mapped` until the window is unmapped (dma_unmap) or the backend is dropped
-        // (the IOMMU inside `dev` is dropped with it), so the window never outlives the
-        // memory. The driver only touches the memory by volatile copies, never references.
-        unsafe { self.dev.iommu().map(iova, mem.as_ptr(), len, p) }.map_err(|e| BackendError::DmaMap {
+        self.dev.iommu().map(iova, host_region(mem), p).map_err(|e| BackendError::DmaMap {
             iova,
             len,
             why: e.to_string(),
@@ -237,5 +248,48 @@ impl<D: PciDevice> Backend for EmulatedBackend<D> {
     fn wait(&mut self, ns: u64) {
         self.dev.advance(ns);
         self.pump();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nicqual_model::Iommu;
+    use nicqual_model::i82574::{Config, I82574};
+
+    /// The misuse the raw-pointer IOMMU allowed from safe code: move the IOMMU out of the
+    /// device behind the backend, drop the backend and every `DmaMemory` handle, then DMA
+    /// through the stolen IOMMU. The window holds its own clone of the block, so the
+    /// access reaches memory that is still allocated (the driver's bytes are still there)
+    /// instead of freed memory.
+    #[test]
+    fn a_stolen_iommu_keeps_the_mapped_memory_alive() {
+        let mut b = EmulatedBackend::new(I82574::new(Config::default()), "steal");
+        let mem = DmaMemory::alloc(8192).unwrap();
+        mem.write(0x100, b"driver").unwrap();
+        b.dma_map(&mem, 0x10_0000, DmaPerm::BIDIRECTIONAL).unwrap();
+        assert_eq!(mem.holders(), 3, "the driver, the backend's table and the IOMMU window");
+        let mut stolen = std::mem::replace(b.device_mut().iommu(), Iommu::new());
+        drop(b);
+        assert_eq!(mem.holders(), 2, "the stolen window still holds the block");
+        drop(mem);
+        let mut got = [0u8; 6];
+        stolen.read(0x10_0100, &mut got, 0).unwrap();
+        assert_eq!(&got, b"driver");
+        stolen.write(0x10_1FF0, &[0x5A; 16], 1).unwrap();
+        let mut back = [0u8; 16];
+        stolen.read(0x10_1FF0, &mut back, 2).unwrap();
+        assert_eq!(back, [0x5A; 16]);
+        assert_eq!(stolen.faults_total(), 0);
+    }
+
+    #[test]
+    fn unmap_releases_the_windows_hold_on_the_memory() {
+        let mut b = EmulatedBackend::new(I82574::new(Config::default()), "unmap");
+        let mem = DmaMemory::alloc(4096).unwrap();
+        b.dma_map(&mem, 0x20_0000, DmaPerm::TO_DEVICE).unwrap();
+        assert_eq!((mem.holders(), b.device_mut().iommu().window_count()), (3, 1));
+        b.dma_unmap(0x20_0000).unwrap();
+        assert_eq!((mem.holders(), b.device_mut().iommu().window_count()), (1, 0));
     }
 }

@@ -6,13 +6,33 @@
 
 use crate::error::BackendError;
 use memmap2::{MmapOptions, MmapRaw};
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// A block of DMA-able memory. Cloning shares it; a backend keeps a clone for as long as
 /// the block is mapped, so the device can never reach freed memory.
+///
+/// Neither `Send` nor `Sync`. Its copies are plain (volatile or `memcpy`) loads and stores,
+/// not atomics, so two threads copying through clones of one block at once would be a data
+/// race; keeping every clone on the thread that allocated the block rules that out. The
+/// driver and an emulated device run on that one thread, one call after another. What
+/// remains concurrent is a writer outside this program — a real device's DMA (VFIO), QEMU
+/// writing guest RAM (qtest) — which the Rust memory model does not see: to the driver it is
+/// I/O, read only by copies and ordered by the descriptor protocol and the fences in
+/// [`DmaMemory::read_bulk`] / [`DmaMemory::write_bulk`].
+///
+/// ```compile_fail,E0277
+/// use nicqual_pci::dma::DmaMemory;
+/// let m = DmaMemory::alloc(4096).unwrap();
+/// let other = m.clone();
+/// // Refused: a clone cannot cross to another thread and race this one's copies.
+/// let t = std::thread::spawn(move || other.write_u32(0, 1));
+/// m.write_u32(0, 2);
+/// t.join().unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct DmaMemory {
-    block: Arc<Block>,
+    block: Rc<Block>,
 }
 
 /// Called once when the last holder of a window drops it (returns the range to its pool).
@@ -28,7 +48,7 @@ struct Block {
     release: Option<Release>,
     /// Never read: held so that the block this one is a slice of stays alive (and its `release` deferred) for as
     /// long as the slice lives.
-    _parent: Option<Arc<Block>>,
+    _parent: Option<Rc<Block>>,
 }
 
 impl std::fmt::Debug for Block {
@@ -56,7 +76,7 @@ impl DmaMemory {
         let m =
             MmapOptions::new().len(len).map_anon().map_err(|e| BackendError::DmaAlloc { len, why: e.to_string() })?;
         Ok(DmaMemory {
-            block: Arc::new(Block {
+            block: Rc::new(Block {
                 map: Arc::new(MmapRaw::from(m)),
                 off: 0,
                 len,
@@ -84,7 +104,7 @@ impl DmaMemory {
             return Err(BackendError::DmaAlloc { len, why: format!("window {off:#x}+{len:#x} outside the region") });
         }
         let m = DmaMemory {
-            block: Arc::new(Block { map, off, len, fixed_iova: Some(iova), release: Some(release), _parent: None }),
+            block: Rc::new(Block { map, off, len, fixed_iova: Some(iova), release: Some(release), _parent: None }),
         };
         // SAFETY: off+len <= map.len() (checked above), so the range is inside the live
         // mapping, which `m` keeps alive; the window belongs to no other DmaMemory (this
@@ -104,7 +124,7 @@ impl DmaMemory {
             .map_anon()
             .map_err(|e| BackendError::DmaAlloc { len, why: format!("2 MiB huge pages: {e}") })?;
         Ok(DmaMemory {
-            block: Arc::new(Block {
+            block: Rc::new(Block {
                 map: Arc::new(MmapRaw::from(m)),
                 off: 0,
                 len,
@@ -130,13 +150,13 @@ impl DmaMemory {
             None => None,
         };
         Some(DmaMemory {
-            block: Arc::new(Block {
+            block: Rc::new(Block {
                 map: Arc::clone(&self.block.map),
                 off: self.block.off.checked_add(off)?,
                 len,
                 fixed_iova,
                 release: None,
-                _parent: Some(Arc::clone(&self.block)),
+                _parent: Some(Rc::clone(&self.block)),
             }),
         })
     }
@@ -151,7 +171,9 @@ impl DmaMemory {
         self.block.len == 0
     }
 
-    /// Base pointer (for backends that hand it to an IOMMU).
+    /// Base pointer (for backends that hand it to an IOMMU). Reaching memory through it is
+    /// the caller's `unsafe` promise, which must match this type's: copies only, never a
+    /// reference, from this thread, and only while a clone keeps the block alive.
     pub fn as_ptr(&self) -> *mut u8 {
         // SAFETY: off <= map.len() by construction (window checks off+len), so the result
         // stays inside (or one past the end of) the mapping.
@@ -167,7 +189,7 @@ impl DmaMemory {
 
     /// Number of holders (this block plus the backends that keep it mapped).
     pub fn holders(&self) -> usize {
-        Arc::strong_count(&self.block)
+        Rc::strong_count(&self.block)
     }
 
     fn check(&self, off: usize, n: usize) -> Option<()> {
