@@ -49,7 +49,7 @@ impl Bnx2xDevice {
             config,
             iommu: Iommu::new(),
             now_ns: 0,
-            tx_doorbells: vec![0; 64],
+            tx_doorbells: vec![0; hw::DOORBELL_CIDS as usize],
             frames_written: 0,
             bytes_read: 0,
         }
