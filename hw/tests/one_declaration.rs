@@ -43,6 +43,7 @@ const SCANNED: &[(Nic, &[&str])] = &[
             "hw/src/i82574_desc.rs",
             "device-model/src/i82574",
             "driver/nics/src/i82574",
+            "driver/qualify/src/i82574",
             "tools/src/regs.rs",
         ],
     ),
