@@ -11,6 +11,7 @@ use crate::config::{BarKind, ConfigSpace};
 use crate::iommu::{DmaFault, Iommu};
 use crate::{MsiMessage, PciDevice};
 use nicqual_hw::bnx2x::{self as hw, FastPathRxCqe};
+use nicqual_hw::regs;
 
 /// BAR sizes: BAR0 registers, BAR2 doorbells (both memory).
 pub const BAR0_LEN: u64 = 0x80_0000;
@@ -49,7 +50,7 @@ impl Bnx2xDevice {
             config,
             iommu: Iommu::new(),
             now_ns: 0,
-            tx_doorbells: vec![0; 64],
+            tx_doorbells: vec![0; hw::DOORBELL_CIDS as usize],
             frames_written: 0,
             bytes_read: 0,
         }
@@ -116,13 +117,14 @@ impl PciDevice for Bnx2xDevice {
         0
     }
     fn bar_write32(&mut self, bar: u8, offset: u64, value: u32) {
-        if bar == 2 && offset.is_multiple_of(hw::DOORBELL_STRIDE) {
-            let cid = (offset / hw::DOORBELL_STRIDE) as usize;
-            if value as u8 & hw::DOORBELL_HDR_DB_TYPE != 0
-                && let Some(p) = self.tx_doorbells.get_mut(cid)
-            {
-                *p = (value >> 16) as u16;
-            }
+        // A doorbell of the table's range; its index is the connection id.
+        let doorbell = u32::try_from(offset).ok().and_then(|o| regs::by_offset(hw::DOORBELL_REGISTERS, o));
+        if bar == 2
+            && let Some(db) = doorbell
+            && value as u8 & hw::DOORBELL_HDR_DB_TYPE != 0
+            && let Some(p) = self.tx_doorbells.get_mut(db.index as usize)
+        {
+            *p = (value >> 16) as u16;
         }
     }
     fn advance(&mut self, ns: u64) {
@@ -143,5 +145,26 @@ impl PciDevice for Bnx2xDevice {
     }
     fn dma_faults_total(&self) -> u64 {
         self.iommu.faults_total()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doorbells_are_the_tables_and_nothing_else() {
+        let mut d = Bnx2xDevice::new();
+        let ring = |prod: u32| (prod << 16) | u32::from(hw::DOORBELL_HDR_DB_TYPE);
+        d.bar_write32(2, 3 * hw::DOORBELL_STRIDE, ring(17));
+        assert_eq!(d.tx_doorbell(3), Some(17));
+        // Between doorbells, past the last one, on BAR0, or without DB_TYPE: ignored.
+        d.bar_write32(2, 3 * hw::DOORBELL_STRIDE + 4, ring(5));
+        d.bar_write32(2, hw::DOORBELL_CIDS * hw::DOORBELL_STRIDE, ring(5));
+        d.bar_write32(0, 3 * hw::DOORBELL_STRIDE, ring(5));
+        d.bar_write32(2, 3 * hw::DOORBELL_STRIDE, 5 << 16);
+        assert_eq!(d.tx_doorbell(3), Some(17));
+        assert_eq!(d.tx_doorbell(hw::DOORBELL_CIDS as usize), None);
+        assert_eq!((0..hw::DOORBELL_CIDS as usize).filter_map(|c| d.tx_doorbell(c)).filter(|p| *p != 0).count(), 1);
     }
 }

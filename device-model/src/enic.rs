@@ -207,8 +207,8 @@ impl EnicDevice {
         if let Some((is_wq, r)) = self.queue_at(off) {
             let q = if is_wq { &self.wq } else { &self.rq };
             return match (is_wq, r) {
-                (_, 0x00) => q.ring_base as u32,
-                (_, 0x04) => (q.ring_base >> 32) as u32,
+                (_, hw::Q_RING_BASE) => q.ring_base as u32,
+                (_, hw::Q_RING_BASE_HI) => (q.ring_base >> 32) as u32,
                 (_, hw::Q_RING_SIZE) => q.ring_size,
                 (_, hw::Q_POSTED_INDEX) => q.posted_index,
                 (_, hw::Q_CQ_INDEX) => q.cq_index,
@@ -223,8 +223,8 @@ impl EnicDevice {
             && let Some(c) = self.cq.get(i)
         {
             return match r {
-                0x00 => c.ring_base as u32,
-                0x04 => (c.ring_base >> 32) as u32,
+                hw::CQ_RING_BASE => c.ring_base as u32,
+                hw::CQ_RING_BASE_HI => (c.ring_base >> 32) as u32,
                 hw::CQ_RING_SIZE => c.ring_size,
                 hw::CQ_COLOR_ENABLE => u32::from(c.color_enable),
                 hw::CQ_HEAD => c.head,
@@ -245,8 +245,8 @@ impl EnicDevice {
         if let Some((is_wq, r)) = self.queue_at(off) {
             let q = if is_wq { &mut self.wq } else { &mut self.rq };
             match r {
-                0x00 => q.ring_base = (q.ring_base & !0xFFFF_FFFF) | u64::from(v),
-                0x04 => q.ring_base = (q.ring_base & 0xFFFF_FFFF) | (u64::from(v) << 32),
+                hw::Q_RING_BASE => q.ring_base = (q.ring_base & !0xFFFF_FFFF) | u64::from(v),
+                hw::Q_RING_BASE_HI => q.ring_base = (q.ring_base & 0xFFFF_FFFF) | (u64::from(v) << 32),
                 hw::Q_RING_SIZE => q.ring_size = v,
                 hw::Q_POSTED_INDEX => {
                     if v >= q.ring_size {
@@ -272,8 +272,8 @@ impl EnicDevice {
             && let Some(c) = self.cq.get_mut(i)
         {
             match r {
-                0x00 => c.ring_base = (c.ring_base & !0xFFFF_FFFF) | u64::from(v),
-                0x04 => c.ring_base = (c.ring_base & 0xFFFF_FFFF) | (u64::from(v) << 32),
+                hw::CQ_RING_BASE => c.ring_base = (c.ring_base & !0xFFFF_FFFF) | u64::from(v),
+                hw::CQ_RING_BASE_HI => c.ring_base = (c.ring_base & 0xFFFF_FFFF) | (u64::from(v) << 32),
                 hw::CQ_RING_SIZE => c.ring_size = v,
                 hw::CQ_COLOR_ENABLE => c.color_enable = v & 1 != 0,
                 hw::CQ_HEAD => c.head = v,

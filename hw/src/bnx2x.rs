@@ -6,6 +6,7 @@
 //! (`bnx2x_start_xmit`, `bnx2x_set_rx_buf_size`, `bnx2x_mtu_allows_gro`); see
 //! `shared/reference/rings-dma.md` §1. Fidelity: descriptor rings, not the whole chip.
 
+use crate::regs::registers;
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
@@ -286,8 +287,15 @@ pub struct TxDoorbell {
 }
 
 pub const DOORBELL_HDR_DB_TYPE: u8 = 1 << 1;
-/// Doorbell stride per connection id in BAR2.
-pub const DOORBELL_STRIDE: u64 = 8;
+
+registers! {
+    /// BAR2, the doorbell space: one doorbell per connection id (`DOORBELL_STRIDE` apart).
+    /// The model keeps `DOORBELL_CIDS` of them; BAR0 has no register the model or driver
+    /// uses.
+    pub static DOORBELL_REGISTERS: u64;
+    /// TX doorbell of connection `cid` ([`TxDoorbell`]).
+    array DOORBELL[DOORBELL_CIDS = 64, DOORBELL_STRIDE = 8] = 0x0, "doorbell_set_prod", Wo, mask 0xFFFF_00FF;
+}
 
 /// The consumer indices the device writes into host memory (the fast-path part of the
 /// status block the driver reads as `*tx_cons_sb` / `*rx_cons_sb`).

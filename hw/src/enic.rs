@@ -4,6 +4,7 @@
 //! `vnic_rq.h`, `vnic_cq.h`, `wq_enet_desc.h`, `rq_enet_desc.h`, `cq_enet_desc.h`,
 //! `cq_desc.h`, `enic.h`); see `shared/reference/rings-dma.md` §2.
 
+use crate::regs::{RegisterDesc, registers};
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -43,34 +44,74 @@ pub const RES_TYPE_NIC_CFG: u8 = 5;
 pub const RES_TYPE_INTR_CTRL: u8 = 10;
 
 // ---- control blocks (every u32 followed by a pad: byte offsets) ---------------------------
+//
+// Each block is its own register space: offsets are relative to the block's BAR0 offset
+// (from the resource table; instance `i` of a type sits `i * VNIC_RES_STRIDE` further).
+// WQ and RQ share the layout of `QUEUE_REGISTERS` and add their own tail registers.
 
-/// `vnic_wq_ctrl` and, up to `FETCH_INDEX`, `vnic_rq_ctrl`.
-pub const Q_RING_BASE: u64 = 0x00;
-pub const Q_RING_SIZE: u64 = 0x08;
-pub const Q_POSTED_INDEX: u64 = 0x10;
-pub const Q_CQ_INDEX: u64 = 0x18;
-pub const Q_ENABLE: u64 = 0x20;
-pub const Q_RUNNING: u64 = 0x28;
-pub const Q_FETCH_INDEX: u64 = 0x30;
-/// `vnic_wq_ctrl.error_status`.
-pub const WQ_ERROR_STATUS: u64 = 0x50;
-/// `vnic_rq_ctrl.error_status`, `dropped_packet_count`.
-pub const RQ_ERROR_STATUS: u64 = 0x48;
-pub const RQ_DROPPED_PACKET_COUNT: u64 = 0x50;
+registers! {
+    /// `vnic_wq_ctrl` and, up to `fetch_index`, `vnic_rq_ctrl`: the registers both queue
+    /// types share.
+    pub static QUEUE_REGISTERS: u64;
+    /// 64-bit ring base; accessed as two dwords (the high one at [`Q_RING_BASE_HI`]).
+    reg Q_RING_BASE = 0x00, "ring_base", Rw, mask 0xFFFF_FFFF;
+    reg Q_RING_SIZE = 0x08, "ring_size", Rw, mask 0xFFFF_FFFF;
+    reg Q_POSTED_INDEX = 0x10, "posted_index", Rw, mask 0xFFFF_FFFF;
+    reg Q_CQ_INDEX = 0x18, "cq_index", Rw, mask 0xFFFF_FFFF;
+    reg Q_ENABLE = 0x20, "enable", Rw, mask 0x1;
+    reg Q_RUNNING = 0x28, "running", Ro, mask 0;
+    reg Q_FETCH_INDEX = 0x30, "fetch_index", Rw, mask 0xFFFF_FFFF;
+}
 
-/// `vnic_cq_ctrl`.
-pub const CQ_RING_BASE: u64 = 0x00;
-pub const CQ_RING_SIZE: u64 = 0x08;
-pub const CQ_FLOW_CONTROL_ENABLE: u64 = 0x10;
-pub const CQ_COLOR_ENABLE: u64 = 0x18;
-pub const CQ_HEAD: u64 = 0x20;
-pub const CQ_TAIL: u64 = 0x28;
-pub const CQ_TAIL_COLOR: u64 = 0x30;
+registers! {
+    /// `vnic_wq_ctrl` past the shared part.
+    pub static WQ_REGISTERS: u64;
+    reg WQ_ERROR_STATUS = 0x50, "error_status", Ro, mask 0;
+}
 
-/// The vNIC's configured MTU as the adapter reports it (`vnic_enet_config.mtu`, read by
-/// the driver through the devcmd `CMD_GET_CONFIG`; the model serves it at this offset of
-/// the NIC_CFG block instead of running devcmds).
-pub const NIC_CFG_MTU: u64 = 0x00;
+registers! {
+    /// `vnic_rq_ctrl` past the shared part.
+    pub static RQ_REGISTERS: u64;
+    reg RQ_ERROR_STATUS = 0x48, "error_status", Ro, mask 0;
+    reg RQ_DROPPED_PACKET_COUNT = 0x50, "dropped_packet_count", Ro, mask 0;
+}
+
+registers! {
+    /// `vnic_cq_ctrl`.
+    pub static CQ_REGISTERS: u64;
+    /// 64-bit ring base; accessed as two dwords (the high one at [`CQ_RING_BASE_HI`]).
+    reg CQ_RING_BASE = 0x00, "ring_base", Rw, mask 0xFFFF_FFFF;
+    reg CQ_RING_SIZE = 0x08, "ring_size", Rw, mask 0xFFFF_FFFF;
+    reg CQ_FLOW_CONTROL_ENABLE = 0x10, "flow_control_enable", Rw, mask 0x1;
+    reg CQ_COLOR_ENABLE = 0x18, "color_enable", Rw, mask 0x1;
+    reg CQ_HEAD = 0x20, "cq_head", Rw, mask 0xFFFF_FFFF;
+    reg CQ_TAIL = 0x28, "cq_tail", Rw, mask 0xFFFF_FFFF;
+    reg CQ_TAIL_COLOR = 0x30, "cq_tail_color", Rw, mask 0x1;
+}
+
+registers! {
+    /// The NIC_CFG block as the model serves it.
+    pub static NIC_CFG_REGISTERS: u64;
+    /// The vNIC's configured MTU as the adapter reports it (`vnic_enet_config.mtu`, read by
+    /// the driver through the devcmd `CMD_GET_CONFIG`; the model serves it at this offset
+    /// of the NIC_CFG block instead of running devcmds).
+    reg NIC_CFG_MTU = 0x00, "mtu", Ro, mask 0;
+}
+
+/// High dword of the 64-bit queue ring base.
+pub const Q_RING_BASE_HI: u64 = Q_RING_BASE + 4;
+/// High dword of the 64-bit completion-queue ring base.
+pub const CQ_RING_BASE_HI: u64 = CQ_RING_BASE + 4;
+
+/// The register spaces of the control blocks, each as the tables that make it up.
+pub fn register_spaces() -> [(&'static str, Vec<&'static [RegisterDesc]>); 4] {
+    [
+        ("WQ", vec![QUEUE_REGISTERS, WQ_REGISTERS]),
+        ("RQ", vec![QUEUE_REGISTERS, RQ_REGISTERS]),
+        ("CQ", vec![CQ_REGISTERS]),
+        ("NIC_CFG", vec![NIC_CFG_REGISTERS]),
+    ]
+}
 
 // ---- rings and limits ---------------------------------------------------------------------
 

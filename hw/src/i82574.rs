@@ -2,9 +2,9 @@
 //! in BAR3, EEPROM words and PHY registers. Offsets and names as the datasheet (and the
 //! Linux e1000e / QEMU e1000e headers, which copy it) give them.
 
-use bitflags::bitflags;
-
 pub mod fields;
+
+use crate::regs::{self, Found, registers};
 
 pub const VENDOR_ID: u16 = 0x8086;
 pub const DEVICE_ID: u16 = 0x10D3;
@@ -35,227 +35,183 @@ pub const CAP_PCIE: u16 = 0xE0;
 pub const EXT_CAP_AER: u16 = 0x100;
 pub const EXT_CAP_DSN: u16 = 0x140;
 
-// ---- General ----------------------------------------------------------------------------
-pub const CTRL: u32 = 0x00000;
-pub const CTRL_DUP: u32 = 0x00004;
-pub const STATUS: u32 = 0x00008;
-pub const EECD: u32 = 0x00010;
-pub const EERD: u32 = 0x00014;
-pub const CTRL_EXT: u32 = 0x00018;
-pub const MDIC: u32 = 0x00020;
-pub const FCAL: u32 = 0x00028;
-pub const FCAH: u32 = 0x0002C;
-pub const FCT: u32 = 0x00030;
-pub const VET: u32 = 0x00038;
-pub const LEDCTL: u32 = 0x00E00;
-pub const EXTCNF_CTRL: u32 = 0x00F00;
-pub const PBA: u32 = 0x01000;
-pub const PBS: u32 = 0x01008;
-pub const EEWR: u32 = 0x0102C;
-pub const GCR: u32 = 0x05B00;
-pub const SWSM: u32 = 0x05B50;
-pub const FWSM: u32 = 0x05B54;
-pub const SW_FW_SYNC: u32 = 0x05B5C;
-pub const GCR2: u32 = 0x05B64;
-pub const PBACLR: u32 = 0x05B68;
+pub use fields::{Ctrl, CtrlExt, Icr, Status};
+use fields::{
+    ctrl, ctrl_ext, delay, eerd, icr, itr, ivar, mdic, pba, psrctl, rah, rctl, rfctl, ring_len, rxcsum, rxdctl, status,
+    swsm, tctl, tipg, txdctl,
+};
 
-// ---- Interrupts -------------------------------------------------------------------------
-pub const ICR: u32 = 0x000C0;
-pub const ITR: u32 = 0x000C4;
-pub const ICS: u32 = 0x000C8;
-pub const IMS: u32 = 0x000D0;
-pub const IMC: u32 = 0x000D8;
-/// Extended Interrupt Auto Clear (82574-specific address).
-pub const EIAC: u32 = 0x000DC;
-pub const IAM: u32 = 0x000E0;
-pub const IVAR: u32 = 0x000E4;
-/// EITR for MSI-X vector `n` (n = 0..4).
-pub const fn eitr(n: u16) -> u32 {
-    0x000E8 + 4 * n as u32
-}
+registers! {
+    /// The BAR0 register file: every register driver, model, pattern test and dump use,
+    /// with datasheet names and titles (Intel 82574 GbE Controller Family datasheet,
+    /// chapter 10), access, writable mask (bits that read back what was written; the
+    /// masks Linux e1000e's `e1000_reg_test` uses for the pattern-test registers), reset
+    /// value where the device (as modelled) has a non-zero or known one, and fields.
+    /// Offsets not declared here are not modelled (they read 0 and ignore writes).
+    pub static REGISTERS: u32;
 
-// ---- Receive ----------------------------------------------------------------------------
-pub const RCTL: u32 = 0x00100;
-pub const RDTR: u32 = 0x02820;
-pub const RADV: u32 = 0x0282C;
-pub const RSRPD: u32 = 0x02C00;
-pub const RAID: u32 = 0x02C08;
-pub const PSRCTL: u32 = 0x02170;
-pub const RXCSUM: u32 = 0x05000;
-pub const RFCTL: u32 = 0x05008;
-pub const MTA: u32 = 0x05200;
-pub const MTA_LEN: u32 = 128;
-pub const VFTA: u32 = 0x05600;
-pub const WUC: u32 = 0x05800;
-pub const MRQC: u32 = 0x05818;
-pub const MANC: u32 = 0x05820;
-/// Receive address low/high, entries 0..15.
-pub const fn ral(n: u32) -> u32 {
-    0x05400 + 8 * n
-}
-pub const fn rah(n: u32) -> u32 {
-    0x05404 + 8 * n
-}
-pub const RAH_AV: u32 = 1 << 31;
+    // ---- General --------------------------------------------------------------------
+    reg CTRL = 0x00000, "Device Control", Rw, mask 0xFFFF_FFFF, reset 0x0014_0241, fields ctrl;
+    /// A second view of CTRL (writes through it reach CTRL).
+    reg CTRL_DUP = 0x00004, "Device Control (duplicate)", Ro, mask 0, fields ctrl;
+    reg STATUS = 0x00008, "Device Status", Ro, mask 0, fields status;
+    reg EECD = 0x00010, "EEPROM/Flash Control", Rw, mask 0xFFFF_FFFF;
+    reg EERD = 0x00014, "EEPROM Read", Rw, mask 0xFFFF_FFFF, fields eerd;
+    reg CTRL_EXT = 0x00018, "Extended Device Control", Rw, mask 0xFFFF_FFFF, fields ctrl_ext;
+    reg MDIC = 0x00020, "MDI Control", Rw, mask 0xFFFF_FFFF, reset mdic::READY.mask(), fields mdic;
+    reg FCAL = 0x00028, "Flow Control Address Low", Rw, mask 0xFFFF_FFFF, pattern 1;
+    reg FCAH = 0x0002C, "Flow Control Address High", Rw, mask 0x0000_FFFF, pattern 1;
+    reg FCT = 0x00030, "Flow Control Type", Rw, mask 0x0000_FFFF, pattern 1;
+    reg VET = 0x00038, "VLAN EtherType", Rw, mask 0x0000_FFFF, reset 0x8100, pattern 1;
 
-/// Receive queue `q` (0 or 1) registers.
-pub const fn rdbal(q: u32) -> u32 {
-    0x02800 + 0x100 * q
-}
-pub const fn rdbah(q: u32) -> u32 {
-    0x02804 + 0x100 * q
-}
-pub const fn rdlen(q: u32) -> u32 {
-    0x02808 + 0x100 * q
-}
-pub const fn rdh(q: u32) -> u32 {
-    0x02810 + 0x100 * q
-}
-pub const fn rdt(q: u32) -> u32 {
-    0x02818 + 0x100 * q
-}
-pub const fn rxdctl(q: u32) -> u32 {
-    0x02828 + 0x100 * q
-}
+    // ---- Interrupts -----------------------------------------------------------------
+    /// Read-to-clear (as the interrupt mode rules say) and write-1-to-clear.
+    reg ICR = 0x000C0, "Interrupt Cause Read", Rc, mask 0, fields icr;
+    reg ITR = 0x000C4, "Interrupt Throttling Rate", Rw, mask 0x0000_FFFF, fields itr;
+    /// Writes raise causes; reads return ICR (as QEMU's e1000e answers).
+    reg ICS = 0x000C8, "Interrupt Cause Set", Rw, mask 0xFFFF_FFFF, fields icr;
+    reg IMS = 0x000D0, "Interrupt Mask Set/Read", Rw, mask Icr::IMS_VALID.bits(), fields icr;
+    reg IMC = 0x000D8, "Interrupt Mask Clear", Wo, mask 0xFFFF_FFFF, fields icr;
+    /// Extended Interrupt Auto Clear (82574-specific address).
+    reg EIAC = 0x000DC, "Extended Interrupt Auto Clear", Rw, mask 0xFFFF_FFFF, fields icr;
+    reg IAM = 0x000E0, "Interrupt Acknowledge Auto Mask", Rw, mask 0xFFFF_FFFF, fields icr;
+    reg IVAR = 0x000E4, "Interrupt Vector Allocation", Rw, mask 0xFFFF_FFFF, fields ivar;
+    /// EITR for MSI-X vector `n` (n = 0..4).
+    regs EITR(EITR0, EITR1, EITR2, EITR3, EITR4) = fn eitr(u16) 0x000E8 step 4,
+        "Extended Interrupt Throttle", Rw, mask 0x0000_FFFF, fields itr;
 
-// ---- Transmit ---------------------------------------------------------------------------
-pub const TCTL: u32 = 0x00400;
-pub const TIPG: u32 = 0x00410;
-pub const TIDV: u32 = 0x03820;
-pub const TADV: u32 = 0x0382C;
-pub const fn tdbal(q: u32) -> u32 {
-    0x03800 + 0x100 * q
-}
-pub const fn tdbah(q: u32) -> u32 {
-    0x03804 + 0x100 * q
-}
-pub const fn tdlen(q: u32) -> u32 {
-    0x03808 + 0x100 * q
-}
-pub const fn tdh(q: u32) -> u32 {
-    0x03810 + 0x100 * q
-}
-pub const fn tdt(q: u32) -> u32 {
-    0x03818 + 0x100 * q
-}
-pub const fn txdctl(q: u32) -> u32 {
-    0x03828 + 0x100 * q
-}
-pub const fn tarc(q: u32) -> u32 {
-    0x03840 + 0x100 * q
-}
+    // ---- Receive / transmit control -------------------------------------------------
+    reg RCTL = 0x00100, "Receive Control", Rw, mask 0xFFFF_FFFF, fields rctl;
+    reg TCTL = 0x00400, "Transmit Control", Rw, mask 0xFFFF_FFFF, fields tctl;
+    reg TIPG = 0x00410, "Transmit IPG", Rw, mask 0x3FFF_FFFF, reset 0x0060_2008, pattern 1, fields tipg;
+    reg LEDCTL = 0x00E00, "LED Control", Rw, mask 0xFFFF_FFFF, reset 0x0706_8302;
+    reg EXTCNF_CTRL = 0x00F00, "Extended Configuration Control", Rw, mask 0xFFFF_FFFF;
+    /// Survives CTRL.RST.
+    reg PBA = 0x01000, "Packet Buffer Allocation", Rw, mask 0xFFFF_FFFF, reset 0x0014_0014, fields pba;
+    /// Survives CTRL.RST.
+    reg PBS = 0x01008, "Packet Buffer Size", Rw, mask 0xFFFF_FFFF;
+    reg EEWR = 0x0102C, "EEPROM Write", Rw, mask 0xFFFF_FFFF, fields eerd;
+    reg PSRCTL = 0x02170, "Packet Split Receive Control", Rw, mask 0xFFFF_FFFF, fields psrctl;
 
-// ---- Statistics (read-to-clear) ---------------------------------------------------------
-pub const CRCERRS: u32 = 0x04000;
-pub const MPC: u32 = 0x04010;
-pub const GPRC: u32 = 0x04074;
-pub const BPRC: u32 = 0x04078;
-pub const MPRC: u32 = 0x0407C;
-pub const GPTC: u32 = 0x04080;
-pub const GORCL: u32 = 0x04088;
-pub const GORCH: u32 = 0x0408C;
-pub const GOTCL: u32 = 0x04090;
-pub const GOTCH: u32 = 0x04094;
-pub const RNBC: u32 = 0x040A0;
-pub const RUC: u32 = 0x040A4;
-pub const ROC: u32 = 0x040AC;
-pub const TORL: u32 = 0x040C0;
-pub const TORH: u32 = 0x040C4;
-pub const TOTL: u32 = 0x040C8;
-pub const TOTH: u32 = 0x040CC;
-pub const TPR: u32 = 0x040D0;
-pub const TPT: u32 = 0x040D4;
-pub const MPTC: u32 = 0x040F0;
-pub const BPTC: u32 = 0x040F4;
-pub const TSCTC: u32 = 0x040F8;
-pub const IAC: u32 = 0x04100;
+    // ---- Receive queues (q = 0, 1) --------------------------------------------------
+    regs RDBAL(RDBAL0, RDBAL1) = fn rdbal(u32) 0x02800 step 0x100,
+        "Receive Descriptor Base Address Low", Rw, mask 0xFFFF_FFF0, pattern 1;
+    regs RDBAH(RDBAH0, RDBAH1) = fn rdbah(u32) 0x02804 step 0x100,
+        "Receive Descriptor Base Address High", Rw, mask 0xFFFF_FFFF, pattern 1;
+    regs RDLEN(RDLEN0, RDLEN1) = fn rdlen(u32) 0x02808 step 0x100,
+        "Receive Descriptor Length", Rw, mask 0x000F_FF80, pattern 1, fields ring_len;
+    regs RDH(RDH0, RDH1) = fn rdh(u32) 0x02810 step 0x100, "Receive Descriptor Head", Rw, mask 0x0000_FFFF, pattern 1;
+    regs RDT(RDT0, RDT1) = fn rdt(u32) 0x02818 step 0x100, "Receive Descriptor Tail", Rw, mask 0x0000_FFFF, pattern 1;
+    reg RDTR = 0x02820, "Receive Interrupt Packet Delay Timer", Rw, mask 0x0000_FFFF, pattern 1, fields delay;
+    regs RXDCTL(RXDCTL0, RXDCTL1) = fn rxdctl(u32) 0x02828 step 0x100,
+        "Receive Descriptor Control", Rw, mask 0xFFFF_FFFF, reset 0x0001_0000, fields rxdctl;
+    reg RADV = 0x0282C, "Receive Interrupt Absolute Delay Timer", Rw, mask 0x0000_FFFF;
+    reg RSRPD = 0x02C00, "Receive Small Packet Detect Interrupt", Rw, mask 0xFFFF_FFFF;
+    reg RAID = 0x02C08, "Receive ACK Interrupt Delay", Rw, mask 0xFFFF_FFFF;
 
-bitflags! {
-    /// CTRL (0x00000).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Ctrl: u32 {
-        const FD = 1 << 0;
-        const GIO_MASTER_DISABLE = 1 << 2;
-        const LRST = 1 << 3;
-        const ASDE = 1 << 5;
-        const SLU = 1 << 6;
-        const ILOS = 1 << 7;
-        const SPD_SEL = 0b11 << 8;
-        const FRCSPD = 1 << 11;
-        const FRCDPX = 1 << 12;
-        const SWDPIN0 = 1 << 18;
-        const ADVD3WUC = 1 << 20;
-        const RST = 1 << 26;
-        const RFCE = 1 << 27;
-        const TFCE = 1 << 28;
-        const VME = 1 << 30;
-        const PHY_RST = 1 << 31;
-    }
+    // ---- Transmit queues (q = 0, 1) -------------------------------------------------
+    regs TDBAL(TDBAL0, TDBAL1) = fn tdbal(u32) 0x03800 step 0x100,
+        "Transmit Descriptor Base Address Low", Rw, mask 0xFFFF_FFF0, pattern 1;
+    regs TDBAH(TDBAH0, TDBAH1) = fn tdbah(u32) 0x03804 step 0x100,
+        "Transmit Descriptor Base Address High", Rw, mask 0xFFFF_FFFF, pattern 1;
+    regs TDLEN(TDLEN0, TDLEN1) = fn tdlen(u32) 0x03808 step 0x100,
+        "Transmit Descriptor Length", Rw, mask 0x000F_FF80, pattern 1, fields ring_len;
+    regs TDH(TDH0, TDH1) = fn tdh(u32) 0x03810 step 0x100, "Transmit Descriptor Head", Rw, mask 0x0000_FFFF, pattern 1;
+    regs TDT(TDT0, TDT1) = fn tdt(u32) 0x03818 step 0x100, "Transmit Descriptor Tail", Rw, mask 0x0000_FFFF, pattern 1;
+    reg TIDV = 0x03820, "Transmit Interrupt Delay Value", Rw, mask 0x0000_FFFF, pattern 1, fields delay;
+    regs TXDCTL(TXDCTL0, TXDCTL1) = fn txdctl(u32) 0x03828 step 0x100,
+        "Transmit Descriptor Control", Rw, mask 0xFFFF_FFFF, reset 0x0001_0000, fields txdctl;
+    reg TADV = 0x0382C, "Transmit Absolute Interrupt Delay Value", Rw, mask 0x0000_FFFF;
+    regs TARC(TARC0, TARC1) = fn tarc(u32) 0x03840 step 0x100,
+        "Transmit Arbitration Count", Rw, mask 0xFFFF_FFFF, reset 0x0000_0400;
+
+    // ---- Statistics: read-to-clear; a 64-bit counter clears when its high half is read
+    reg CRCERRS = 0x04000, "CRC Error Count", Rc, mask 0;
+    reg MPC = 0x04010, "Missed Packets Count", Rc, mask 0;
+    reg GPRC = 0x04074, "Good Packets Received Count", Rc, mask 0;
+    reg BPRC = 0x04078, "Broadcast Packets Received Count", Rc, mask 0;
+    reg MPRC = 0x0407C, "Multicast Packets Received Count", Rc, mask 0;
+    reg GPTC = 0x04080, "Good Packets Transmitted Count", Rc, mask 0;
+    /// Read without side effect; cleared with GORCH.
+    reg GORCL = 0x04088, "Good Octets Received Count Low", Ro, mask 0;
+    reg GORCH = 0x0408C, "Good Octets Received Count High", Rc, mask 0;
+    /// Read without side effect; cleared with GOTCH.
+    reg GOTCL = 0x04090, "Good Octets Transmitted Count Low", Ro, mask 0;
+    reg GOTCH = 0x04094, "Good Octets Transmitted Count High", Rc, mask 0;
+    reg RNBC = 0x040A0, "Receive No Buffers Count", Rc, mask 0;
+    reg RUC = 0x040A4, "Receive Undersize Count", Rc, mask 0;
+    reg ROC = 0x040AC, "Receive Oversize Count", Rc, mask 0;
+    /// Read without side effect; cleared with TORH.
+    reg TORL = 0x040C0, "Total Octets Received Low", Ro, mask 0;
+    reg TORH = 0x040C4, "Total Octets Received High", Rc, mask 0;
+    /// Read without side effect; cleared with TOTH.
+    reg TOTL = 0x040C8, "Total Octets Transmitted Low", Ro, mask 0;
+    reg TOTH = 0x040CC, "Total Octets Transmitted High", Rc, mask 0;
+    reg TPR = 0x040D0, "Total Packets Received", Rc, mask 0;
+    reg TPT = 0x040D4, "Total Packets Transmitted", Rc, mask 0;
+    reg MPTC = 0x040F0, "Multicast Packets Transmitted Count", Rc, mask 0;
+    reg BPTC = 0x040F4, "Broadcast Packets Transmitted Count", Rc, mask 0;
+    reg TSCTC = 0x040F8, "TCP Segmentation Context Transmitted Count", Rc, mask 0;
+    reg IAC = 0x04100, "Interrupt Assertion Count", Rc, mask 0;
+
+    // ---- Receive filtering and offloads ---------------------------------------------
+    reg RXCSUM = 0x05000, "Receive Checksum Control", Rw, mask 0xFFFF_FFFF, reset 0x0000_0300, fields rxcsum;
+    reg RFCTL = 0x05008, "Receive Filter Control", Rw, mask 0xFFFF_FFFF, fields rfctl;
+    array MTA[MTA_LEN = 128, MTA_STRIDE = 4] = 0x05200, "Multicast Table Array", Rw, mask 0xFFFF_FFFF, pattern 2;
+    /// Receive address low, entries 0..15 (entry 0 loaded from the EEPROM).
+    regs RAL(RAL0, RAL1, RAL2, RAL3, RAL4, RAL5, RAL6, RAL7, RAL8, RAL9, RAL10, RAL11, RAL12, RAL13, RAL14, RAL15)
+        = fn ral(u32) 0x05400 step 8, "Receive Address Low", Rw, mask 0xFFFF_FFFF, pattern 1;
+    /// Receive address high, entries 0..15 (entry 0 loaded from the EEPROM).
+    regs RAH(RAH0, RAH1, RAH2, RAH3, RAH4, RAH5, RAH6, RAH7, RAH8, RAH9, RAH10, RAH11, RAH12, RAH13, RAH14, RAH15)
+        = fn rah(u32) 0x05404 step 8, "Receive Address High", Rw, mask 0x8003_FFFF, pattern 1, fields rah;
+    array VFTA[VFTA_LEN = 128, VFTA_STRIDE = 4] = 0x05600, "VLAN Filter Table Array", Rw, mask 0xFFFF_FFFF;
+
+    // ---- Wake-up, management, PCIe, semaphores ---------------------------------------
+    reg WUC = 0x05800, "Wake Up Control", Rw, mask 0xFFFF_FFFF;
+    reg MRQC = 0x05818, "Multiple Receive Queues Command", Rw, mask 0xFFFF_FFFF;
+    reg MANC = 0x05820, "Management Control", Rw, mask 0xFFFF_FFFF;
+    reg GCR = 0x05B00, "PCIe Control", Rw, mask 0xFFFF_FFFF;
+    reg SWSM = 0x05B50, "Software Semaphore", Rw, mask 0xFFFF_FFFF, fields swsm;
+    reg FWSM = 0x05B54, "Firmware Semaphore", Rw, mask 0xFFFF_FFFF;
+    reg SW_FW_SYNC = 0x05B5C, "Software-Firmware Synchronization", Rw, mask 0xFFFF_FFFF;
+    reg GCR2 = 0x05B64, "PCIe Control 2", Rw, mask 0xFFFF_FFFF;
+    /// Writing 1 to bit n clears the MSI-X PBA bit of vector n.
+    reg PBACLR = 0x05B68, "MSI-X PBA Clear", Rw, mask 0xFFFF_FFFF;
 }
 
-bitflags! {
-    /// STATUS (0x00008), read-only.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct Status: u32 {
-        const FD = 1 << 0;
-        const LU = 1 << 1;
-        const FUNC = 0b11 << 2;
-        const TXOFF = 1 << 4;
-        const SPEED = 0b11 << 6;
-        /// ASDV = 1000 Mb/s; Linux reads it as LAN_INIT_DONE.
-        const ASDV_1000 = 1 << 9;
-        const PHYRA = 1 << 10;
-        const GIO_MASTER_ENABLE = 1 << 19;
-    }
+/// The register instance at BAR0 `offset`.
+pub fn register(offset: u32) -> Option<Found> {
+    regs::by_offset(REGISTERS, offset)
 }
-pub const STATUS_SPEED_SHIFT: u32 = 6;
+
+/// The register instance called `name` (`CTRL`, `RDT0`, `MTA[3]`).
+pub fn register_named(name: &str) -> Option<Found> {
+    regs::by_name(REGISTERS, name)
+}
+
+/// Every register instance with a name of its own — single registers and the named
+/// instances of small arrays (`EITR4`, `RAL0`), not the MTA/VFTA ranges — in table order,
+/// as (offset, name).
+pub fn named_registers() -> &'static [(u32, &'static str)] {
+    static NAMED: std::sync::OnceLock<Vec<(u32, &'static str)>> = std::sync::OnceLock::new();
+    NAMED.get_or_init(|| {
+        REGISTERS
+            .iter()
+            .filter(|d| !matches!(d.shape, regs::Shape::Indexed { .. }))
+            .flat_map(|d| d.instances().map(move |(i, o)| (o, d.static_name(i))))
+            .collect()
+    })
+}
+
+/// Datasheet name of a BAR0 register offset, for messages: the register's name, an
+/// array instance's own name (`EITR4`, `RAL0`), or `MTA[]` / `VFTA[]` inside those arrays.
+pub fn reg_name(offset: u32) -> Option<&'static str> {
+    register(offset).map(|f| f.static_name())
+}
+
+pub const RAH_AV: u32 = rah::AV.mask();
+pub const STATUS_SPEED_SHIFT: u32 = status::SPEED.shift();
 pub const STATUS_SPEED_1000: u32 = 0b10;
-
-bitflags! {
-    /// CTRL_EXT (0x00018).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub struct CtrlExt: u32 {
-        const ASDCHK = 1 << 12;
-        const EE_RST = 1 << 13;
-        const SPD_BYPS = 1 << 15;
-        const RO_DIS = 1 << 17;
-        const DMA_DYN_CLK_EN = 1 << 19;
-        const TXLSFLOW = 1 << 22;
-        /// Extended Interrupt Auto Mask Enable: a routed MSI-X cause clears its IAM bit.
-        const EIAME = 1 << 24;
-        /// Interrupt Acknowledge Auto-Mask Enable.
-        const IAME = 1 << 27;
-        const DRV_LOAD = 1 << 28;
-        const INT_TIMERS_CLEAR_ENA = 1 << 29;
-        /// MSI-X PBA support: IMS writes clear the PBA bit of the mapped vector.
-        const PBA_CLR = 1 << 31;
-    }
-}
-
-bitflags! {
-    /// Interrupt cause bits, shared by ICR, ICS, IMS, IMC, IAM and EIAC.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    pub struct Icr: u32 {
-        const TXDW = 1 << 0;
-        const TXQE = 1 << 1;
-        const LSC = 1 << 2;
-        const RXSEQ = 1 << 3;
-        const RXDMT0 = 1 << 4;
-        const RXO = 1 << 6;
-        const RXT0 = 1 << 7;
-        const MDAC = 1 << 9;
-        const TXD_LOW = 1 << 15;
-        const SRPD = 1 << 16;
-        const ACK = 1 << 17;
-        const MNG = 1 << 18;
-        const RXQ0 = 1 << 20;
-        const RXQ1 = 1 << 21;
-        const TXQ0 = 1 << 22;
-        const TXQ1 = 1 << 23;
-        const OTHER = 1 << 24;
-        const INT_ASSERTED = 1 << 31;
-    }
-}
 
 impl Icr {
     /// Causes that, under MSI-X, reach a vector only through ICR.OTHER.
@@ -344,7 +300,7 @@ impl std::fmt::Display for IvarEntry {
 pub const IVAR_VECTOR_MASK: u32 = 0x7;
 pub const IVAR_INT_ALLOC_VALID: u32 = 0x8;
 /// IVAR bit 31: TX interrupt on every descriptor write-back.
-pub const IVAR_TX_INT_EVERY_WB: u32 = 1 << 31;
+pub const IVAR_TX_INT_EVERY_WB: u32 = ivar::TX_INT_EVERY_WB.mask();
 
 /// Decode one IVAR entry: `Some(vector)` when valid.
 pub const fn ivar_vector(ivar: u32, entry: IvarEntry) -> Option<u16> {
@@ -358,25 +314,25 @@ pub const fn ivar_entry(entry: IvarEntry, vector: u16) -> u32 {
 }
 
 /// EERD (82574 layout).
-pub const EERD_START: u32 = 1 << 0;
-pub const EERD_DONE: u32 = 1 << 1;
-pub const EERD_ADDR_SHIFT: u32 = 2;
-pub const EERD_ADDR_MASK: u32 = 0x3FFF;
-pub const EERD_DATA_SHIFT: u32 = 16;
+pub const EERD_START: u32 = eerd::START.mask();
+pub const EERD_DONE: u32 = eerd::DONE.mask();
+pub const EERD_ADDR_SHIFT: u32 = eerd::ADDR.shift();
+pub const EERD_ADDR_MASK: u32 = eerd::ADDR.mask() >> EERD_ADDR_SHIFT;
+pub const EERD_DATA_SHIFT: u32 = eerd::DATA.shift();
 /// EEPROM words 0..=2 hold the MAC address; words 0..=0x3F sum to this.
 pub const EEPROM_CHECKSUM_WORD: u16 = 0x3F;
 pub const EEPROM_SUM: u16 = 0xBABA;
 pub const EEPROM_WORDS: usize = 64;
 
 /// MDIC (PHY access).
-pub const MDIC_DATA_MASK: u32 = 0xFFFF;
-pub const MDIC_REGADD_SHIFT: u32 = 16;
-pub const MDIC_PHYADD_SHIFT: u32 = 21;
-pub const MDIC_OP_WRITE: u32 = 1 << 26;
-pub const MDIC_OP_READ: u32 = 1 << 27;
-pub const MDIC_READY: u32 = 1 << 28;
-pub const MDIC_INT_EN: u32 = 1 << 29;
-pub const MDIC_ERROR: u32 = 1 << 30;
+pub const MDIC_DATA_MASK: u32 = mdic::DATA.mask();
+pub const MDIC_REGADD_SHIFT: u32 = mdic::REGADD.shift();
+pub const MDIC_PHYADD_SHIFT: u32 = mdic::PHYADD.shift();
+pub const MDIC_OP_WRITE: u32 = mdic::OP_WRITE.mask();
+pub const MDIC_OP_READ: u32 = mdic::OP_READ.mask();
+pub const MDIC_READY: u32 = mdic::READY.mask();
+pub const MDIC_INT_EN: u32 = mdic::INT_EN.mask();
+pub const MDIC_ERROR: u32 = mdic::ERROR.mask();
 /// The internal PHY answers at address 1.
 pub const PHY_ADDR: u32 = 1;
 
@@ -396,31 +352,31 @@ pub const PHY_STATUS_AUTONEG_COMPLETE: u16 = 1 << 5;
 pub const PHY_ID: (u16, u16) = (0x0141, 0x0CB1);
 
 /// RCTL bits.
-pub const RCTL_EN: u32 = 1 << 1;
-pub const RCTL_SBP: u32 = 1 << 2;
-pub const RCTL_UPE: u32 = 1 << 3;
-pub const RCTL_MPE: u32 = 1 << 4;
-pub const RCTL_LPE: u32 = 1 << 5;
-pub const RCTL_LBM_SHIFT: u32 = 6;
-pub const RCTL_LBM_MAC: u32 = 0b01 << 6;
-pub const RCTL_RDMTS_SHIFT: u32 = 8;
-pub const RCTL_DTYP_SHIFT: u32 = 10;
+pub const RCTL_EN: u32 = rctl::EN.mask();
+pub const RCTL_SBP: u32 = rctl::SBP.mask();
+pub const RCTL_UPE: u32 = rctl::UPE.mask();
+pub const RCTL_MPE: u32 = rctl::MPE.mask();
+pub const RCTL_LPE: u32 = rctl::LPE.mask();
+pub const RCTL_LBM_SHIFT: u32 = rctl::LBM.shift();
+pub const RCTL_LBM_MAC: u32 = 0b01 << RCTL_LBM_SHIFT;
+pub const RCTL_RDMTS_SHIFT: u32 = rctl::RDMTS.shift();
+pub const RCTL_DTYP_SHIFT: u32 = rctl::DTYP.shift();
 /// RCTL.DTYP = 01: packet-split receive descriptors (with RFCTL.EXTEN).
 pub const RCTL_DTYP_PS: u32 = 0b01 << RCTL_DTYP_SHIFT;
 /// PSRCTL buffer sizes: BSIZE0 bits 6:0 in 128-byte units, BSIZE1-3 bits 13:8, 21:16,
 /// 29:24 in KiB.
 pub const PSRCTL_BSIZE0_UNIT: usize = 128;
-pub const PSRCTL_BSIZE1_SHIFT: u32 = 8;
-pub const RCTL_BAM: u32 = 1 << 15;
-pub const RCTL_BSIZE_SHIFT: u32 = 16;
-pub const RCTL_BSEX: u32 = 1 << 25;
-pub const RCTL_SECRC: u32 = 1 << 26;
+pub const PSRCTL_BSIZE1_SHIFT: u32 = psrctl::BSIZE1.shift();
+pub const RCTL_BAM: u32 = rctl::BAM.mask();
+pub const RCTL_BSIZE_SHIFT: u32 = rctl::BSIZE.shift();
+pub const RCTL_BSEX: u32 = rctl::BSEX.mask();
+pub const RCTL_SECRC: u32 = rctl::SECRC.mask();
 /// TCTL bits.
-pub const TCTL_EN: u32 = 1 << 1;
-pub const TCTL_PSP: u32 = 1 << 3;
+pub const TCTL_EN: u32 = tctl::EN.mask();
+pub const TCTL_PSP: u32 = tctl::PSP.mask();
 /// RFCTL bits.
-pub const RFCTL_ACK_DIS: u32 = 1 << 12;
-pub const RFCTL_EXTEN: u32 = 1 << 15;
+pub const RFCTL_ACK_DIS: u32 = rfctl::ACK_DIS.mask();
+pub const RFCTL_EXTEN: u32 = rfctl::EXTEN.mask();
 
 /// One register of the ethtool-style pattern test: offset, name, and the bits that are
 /// writable (read back what was written) on the 82574L.
@@ -431,152 +387,21 @@ pub struct PatternReg {
     pub mask: u32,
 }
 
-/// Registers the register pattern test touches, in the order it touches them, with their
-/// writable masks (Linux e1000e `e1000_reg_test` uses the same set and masks).
-pub const PATTERN_REGS: &[PatternReg] = &[
-    PatternReg { offset: FCAL, name: "FCAL", mask: 0xFFFF_FFFF },
-    PatternReg { offset: FCAH, name: "FCAH", mask: 0x0000_FFFF },
-    PatternReg { offset: FCT, name: "FCT", mask: 0x0000_FFFF },
-    PatternReg { offset: VET, name: "VET", mask: 0x0000_FFFF },
-    PatternReg { offset: rdbal(0), name: "RDBAL", mask: 0xFFFF_FFF0 },
-    PatternReg { offset: rdbah(0), name: "RDBAH", mask: 0xFFFF_FFFF },
-    PatternReg { offset: rdlen(0), name: "RDLEN", mask: 0x000F_FF80 },
-    PatternReg { offset: rdh(0), name: "RDH", mask: 0x0000_FFFF },
-    PatternReg { offset: rdt(0), name: "RDT", mask: 0x0000_FFFF },
-    PatternReg { offset: RDTR, name: "RDTR", mask: 0x0000_FFFF },
-    PatternReg { offset: tdbal(0), name: "TDBAL", mask: 0xFFFF_FFF0 },
-    PatternReg { offset: tdbah(0), name: "TDBAH", mask: 0xFFFF_FFFF },
-    PatternReg { offset: tdlen(0), name: "TDLEN", mask: 0x000F_FF80 },
-    PatternReg { offset: tdh(0), name: "TDH", mask: 0x0000_FFFF },
-    PatternReg { offset: tdt(0), name: "TDT", mask: 0x0000_FFFF },
-    PatternReg { offset: TIDV, name: "TIDV", mask: 0x0000_FFFF },
-    PatternReg { offset: TIPG, name: "TIPG", mask: 0x3FFF_FFFF },
-    PatternReg { offset: ral(0), name: "RAL0", mask: 0xFFFF_FFFF },
-    PatternReg { offset: rah(0), name: "RAH0", mask: 0x8003_FFFF },
-    PatternReg { offset: MTA, name: "MTA[0]", mask: 0xFFFF_FFFF },
-    PatternReg { offset: MTA + 4, name: "MTA[1]", mask: 0xFFFF_FFFF },
-];
-
-/// The patterns written by the register test, in order.
-pub const PATTERNS: [u32; 4] = [0x5A5A_5A5A, 0xA5A5_A5A5, 0x0000_0000, 0xFFFF_FFFF];
-
-/// Datasheet name of a BAR0 register offset, for messages and register dumps.
-pub fn reg_name(offset: u32) -> Option<&'static str> {
-    REG_NAMES.iter().find(|(o, _)| *o == offset).map(|(_, n)| *n).or_else(|| {
-        if (MTA..MTA + 4 * MTA_LEN).contains(&offset) {
-            Some("MTA[]")
-        } else if (0x05400..0x05480).contains(&offset) {
-            Some(if offset.is_multiple_of(8) { "RAL[]" } else { "RAH[]" })
-        } else if (VFTA..VFTA + 0x200).contains(&offset) {
-            Some("VFTA[]")
-        } else {
-            None
-        }
+/// Registers the register pattern test touches, in table order, with their writable
+/// masks: the [`REGISTERS`] entries flagged for the test (Linux e1000e `e1000_reg_test`
+/// uses the same set and masks), the first `pattern` instances of each.
+pub fn pattern_regs() -> impl Iterator<Item = PatternReg> {
+    REGISTERS.iter().flat_map(|d| {
+        d.instances().take(d.pattern as usize).map(move |(i, offset)| PatternReg {
+            offset,
+            name: d.static_name(i),
+            mask: d.mask,
+        })
     })
 }
 
-/// Named BAR0 registers (single instances; arrays are resolved by [`reg_name`]).
-pub const REG_NAMES: &[(u32, &str)] = &[
-    (CTRL, "CTRL"),
-    (CTRL_DUP, "CTRL_DUP"),
-    (STATUS, "STATUS"),
-    (EECD, "EECD"),
-    (EERD, "EERD"),
-    (CTRL_EXT, "CTRL_EXT"),
-    (MDIC, "MDIC"),
-    (FCAL, "FCAL"),
-    (FCAH, "FCAH"),
-    (FCT, "FCT"),
-    (VET, "VET"),
-    (ICR, "ICR"),
-    (ITR, "ITR"),
-    (ICS, "ICS"),
-    (IMS, "IMS"),
-    (IMC, "IMC"),
-    (EIAC, "EIAC"),
-    (IAM, "IAM"),
-    (IVAR, "IVAR"),
-    (eitr(0), "EITR0"),
-    (eitr(1), "EITR1"),
-    (eitr(2), "EITR2"),
-    (eitr(3), "EITR3"),
-    (eitr(4), "EITR4"),
-    (RCTL, "RCTL"),
-    (TCTL, "TCTL"),
-    (TIPG, "TIPG"),
-    (LEDCTL, "LEDCTL"),
-    (EXTCNF_CTRL, "EXTCNF_CTRL"),
-    (PBA, "PBA"),
-    (PBS, "PBS"),
-    (EEWR, "EEWR"),
-    (PSRCTL, "PSRCTL"),
-    (rdbal(0), "RDBAL0"),
-    (rdbah(0), "RDBAH0"),
-    (rdlen(0), "RDLEN0"),
-    (rdh(0), "RDH0"),
-    (rdt(0), "RDT0"),
-    (RDTR, "RDTR"),
-    (rxdctl(0), "RXDCTL0"),
-    (RADV, "RADV"),
-    (rdbal(1), "RDBAL1"),
-    (rdbah(1), "RDBAH1"),
-    (rdlen(1), "RDLEN1"),
-    (rdh(1), "RDH1"),
-    (rdt(1), "RDT1"),
-    (rxdctl(1), "RXDCTL1"),
-    (RSRPD, "RSRPD"),
-    (RAID, "RAID"),
-    (tdbal(0), "TDBAL0"),
-    (tdbah(0), "TDBAH0"),
-    (tdlen(0), "TDLEN0"),
-    (tdh(0), "TDH0"),
-    (tdt(0), "TDT0"),
-    (TIDV, "TIDV"),
-    (txdctl(0), "TXDCTL0"),
-    (TADV, "TADV"),
-    (tarc(0), "TARC0"),
-    (tdbal(1), "TDBAL1"),
-    (tdbah(1), "TDBAH1"),
-    (tdlen(1), "TDLEN1"),
-    (tdh(1), "TDH1"),
-    (tdt(1), "TDT1"),
-    (txdctl(1), "TXDCTL1"),
-    (tarc(1), "TARC1"),
-    (CRCERRS, "CRCERRS"),
-    (MPC, "MPC"),
-    (GPRC, "GPRC"),
-    (BPRC, "BPRC"),
-    (MPRC, "MPRC"),
-    (GPTC, "GPTC"),
-    (GORCL, "GORCL"),
-    (GORCH, "GORCH"),
-    (GOTCL, "GOTCL"),
-    (GOTCH, "GOTCH"),
-    (RNBC, "RNBC"),
-    (RUC, "RUC"),
-    (ROC, "ROC"),
-    (TORL, "TORL"),
-    (TORH, "TORH"),
-    (TOTL, "TOTL"),
-    (TOTH, "TOTH"),
-    (TPR, "TPR"),
-    (TPT, "TPT"),
-    (MPTC, "MPTC"),
-    (BPTC, "BPTC"),
-    (TSCTC, "TSCTC"),
-    (IAC, "IAC"),
-    (RXCSUM, "RXCSUM"),
-    (RFCTL, "RFCTL"),
-    (WUC, "WUC"),
-    (MRQC, "MRQC"),
-    (MANC, "MANC"),
-    (GCR, "GCR"),
-    (SWSM, "SWSM"),
-    (FWSM, "FWSM"),
-    (SW_FW_SYNC, "SW_FW_SYNC"),
-    (GCR2, "GCR2"),
-    (PBACLR, "PBACLR"),
-];
+/// The patterns written by the register test, in order.
+pub const PATTERNS: [u32; 4] = [0x5A5A_5A5A, 0xA5A5_A5A5, 0x0000_0000, 0xFFFF_FFFF];
 
 #[cfg(test)]
 mod tests {
@@ -602,9 +427,13 @@ mod tests {
 
     #[test]
     fn register_names_resolve() {
-        assert_eq!(reg_name(0x28), Some("FCAL"));
+        assert_eq!(reg_name(FCAL), Some("FCAL"));
         assert_eq!(reg_name(eitr(4)), Some("EITR4"));
         assert_eq!(reg_name(MTA + 8), Some("MTA[]"));
+        assert_eq!(reg_name(ral(3)), Some("RAL3"));
+        assert_eq!(reg_name(VFTA + 4 * (VFTA_LEN - 1)), Some("VFTA[]"));
+        assert_eq!(reg_name(VFTA - 4), None);
         assert_eq!(reg_name(0x7FFC), None);
+        assert_eq!(reg_name(CTRL + 2), None);
     }
 }

@@ -10,4 +10,5 @@ pub mod enic;
 pub mod i82574;
 pub mod i82574_desc;
 pub mod pci;
+pub mod regs;
 pub mod xen_netif;

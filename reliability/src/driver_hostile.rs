@@ -137,7 +137,7 @@ fn apply(d: &mut I82574<Hostile>, op: DriverOp) -> Result<(), DriverError> {
         DriverOp::CheckMsixEntry { vector } => d.check_msix_entry(u16::from(vector % 4)).map(drop),
         DriverOp::CheckIvar { entry: e } => d.check_ivar_entry(entry(e)).map(drop),
         DriverOp::Read { reg } => {
-            let names = r::REG_NAMES;
+            let names = r::named_registers();
             let off = names.get(usize::from(reg) % names.len().max(1)).map(|(o, _)| *o).unwrap_or(r::STATUS);
             d.read(off).map(drop)
         }

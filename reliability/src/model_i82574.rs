@@ -151,7 +151,7 @@ fn snapshot(mem: &DmaMemory) -> Vec<u8> {
 }
 
 fn named(reg: u16) -> u32 {
-    let names = r::REG_NAMES;
+    let names = r::named_registers();
     names.get(usize::from(reg) % names.len().max(1)).map(|(o, _)| *o).unwrap_or(r::CTRL)
 }
 

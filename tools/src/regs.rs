@@ -1,6 +1,6 @@
 //! `nicqual regs`: every 82574L register with its name and decoded fields, like
 //! `ethtool -d` prints for e1000e; `--raw` for offset/value pairs only. Register names,
-//! access and fields come from `nicqual_hw::i82574::fields`.
+//! access and fields come from the one register table, `nicqual_hw::i82574::REGISTERS`.
 //!
 //! A function whose configuration space or STATUS reads all-ones is gone (or not
 //! answering): the dump says so on its first line and prints no register values.
@@ -8,9 +8,9 @@
 use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
 use nicqual_backends::emulated::EmulatedBackend;
 use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
-use nicqual_hw::i82574::fields::{self, Access, Field, RegInfo};
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_hw::pci;
+use nicqual_hw::regs::{Access, FieldDesc};
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_nics::i82574::{I82574, Options};
@@ -115,6 +115,33 @@ pub fn run(a: Args) -> ExitCode {
     }
 }
 
+/// One register instance of the dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegInfo {
+    pub offset: u32,
+    /// Instance name: `CTRL`, `RDBAL1`, `MTA[7]`.
+    pub name: String,
+    pub access: Access,
+    pub fields: &'static [FieldDesc],
+}
+
+/// Every register instance of the table, in offset order.
+pub fn dump_layout() -> Vec<RegInfo> {
+    let mut v: Vec<RegInfo> = r::REGISTERS
+        .iter()
+        .flat_map(|d| {
+            d.instances().map(move |(i, offset)| RegInfo {
+                offset,
+                name: d.instance_name(i),
+                access: d.access,
+                fields: d.fields,
+            })
+        })
+        .collect();
+    v.sort_by_key(|r| r.offset);
+    v
+}
+
 /// Dump every register of an 82574L behind `b`. Returns the text and false when the
 /// device reads all-ones (then the text says so and holds no register values).
 pub fn dump<B: Backend>(b: &mut B, spec: &str, raw: bool) -> (String, bool) {
@@ -149,7 +176,7 @@ pub fn dump<B: Backend>(b: &mut B, spec: &str, raw: bool) -> (String, bool) {
             " (not an 82574L: decoding as one anyway)"
         }
     );
-    let layout = fields::dump_layout();
+    let layout = dump_layout();
     let mut all_ones = 0usize;
     let mut read = 0usize;
     let mut values: Vec<(RegInfo, Option<u32>)> = Vec::with_capacity(layout.len());
@@ -209,7 +236,8 @@ pub fn dump<B: Backend>(b: &mut B, spec: &str, raw: bool) -> (String, bool) {
             Access::Rw => "",
             Access::Ro => "  (read-only)",
             Access::Wo => "  (write-only: not read)",
-            Access::ReadClears => "  (read clears)",
+            Access::Rc => "  (read clears)",
+            Access::W1c => "  (write 1 to clear)",
         };
         match v {
             Some(v) => {
@@ -227,14 +255,15 @@ pub fn dump<B: Backend>(b: &mut B, spec: &str, raw: bool) -> (String, bool) {
     (o, all_ones + 1 < read)
 }
 
-fn bits(f: &Field) -> String {
+fn bits(f: &FieldDesc) -> String {
     if f.width == 1 { format!("[{}]", f.lsb) } else { format!("[{}:{}]", f.lsb + f.width - 1, f.lsb) }
 }
 
 /// Decoded fields of one register value, with meanings where the field has one.
 fn field_lines(reg: &RegInfo, v: u32) -> Vec<String> {
-    fields::decode(&reg.fields, v)
-        .into_iter()
+    reg.fields
+        .iter()
+        .map(|f| (*f, f.get(v)))
         .map(|(f, x)| {
             let meaning = meaning(reg.offset, &f, x);
             let val = if f.width == 1 { x.to_string() } else { format!("{x:#x}") };
@@ -243,7 +272,7 @@ fn field_lines(reg: &RegInfo, v: u32) -> Vec<String> {
         .collect()
 }
 
-fn meaning(offset: u32, f: &Field, x: u32) -> Option<String> {
+fn meaning(offset: u32, f: &FieldDesc, x: u32) -> Option<String> {
     match (offset, f.name) {
         (r::IVAR, n) if f.width == 4 => {
             let e = IvarEntry::ALL.into_iter().find(|e| e.name() == n)?;
@@ -279,7 +308,7 @@ mod tests {
     fn dump_names_every_register_and_decodes_fields() {
         let (text, ok) = dump(&mut model(), "model:i82574l", false);
         assert!(ok);
-        for (o, n) in r::REG_NAMES {
+        for (o, n) in r::named_registers() {
             assert!(text.contains(&format!("0x{o:05x}: {n:<13} ")), "{n} missing:\n{text}");
         }
         assert!(text.contains("0x05200: MTA[0..7]"), "{text}");
@@ -292,7 +321,7 @@ mod tests {
         let (text, ok) = dump(&mut model(), "model:i82574l", true);
         assert!(ok);
         let lines: Vec<&str> = text.lines().skip(1).collect();
-        assert_eq!(lines.len(), fields::dump_layout().len());
+        assert_eq!(lines.len(), dump_layout().len());
         let status = lines.iter().find(|l| l.starts_with("0x00008 ")).unwrap();
         let v = u32::from_str_radix(status.trim_start_matches("0x00008 0x"), 16).unwrap();
         assert_ne!(v, u32::MAX);

@@ -51,7 +51,7 @@ pub const MAX_TX_FRAME: usize = 16 * 1024;
 /// Timer units of RDTR/RADV/TIDV/TADV, ns.
 pub const DELAY_UNIT_NS: u64 = 1024;
 /// RDTR/TIDV bit 31: flush partial descriptor block.
-pub const DELAY_FPD: u32 = 1 << 31;
+pub const DELAY_FPD: u32 = nicqual_hw::i82574::fields::delay::FPD.mask();
 
 /// What the datapath did, beyond the chip's own statistics registers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -711,7 +711,7 @@ impl I82574 {
 
     /// RDTR/TIDV writes: FPD flushes the pending delayed interrupt now.
     pub(super) fn delay_reg_write(&mut self, off: u32, val: u32) {
-        self.set_reg(off, val & 0xFFFF);
+        self.set_reg(off, val & Self::write_mask(off));
         if val & DELAY_FPD != 0 {
             if off == r::RDTR && (self.dp.rx_pkt_timer.is_some() || self.dp.rx_abs_timer.is_some()) {
                 self.raise_rx_cause();

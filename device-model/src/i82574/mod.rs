@@ -6,10 +6,13 @@
 //! five MSI-X causes, Other-cause folding into ICR.OTHER, ITR/EITR throttling on the virtual
 //! clock, PBA clearing through PBACLR and IMS writes with CTRL_EXT.PBA_CLR.
 //!
-//! Registers not modelled: every offset without a datasheet name in
-//! [`nicqual_hw::i82574::REG_NAMES`] (and outside MTA/RA/VFTA) reads 0 and ignores writes,
-//! as QEMU does for unknown offsets. The flash BAR reads 0. Named registers without a
-//! behaviour of their own are plain storage with their writable mask.
+//! Registers come from the one table, [`nicqual_hw::i82574::REGISTERS`]: their reset values,
+//! writable masks and access (read-to-clear statistics, read-only) are read from it; this
+//! file keeps only behaviour (ICR/IMS/IMC interrupt rules, EERD/MDIC, self-clearing
+//! CTRL.RST, the 64-bit counters cleared through their high half). Every offset not in
+//! the table reads 0 and ignores writes, as QEMU does for unknown offsets. The flash BAR
+//! reads 0. Registers without a behaviour of their own are plain storage: a write keeps
+//! the bits of the table's writable mask.
 
 use crate::clock::VirtualClock;
 use crate::config::{BarKind, ConfigSpace};
@@ -19,6 +22,8 @@ use crate::msix::{Msix, MsixOutcome};
 use crate::{MsiMessage, PciDevice};
 use nicqual_hw::i82574::{self as r, Ctrl, CtrlExt, Icr, IvarEntry, Status};
 use nicqual_hw::pci;
+use nicqual_hw::regs::Access;
+use std::sync::LazyLock;
 
 mod datapath;
 pub use datapath::{DatapathCounters, MAX_JUMBO_FRAME, RxOutcome};
@@ -100,6 +105,25 @@ pub struct I82574 {
 }
 
 const ITR_SLOT: usize = 5;
+
+/// Per register word: (access, writable mask) from [`r::REGISTERS`], `None` where the
+/// table declares nothing. Built once, so an access costs one index.
+static REG_MAP: LazyLock<Vec<Option<(Access, u32)>>> = LazyLock::new(|| {
+    let mut map = vec![None; MAC_WORDS];
+    for d in r::REGISTERS {
+        for (_, off) in d.instances() {
+            if let Some(slot) = map.get_mut((off >> 2) as usize) {
+                *slot = Some((d.access, d.mask));
+            }
+        }
+    }
+    map
+});
+
+/// Access and writable mask of the register at `off` (`None`: not a register).
+fn reg_info(off: u32) -> Option<(Access, u32)> {
+    REG_MAP.get((off >> 2) as usize).copied().flatten()
+}
 
 impl I82574 {
     pub fn new(options: Config) -> Self {
@@ -190,20 +214,15 @@ impl I82574 {
         let pbs = self.mac[(r::PBS >> 2) as usize];
         self.mac.iter_mut().for_each(|w| *w = 0);
         let set = |mac: &mut Vec<u32>, off: u32, v: u32| mac[(off >> 2) as usize] = v;
-        set(&mut self.mac, r::CTRL, 0x0014_0241);
-        set(&mut self.mac, r::PBA, if pba == 0 { 0x0014_0014 } else { pba });
+        for d in r::REGISTERS {
+            if let Some(v) = d.reset {
+                d.instances().for_each(|(_, off)| set(&mut self.mac, off, v));
+            }
+        }
+        if pba != 0 {
+            set(&mut self.mac, r::PBA, pba);
+        }
         set(&mut self.mac, r::PBS, pbs);
-        set(&mut self.mac, r::TIPG, 0x0060_2008);
-        set(&mut self.mac, r::VET, 0x8100);
-        set(&mut self.mac, r::RXCSUM, 0x300);
-        set(&mut self.mac, r::LEDCTL, 0x0706_8302);
-        set(&mut self.mac, r::rxdctl(0), 0x0001_0000);
-        set(&mut self.mac, r::rxdctl(1), 0x0001_0000);
-        set(&mut self.mac, r::txdctl(0), 0x0001_0000);
-        set(&mut self.mac, r::txdctl(1), 0x0001_0000);
-        set(&mut self.mac, r::tarc(0), 1 << 10);
-        set(&mut self.mac, r::tarc(1), 1 << 10);
-        set(&mut self.mac, r::MDIC, r::MDIC_READY);
         let m = self.options.mac;
         set(&mut self.mac, r::ral(0), u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
         set(&mut self.mac, r::rah(0), u32::from_le_bytes([m[4], m[5], 0, 0]) | r::RAH_AV);
@@ -356,7 +375,7 @@ impl I82574 {
 
     fn throttle_interval_ns(&self, slot: usize) -> u64 {
         let reg = if slot == ITR_SLOT { self.reg(r::ITR) } else { self.reg(r::eitr(slot as u16)) };
-        (reg & 0xFFFF) as u64 * 256
+        u64::from(r::fields::itr::INTERVAL.get(reg)) * 256
     }
 
     fn throttled_send(&mut self, slot: usize) {
@@ -531,26 +550,9 @@ impl I82574 {
         }
     }
 
-    fn is_stat(off: u32) -> bool {
-        (r::CRCERRS..=0x0412C).contains(&off)
-    }
-
-    /// Writable mask of a plain storage register.
+    /// Writable mask of a register (from the table; 0 for an offset it does not declare).
     fn write_mask(off: u32) -> u32 {
-        match off {
-            o if o == r::rdbal(0) || o == r::rdbal(1) || o == r::tdbal(0) || o == r::tdbal(1) => 0xFFFF_FFF0,
-            o if o == r::rdlen(0) || o == r::rdlen(1) || o == r::tdlen(0) || o == r::tdlen(1) => 0x000F_FF80,
-            o if [r::rdh(0), r::rdt(0), r::rdh(1), r::rdt(1), r::tdh(0), r::tdt(0), r::tdh(1), r::tdt(1)]
-                .contains(&o) =>
-            {
-                0xFFFF
-            }
-            r::FCAH | r::FCT | r::VET | r::RDTR | r::RADV | r::TIDV | r::TADV | r::ITR => 0xFFFF,
-            o if (r::eitr(0)..=r::eitr(4)).contains(&o) => 0xFFFF,
-            r::TIPG => 0x3FFF_FFFF,
-            o if (0x05404..0x05480).contains(&o) && o % 8 == 4 => 0x8003_FFFF,
-            _ => 0xFFFF_FFFF,
-        }
+        reg_info(off).map_or(0, |(_, mask)| mask)
     }
 
     fn reg_read(&mut self, off: u32) -> u32 {
@@ -566,20 +568,19 @@ impl I82574 {
                 self.set_reg(r::SWSM, v | 1);
                 v
             }
-            o if Self::is_stat(o) => {
-                let v = self.reg(o);
-                match o {
-                    r::GORCH | r::GOTCH | r::TORH | r::TOTH => {
-                        self.set_reg(o, 0);
+            o => match reg_info(o) {
+                Some((Access::Rc, _)) => {
+                    let v = self.reg(o);
+                    self.set_reg(o, 0);
+                    // A 64-bit counter clears as a whole when its high half is read.
+                    if matches!(o, r::GORCH | r::GOTCH | r::TORH | r::TOTH) {
                         self.set_reg(o - 4, 0);
                     }
-                    r::GORCL | r::GOTCL | r::TORL | r::TOTL => {}
-                    _ => self.set_reg(o, 0),
+                    v
                 }
-                v
-            }
-            o if r::reg_name(o).is_some() => self.reg(o),
-            _ => 0,
+                Some(_) => self.reg(o),
+                None => 0,
+            },
         }
     }
 
@@ -622,9 +623,8 @@ impl I82574 {
                     }
                 }
             }
-            o if Self::is_stat(o) => {}
             o if o == r::tdt(0) || o == r::tdt(1) => {
-                self.set_reg(o, val & 0xFFFF);
+                self.set_reg(o, val & Self::write_mask(o));
                 self.tx_process((o - r::tdt(0)) / 0x100);
             }
             r::TCTL => {
@@ -633,7 +633,7 @@ impl I82574 {
                 self.tx_process(1);
             }
             o if o == r::rdt(0) || o == r::rdt(1) => {
-                self.set_reg(o, val & 0xFFFF);
+                self.set_reg(o, val & Self::write_mask(o));
                 self.rx_drain();
             }
             r::RCTL => {
@@ -641,8 +641,14 @@ impl I82574 {
                 self.rx_drain();
             }
             r::RDTR | r::TIDV => self.delay_reg_write(off, val),
-            o if r::reg_name(o).is_some() => self.set_reg(o, val & Self::write_mask(o)),
-            _ => {}
+            // Plain storage; read-only and read-to-clear registers ignore writes.
+            o => {
+                if let Some((access, mask)) = reg_info(o)
+                    && access.stores_writes()
+                {
+                    self.set_reg(o, val & mask);
+                }
+            }
         }
     }
 

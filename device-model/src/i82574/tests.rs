@@ -465,7 +465,7 @@ fn unknown_offsets_read_zero_and_ignore_writes() {
 #[test]
 fn pattern_registers_keep_exactly_their_writable_bits() {
     let mut d = intx_dev();
-    for reg in r::PATTERN_REGS {
+    for reg in r::pattern_regs() {
         for p in r::PATTERNS {
             w(&mut d, reg.offset, p);
             assert_eq!(rd(&mut d, reg.offset), p & reg.mask, "{}", reg.name);

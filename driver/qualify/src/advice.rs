@@ -68,7 +68,7 @@ fn msix_entry_subject(v: u64) -> Subject {
 }
 
 fn register_by_name(name: &str) -> Option<Subject> {
-    r::REG_NAMES.iter().find(|(_, n)| *n == name).map(|(o, n)| Subject::register(*n, u64::from(*o)))
+    r::register_named(name).map(|f| Subject::register(name, u64::from(f.offset)))
 }
 
 /// Registers, vectors and entries named by a check's name and detail, in order of mention.

@@ -436,7 +436,7 @@ impl<B: Backend> Enic<B> {
             let o = self.res.cq + i as u64 * hw::VNIC_RES_STRIDE;
             let base = self.iova(ring);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_RING_BASE, base as u32);
-            self.b.write32(hw::BAR_REGS, o + hw::CQ_RING_BASE + 4, (base >> 32) as u32);
+            self.b.write32(hw::BAR_REGS, o + hw::CQ_RING_BASE_HI, (base >> 32) as u32);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_RING_SIZE, n);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_COLOR_ENABLE, 1);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_HEAD, 0);
@@ -446,7 +446,7 @@ impl<B: Backend> Enic<B> {
         for (o, ring, cq) in [(self.res.rq, self.lay.rq_ring, CQ_RX), (self.res.wq, self.lay.wq_ring, CQ_TX)] {
             let base = self.iova(ring);
             self.b.write32(hw::BAR_REGS, o + hw::Q_RING_BASE, base as u32);
-            self.b.write32(hw::BAR_REGS, o + hw::Q_RING_BASE + 4, (base >> 32) as u32);
+            self.b.write32(hw::BAR_REGS, o + hw::Q_RING_BASE_HI, (base >> 32) as u32);
             self.b.write32(hw::BAR_REGS, o + hw::Q_RING_SIZE, n);
             self.b.write32(hw::BAR_REGS, o + hw::Q_FETCH_INDEX, 0);
             self.b.write32(hw::BAR_REGS, o + hw::Q_POSTED_INDEX, 0);

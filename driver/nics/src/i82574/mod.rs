@@ -249,12 +249,12 @@ impl<B: Backend> I82574<B> {
         Ok((v, self.b.now_ns() - t0, done(v)))
     }
 
-    /// Write the ethtool patterns into each register of [`r::PATTERN_REGS`] and read back
+    /// Write the ethtool patterns into each register of [`r::pattern_regs`] and read back
     /// within its writable mask, except the registers at the offsets in `skip`. Returns the
     /// number of registers tested.
     pub fn register_pattern_test(&mut self, skip: &[u32]) -> Result<usize, DriverError> {
         let mut tested = 0;
-        for reg in r::PATTERN_REGS {
+        for reg in r::pattern_regs() {
             if skip.contains(&reg.offset) {
                 continue;
             }
