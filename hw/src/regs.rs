@@ -1,9 +1,9 @@
 //! Register tables: every register of a register space declared once, with its offset,
 //! datasheet name, access, writable mask, reset value and bit fields.
 //!
-//! [`registers!`] declares a space. From one declaration per register it generates the
+//! `registers!` declares a space. From one declaration per register it generates the
 //! offset constant (or, for a register array, its accessor function) that driver and model
-//! code use by name, and one [`RegisterDesc`] in the space's table. [`fields!`] declares the
+//! code use by name, and one [`RegisterDesc`] in the space's table. `fields!` declares the
 //! bit fields of a register (and, for flag registers, the `bitflags` type) that a table
 //! entry refers to. Everything that needs a fact about a register — the model's writable
 //! masks and reset values, the driver's register pattern test, `nicqual regs` — reads the

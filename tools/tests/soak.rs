@@ -35,5 +35,5 @@ fn short_soak_accounts_for_every_frame() {
 fn bad_duration_is_a_usage_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_nicqual")).args(["soak", "--duration", "5parsecs"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown unit"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown time unit"));
 }

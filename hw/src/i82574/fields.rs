@@ -1,4 +1,4 @@
-//! Bit fields of the 82574L registers, declared once with [`fields!`]: each register's
+//! Bit fields of the 82574L registers, declared once with `fields!`: each register's
 //! fields as a module of [`FieldDesc`](crate::regs::FieldDesc) constants (what
 //! [`REGISTERS`](super::REGISTERS) refers to and `nicqual regs` decodes), and for the flag
 //! registers the `bitflags` types driver and model use ([`Ctrl`], [`Status`], [`CtrlExt`],
