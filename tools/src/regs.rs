@@ -33,6 +33,10 @@ pub struct Args {
     /// Fault shorthand for the emulated device (as `qualify --fault`), armed before the dump.
     #[arg(long = "fault", value_name = "SPEC")]
     fault: Vec<FaultPlan>,
+    /// Also read the read-to-clear registers (statistics, ICR), clearing them. Without it
+    /// they are listed but not read: a dump must not change the device.
+    #[arg(long)]
+    clear: bool,
 }
 
 pub fn run(a: Args) -> ExitCode {
@@ -43,76 +47,119 @@ pub fn run(a: Args) -> ExitCode {
     let spec = a.device.to_string();
     match a.device {
         DeviceSpec::ModelI82574 => {
-            let mut b = EmulatedBackend::new(Model::new(Config::default()), spec.clone());
-            if a.up {
-                let mut drv = match I82574::attach(b, Options::default()) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        eprintln!("nicqual: attach to {spec} failed: {e}");
-                        return ExitCode::from(1);
-                    }
-                };
-                if let Err(e) = drv.bring_up() {
-                    eprintln!("nicqual: bring-up of {spec} failed: {e}; dumping as it is");
-                }
-                drv.backend_mut().device_mut().arm_faults(plan);
-                let (text, ok) = dump(drv.backend_mut(), &spec, a.raw);
-                print!("{text}");
-                drv.shutdown();
-                return if ok { ExitCode::SUCCESS } else { ExitCode::from(1) };
-            }
-            b.device_mut().arm_faults(plan);
-            let (text, ok) = dump(&mut b, &spec, a.raw);
-            print!("{text}");
-            if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            let b = EmulatedBackend::new(Model::new(Config::default()), spec.clone());
+            dump_device(b, Options::default(), &spec, &a, move |b| b.device_mut().arm_faults(plan))
         }
         DeviceSpec::Vfio(ref addr) => {
+            if !a.fault.is_empty() {
+                eprintln!("nicqual: {spec} is a real function: fault plans apply to model:i82574l");
+                return ExitCode::from(2);
+            }
             let host = crate::vfio_cli::HostArgs::default().host();
             let opened = addr
                 .parse()
                 .map_err(|e: nicqual_backends::vfio::VfioError| e)
                 .and_then(|a| nicqual_backends::vfio::VfioBackend::open(&host, &a));
-            let mut b = match opened {
-                Ok(b) => b,
+            match opened {
+                Ok(b) => dump_device(b, Options::default(), &spec, &a, |_| {}),
                 Err(e) => {
                     eprintln!("nicqual: {spec}: {e}");
-                    return ExitCode::from(1);
+                    ExitCode::from(3)
                 }
-            };
-            let (text, ok) = dump(&mut b, &spec, a.raw);
-            print!("{text}");
-            if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            }
         }
         DeviceSpec::QemuE1000e => {
             if !a.fault.is_empty() {
                 eprintln!("nicqual: {spec} takes no fault plan (QEMU's model is not ours)");
                 return ExitCode::from(2);
             }
-            let b = match QtestBackend::spawn(Target::Qemu(QemuConfig::default())) {
-                Ok(b) => b,
+            match QtestBackend::spawn(Target::Qemu(QemuConfig::default())) {
+                Ok(b) => dump_device(b, qemu_e1000e_options().driver, &spec, &a, |_| {}),
                 Err(e) => {
                     eprintln!("nicqual: cannot start {spec}: {e}");
-                    return ExitCode::from(1);
+                    ExitCode::from(3)
                 }
-            };
-            let mut drv = match I82574::attach(b, qemu_e1000e_options().driver) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("nicqual: attach to {spec} failed: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            if a.up
-                && let Err(e) = drv.bring_up()
-            {
-                eprintln!("nicqual: bring-up of {spec} failed: {e}; dumping as it is");
             }
-            let (text, ok) = dump(drv.backend_mut(), &spec, a.raw);
-            print!("{text}");
-            drv.shutdown();
-            if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
     }
+}
+
+/// Attach the driver (and bring the device up with `--up`), let `arm` inject faults, dump
+/// the registers, then the PHY registers (through MDIC) and configuration space. A function
+/// that reads all-ones is dumped as such without attaching.
+fn dump_device<B: Backend>(mut b: B, opts: Options, spec: &str, a: &Args, arm: impl FnOnce(&mut B)) -> ExitCode {
+    if b.config_read(pci::VENDOR_ID, 2).unwrap_or(0xFFFF) == 0xFFFF {
+        arm(&mut b);
+        let (text, _) = dump(&mut b, spec, a.raw, a.clear);
+        print!("{text}");
+        return ExitCode::from(1);
+    }
+    let mut drv = match I82574::attach(b, opts) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("nicqual: attach to {spec} failed: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if a.up
+        && let Err(e) = drv.bring_up()
+    {
+        eprintln!("nicqual: bring-up of {spec} failed: {e}; dumping as it is");
+    }
+    arm(drv.backend_mut());
+    let (mut text, ok) = dump(drv.backend_mut(), spec, a.raw, a.clear);
+    if ok && !a.raw {
+        text.push_str(&phy_dump(|reg| drv.phy_read(reg).map_err(|e| e.to_string())));
+        text.push_str(&config_dump(drv.backend_mut()));
+    }
+    print!("{text}");
+    drv.shutdown();
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Names of the clause-22 PHY registers (IEEE 802.3 22.2.4); 16..=31 are the PHY's own.
+const PHY_NAMES: [&str; 16] = [
+    "BMCR", "BMSR", "PHYID1", "PHYID2", "ANAR", "ANLPAR", "ANER", "ANNPTR", "ANLPRNP", "GBCR", "GBSR", "", "", "", "",
+    "GBESR",
+];
+
+/// The PHY's registers 0..=31 (page 0) as read through MDIC.
+fn phy_dump(mut read: impl FnMut(u32) -> Result<u16, String>) -> String {
+    let mut o = String::from("\nPHY (address 1, through MDIC):\n");
+    for reg in 0..32u32 {
+        let name = PHY_NAMES.get(reg as usize).copied().filter(|n| !n.is_empty()).unwrap_or("");
+        match read(reg) {
+            Ok(v) => {
+                let _ = writeln!(o, "  {reg:2} {name:<8} 0x{v:04x}");
+            }
+            Err(e) => {
+                let _ = writeln!(o, "  {reg:2} {name:<8} not read: {e}");
+                break;
+            }
+        }
+    }
+    o
+}
+
+/// Configuration space (256 bytes) as `lspci -xxx` prints it.
+fn config_dump<B: Backend>(b: &mut B) -> String {
+    let mut o = String::from("\nPCI configuration space:\n");
+    for row in 0..16u16 {
+        let _ = write!(o, "{:02x}:", row * 16);
+        for dw in 0..4u16 {
+            let off = row * 16 + dw * 4;
+            match b.config_read(off, 4) {
+                Ok(v) => {
+                    for byte in v.to_le_bytes() {
+                        let _ = write!(o, " {byte:02x}");
+                    }
+                }
+                Err(_) => o.push_str(" ?? ?? ?? ??"),
+            }
+        }
+        o.push('\n');
+    }
+    o
 }
 
 /// One register instance of the dump.
@@ -144,7 +191,7 @@ pub fn dump_layout() -> Vec<RegInfo> {
 
 /// Dump every register of an 82574L behind `b`. Returns the text and false when the
 /// device reads all-ones (then the text says so and holds no register values).
-pub fn dump<B: Backend>(b: &mut B, spec: &str, raw: bool) -> (String, bool) {
+pub fn dump<B: Backend>(b: &mut B, spec: &str, raw: bool, clear: bool) -> (String, bool) {
     let mut o = String::new();
     let vendor = b.config_read(pci::VENDOR_ID, 2).unwrap_or(0xFFFF);
     let device = b.config_read(pci::DEVICE_ID, 2).unwrap_or(0xFFFF);
@@ -181,7 +228,8 @@ pub fn dump<B: Backend>(b: &mut B, spec: &str, raw: bool) -> (String, bool) {
     let mut read = 0usize;
     let mut values: Vec<(RegInfo, Option<u32>)> = Vec::with_capacity(layout.len());
     for reg in layout {
-        let v = (reg.access != Access::Wo).then(|| b.read32(r::BAR_REGS, u64::from(reg.offset)));
+        let readable = reg.access != Access::Wo && (reg.access != Access::Rc || clear);
+        let v = readable.then(|| b.read32(r::BAR_REGS, u64::from(reg.offset)));
         if let Some(v) = v {
             read += 1;
             all_ones += usize::from(v == u32::MAX);
@@ -236,7 +284,8 @@ pub fn dump<B: Backend>(b: &mut B, spec: &str, raw: bool) -> (String, bool) {
             Access::Rw => "",
             Access::Ro => "  (read-only)",
             Access::Wo => "  (write-only: not read)",
-            Access::Rc => "  (read clears)",
+            Access::Rc if clear => "  (read clears)",
+            Access::Rc => "  (read clears: not read; --clear reads it)",
             Access::W1c => "  (write 1 to clear)",
         };
         match v {
@@ -306,7 +355,7 @@ mod tests {
 
     #[test]
     fn dump_names_every_register_and_decodes_fields() {
-        let (text, ok) = dump(&mut model(), "model:i82574l", false);
+        let (text, ok) = dump(&mut model(), "model:i82574l", false, false);
         assert!(ok);
         for (o, n) in r::named_registers() {
             assert!(text.contains(&format!("0x{o:05x}: {n:<13} ")), "{n} missing:\n{text}");
@@ -318,7 +367,7 @@ mod tests {
 
     #[test]
     fn raw_is_offset_value_pairs() {
-        let (text, ok) = dump(&mut model(), "model:i82574l", true);
+        let (text, ok) = dump(&mut model(), "model:i82574l", true, true);
         assert!(ok);
         let lines: Vec<&str> = text.lines().skip(1).collect();
         assert_eq!(lines.len(), dump_layout().len());
@@ -331,9 +380,35 @@ mod tests {
     fn all_ones_device_says_so_first_and_dumps_nothing() {
         let mut b = model();
         b.device_mut().arm_faults("surprise-removal".parse().unwrap());
-        let (text, ok) = dump(&mut b, "model:i82574l", false);
+        let (text, ok) = dump(&mut b, "model:i82574l", false, false);
         assert!(!ok);
         assert_eq!(text.lines().count(), 1);
         assert!(text.starts_with("nicqual regs: model:i82574l reads all-ones"), "{text}");
+    }
+
+    /// A dump changes nothing: read-to-clear registers are listed, not read, unless
+    /// `--clear` asks for it.
+    #[test]
+    fn read_to_clear_registers_are_read_only_with_clear() {
+        let mut b = model();
+        let cmd = b.config_read(pci::COMMAND, 2).unwrap();
+        b.config_write(pci::COMMAND, 2, cmd | u32::from(pci::COMMAND_MEMORY)).unwrap();
+        b.write32(r::BAR_REGS, u64::from(r::ICS), 1 << 24);
+        let (text, ok) = dump(&mut b, "model:i82574l", false, false);
+        assert!(ok && text.contains("(read clears: not read; --clear reads it)"), "{text}");
+        assert_ne!(b.read32(r::BAR_REGS, u64::from(r::ICR)), 0, "the cause survived the dump");
+        b.write32(r::BAR_REGS, u64::from(r::ICS), 1 << 24);
+        let _ = dump(&mut b, "model:i82574l", false, true);
+        assert_eq!(b.read32(r::BAR_REGS, u64::from(r::ICR)), 0, "--clear read (and so cleared) ICR");
+    }
+
+    #[test]
+    fn phy_and_config_sections() {
+        let mut b = model();
+        let cfg = config_dump(&mut b);
+        assert!(cfg.lines().nth(2).unwrap().starts_with("00: 86 80 d3 10"), "{cfg}");
+        assert_eq!(cfg.lines().count(), 18, "blank line, title, 16 rows");
+        let phy = phy_dump(|reg| if reg < 3 { Ok(reg as u16) } else { Err("MDIC timeout".into()) });
+        assert!(phy.contains(" 1 BMSR     0x0001") && phy.contains(" 3 PHYID2   not read: MDIC timeout"), "{phy}");
     }
 }
