@@ -48,6 +48,9 @@ pub struct SoakConfig {
     pub duration: Duration,
     /// Alternatively stop after this many rounds (whichever comes first).
     pub max_rounds: Option<u64>,
+    /// Set from outside (Ctrl-C) to stop sending after the current round; the removal
+    /// phase and the accounting still run, and the report says it was interrupted.
+    pub stop: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// The fault plan the seed chose.
@@ -323,7 +326,8 @@ pub fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
     let mut stats = RxStats::default();
     let start = Instant::now();
     let mut rounds = 0u64;
-    while start.elapsed() < cfg.duration && cfg.max_rounds.is_none_or(|m| rounds < m) {
+    let stopped = || cfg.stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+    while start.elapsed() < cfg.duration && cfg.max_rounds.is_none_or(|m| rounds < m) && !stopped() {
         rounds += 1;
         let n = rng.random_range(1..=32);
         ledger.report.sent += send(&mut a, &mut ledger, &mut rng, n, seed)?;
@@ -411,7 +415,8 @@ mod tests {
     #[test]
     fn short_soaks_account_for_every_frame() {
         for seed in [1u64, 2, 3, 0xdead_beef] {
-            let rep = run(&SoakConfig { seed, duration: Duration::from_secs(3600), max_rounds: Some(300) }).unwrap();
+            let rep = run(&SoakConfig { seed, duration: Duration::from_secs(3600), max_rounds: Some(300), stop: None })
+                .unwrap();
             assert!(rep.ok(), "seed {seed}:\n{rep}");
             assert!(rep.sent > 300, "seed {seed}: {rep}");
             assert!(rep.delivered > 0 && rep.delivered < rep.sent, "seed {seed}: faults must cost frames: {rep}");
@@ -426,7 +431,8 @@ mod tests {
 
     #[test]
     fn lost_interrupts_are_recovered_by_polling() {
-        let rep = run(&SoakConfig { seed: 7, duration: Duration::from_secs(3600), max_rounds: Some(400) }).unwrap();
+        let rep = run(&SoakConfig { seed: 7, duration: Duration::from_secs(3600), max_rounds: Some(400), stop: None })
+            .unwrap();
         assert!(rep.ok(), "{rep}");
         assert!(rep.rx_poll_recovered_rounds > 0, "{rep}");
         assert!(rep.rx_irq_rounds > 0, "interrupts work until the plan takes them: {rep}");

@@ -4,6 +4,7 @@ mod bench;
 mod conformance;
 mod devices;
 mod diff;
+mod interrupt;
 mod output;
 mod progress;
 mod qualify;

@@ -23,8 +23,18 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> ExitCode {
-    match soak(&SoakConfig { seed: a.seed, duration: a.duration, max_rounds: a.rounds }) {
+    crate::interrupt::install();
+    let cfg = SoakConfig {
+        seed: a.seed,
+        duration: a.duration,
+        max_rounds: a.rounds,
+        stop: Some(&crate::interrupt::INTERRUPTED),
+    };
+    match soak(&cfg) {
         Ok(rep) => {
+            if crate::interrupt::interrupted() {
+                eprintln!("soak: interrupted after {} rounds; the counts below cover what ran", rep.rounds);
+            }
             if a.json {
                 match serde_json::to_string_pretty(&rep) {
                     Ok(s) => println!("{s}"),

@@ -50,7 +50,7 @@ fn time_op(b: &mut dyn Backend, op: fn(&mut dyn Backend), budget: Duration) -> (
             op(b);
         }
         n += 64;
-        if t0.elapsed() >= budget {
+        if t0.elapsed() >= budget || crate::interrupt::interrupted() {
             break;
         }
     }

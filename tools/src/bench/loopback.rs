@@ -108,7 +108,7 @@ fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
         for _ in 0..64 {
             round(&mut d, &mut sent, &mut got)?;
         }
-        if t0.elapsed() >= limit {
+        if t0.elapsed() >= limit || crate::interrupt::interrupted() {
             break;
         }
     }
@@ -162,6 +162,10 @@ pub fn run(a: &Args) -> ExitCode {
         "nic", "frame_size", "batch", "Mpps", "Gbit/s", "packets", "lost", "Mpps/cpu"
     );
     for &size in &a.frame_sizes {
+        if crate::interrupt::interrupted() {
+            eprintln!("nicqual: bench interrupted: {size} B and later sizes not measured");
+            break;
+        }
         match measure(size, a.batch, a.seconds) {
             Ok(r) => {
                 println!(

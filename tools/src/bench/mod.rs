@@ -54,6 +54,9 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 }
 
 pub fn run(a: Args) -> ExitCode {
+    // Ctrl-C ends the current measurement early and skips the rest; what was measured is
+    // still printed and written.
+    crate::interrupt::install();
     if a.backend_latency {
         return backend_latency::run(&a);
     }
