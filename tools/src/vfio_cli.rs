@@ -160,8 +160,8 @@ fn parse(addr: &str) -> Result<PciAddr, ExitCode> {
 
 /// Exit codes of `bind` and `unbind`: 0 done, 1 the kernel did not do what was asked (a
 /// failed bind is rolled back), 2 usage or refused (a refusal, a bad state file, a function
-/// nicqual did not bind, no such function), 3 environment (no sysfs, vfio-pci not loaded,
-/// IOMMU off, permission denied).
+/// nicqual did not bind, a malformed address), 3 environment (no sysfs, no such function,
+/// vfio-pci not loaded, IOMMU off, permission denied), as the table in `--help`.
 fn bind_exit(e: &VfioError) -> ExitCode {
     let env = |s: &std::io::Error| {
         matches!(s.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem)
@@ -170,9 +170,11 @@ fn bind_exit(e: &VfioError) -> ExitCode {
         VfioError::Refused { .. }
         | VfioError::BadStateFile { .. }
         | VfioError::NotBoundByNicqual { .. }
-        | VfioError::BadAddress { .. }
-        | VfioError::NoDevice { .. } => 2,
-        VfioError::VfioPciMissing { .. } | VfioError::Permission { .. } | VfioError::IommuDisabled { .. } => 3,
+        | VfioError::BadAddress { .. } => 2,
+        VfioError::NoDevice { .. }
+        | VfioError::VfioPciMissing { .. }
+        | VfioError::Permission { .. }
+        | VfioError::IommuDisabled { .. } => 3,
         VfioError::Sysfs { source, .. } | VfioError::Open { source, .. } if env(source) => 3,
         // The routing table unreadable: procfs is not there.
         VfioError::Sysfs { path, .. } if path.ends_with("net/route") => 3,

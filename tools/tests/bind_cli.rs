@@ -149,6 +149,11 @@ fn environment_problems_exit_3() {
     let (code, _, err) = t.run(&["bind", NIC]);
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("modprobe vfio-pci"), "{err}");
+    for cmd in ["bind", "unbind"] {
+        let (code, _, err) = t.run(&[cmd, "0000:00:09.0"]);
+        assert_eq!(code, Some(3), "{cmd}: {err}");
+        assert!(err.contains("0000:00:09.0: no such PCI function"), "{cmd}: {err}");
+    }
 }
 
 #[test]
