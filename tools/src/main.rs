@@ -48,7 +48,7 @@ enum Cmd {
     /// List the devices nicqual can drive (emulated, and real NICs for VFIO).
     Devices(vfio_cli::HostArgs),
     /// Hand a PCI function to vfio-pci (remembering its driver) so nicqual can drive it.
-    Bind(vfio_cli::AddrArgs),
+    Bind(vfio_cli::BindArgs),
     /// Give a function back to the driver it had before `nicqual bind`.
     Unbind(vfio_cli::AddrArgs),
     /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP or JSON.

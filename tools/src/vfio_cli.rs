@@ -33,17 +33,25 @@ pub struct HostArgs {
     /// Where `bind` remembers each function's original driver for `unbind`.
     #[arg(long, default_value = "/run/nicqual", hide = true)]
     state_dir: PathBuf,
+    /// procfs root (`bind` reads the routing tables there).
+    #[arg(long, default_value = "/proc", hide = true)]
+    proc_root: PathBuf,
 }
 
 impl HostArgs {
     pub fn host(&self) -> Host {
-        Host::with_root(&self.sysfs_root, &self.dev_root, &self.state_dir)
+        Host::with_root(&self.sysfs_root, &self.dev_root, &self.state_dir).with_proc(&self.proc_root)
     }
 }
 
 impl Default for HostArgs {
     fn default() -> Self {
-        HostArgs { sysfs_root: "/sys".into(), dev_root: "/dev".into(), state_dir: "/run/nicqual".into() }
+        HostArgs {
+            sysfs_root: "/sys".into(),
+            dev_root: "/dev".into(),
+            state_dir: "/run/nicqual".into(),
+            proc_root: "/proc".into(),
+        }
     }
 }
 
@@ -53,6 +61,16 @@ pub struct AddrArgs {
     addr: String,
     #[command(flatten)]
     host: HostArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BindArgs {
+    #[command(flatten)]
+    target: AddrArgs,
+    /// Bind even a function nicqual refuses (its interface up or routed, not a network
+    /// controller, a host bridge); the reasons overridden are printed.
+    #[arg(long)]
+    force: bool,
 }
 
 fn fmt_limit(v: u64) -> String {
@@ -140,19 +158,67 @@ fn parse(addr: &str) -> Result<PciAddr, ExitCode> {
     })
 }
 
-pub fn bind(a: AddrArgs) -> ExitCode {
-    let addr = match parse(&a.addr) {
+/// Exit codes of `bind` and `unbind`: 0 done, 1 the kernel did not do what was asked (a
+/// failed bind is rolled back), 2 usage or refused (a refusal, a bad state file, a function
+/// nicqual did not bind, a malformed address), 3 environment (no sysfs, no such function,
+/// vfio-pci not loaded, IOMMU off, permission denied), as the table in `--help`.
+fn bind_exit(e: &VfioError) -> ExitCode {
+    let env = |s: &std::io::Error| {
+        matches!(s.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem)
+    };
+    let code = match e {
+        VfioError::Refused { .. }
+        | VfioError::BadStateFile { .. }
+        | VfioError::NotBoundByNicqual { .. }
+        | VfioError::BadAddress { .. } => 2,
+        VfioError::NoDevice { .. }
+        | VfioError::VfioPciMissing { .. }
+        | VfioError::Permission { .. }
+        | VfioError::IommuDisabled { .. } => 3,
+        VfioError::Sysfs { source, .. } | VfioError::Open { source, .. } if env(source) => 3,
+        // The routing table unreadable: procfs is not there.
+        VfioError::Sysfs { path, .. } if path.ends_with("net/route") => 3,
+        _ => 1,
+    };
+    ExitCode::from(code)
+}
+
+/// The sysfs tree bind and unbind work on, or exit 3 when it is not there.
+fn sysfs_host(h: &HostArgs) -> Result<Host, ExitCode> {
+    let host = h.host();
+    let devs = host.sys.join("bus/pci/devices");
+    if devs.is_dir() {
+        Ok(host)
+    } else {
+        eprintln!("nicqual: no sysfs PCI tree at {} (is sysfs mounted?)", devs.display());
+        Err(ExitCode::from(3))
+    }
+}
+
+pub fn bind(a: BindArgs) -> ExitCode {
+    let (addr, host) = match parse(&a.target.addr).and_then(|addr| Ok((addr, sysfs_host(&a.target.host)?))) {
         Ok(x) => x,
         Err(c) => return c,
     };
-    let host = a.host.host();
-    let before = host.function(&addr).ok().and_then(|f| f.driver);
-    match host.bind(&addr) {
-        Ok(_) => {
+    let f = match host.function(&addr) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("nicqual: bind {addr}: {e}");
+            return bind_exit(&e);
+        }
+    };
+    if a.force && f.driver.as_deref() != Some("vfio-pci") {
+        match host.bind_refusals(&f) {
+            Ok(r) => r.iter().for_each(|r| eprintln!("nicqual: --force: overriding: {r}")),
+            Err(e) => eprintln!("nicqual: --force: could not check whether {addr} is safe to bind: {e}"),
+        }
+    }
+    match host.bind(&addr, a.force) {
+        Ok(b) => {
             let group = host.function(&addr).ok().and_then(|f| f.iommu_group);
+            let was = if b.already { "already" } else { b.previous.as_deref().unwrap_or("unbound") };
             println!(
-                "{addr}: bound to vfio-pci (was {}); IOMMU group {}",
-                before.as_deref().unwrap_or("unbound"),
+                "{addr}: bound to vfio-pci (was {was}); IOMMU group {}",
                 group.map_or("-".into(), |g| g.to_string())
             );
             if let Some(g) = group {
@@ -168,7 +234,10 @@ pub fn bind(a: AddrArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("nicqual: bind {addr}: {e}");
-            ExitCode::from(1)
+            match &e {
+                VfioError::BindRolledBack { cause, .. } if bind_exit(cause) == ExitCode::from(3) => ExitCode::from(3),
+                e => bind_exit(e),
+            }
         }
     }
 }
@@ -181,18 +250,18 @@ fn check_dev_access(dev: &std::path::Path) {
 }
 
 pub fn unbind(a: AddrArgs) -> ExitCode {
-    let addr = match parse(&a.addr) {
+    let (addr, host) = match parse(&a.addr).and_then(|addr| Ok((addr, sysfs_host(&a.host)?))) {
         Ok(x) => x,
         Err(c) => return c,
     };
-    match a.host.host().unbind(&addr) {
+    match host.unbind(&addr) {
         Ok(now) => {
             println!("{addr}: released from vfio-pci; now bound to {}", now.as_deref().unwrap_or("(no driver)"));
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("nicqual: unbind {addr}: {e}");
-            ExitCode::from(1)
+            bind_exit(&e)
         }
     }
 }

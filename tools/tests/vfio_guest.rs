@@ -1,6 +1,7 @@
 //! The VFIO backend against real kernel VFIO: a Debian kernel booted under QEMU with an
 //! emulated Intel IOMMU and two e1000e NICs (QEMU's 82574L) on one hub. The guest binds the
-//! NICs to vfio-pci with `nicqual bind`, runs `nicqual qualify --device vfio:ADDR --json -`
+//! NICs to vfio-pci with `nicqual bind` (after checking that it refuses the second while its
+//! interface is up), runs `nicqual qualify --device vfio:ADDR --json -`
 //! on one and the deliberate unmapped-IOVA bug on the other, gives both back with
 //! `nicqual unbind`, and prints its kernel log; this side reads it all off the serial
 //! console and asserts on it.
@@ -323,7 +324,14 @@ fn check<'a>(c: &Console, rec: &'a RunRecord, name: &str) -> &'a nicqual_report:
 fn vfio_backend_in_a_guest_with_an_iommu() {
     let c = run_guest();
     // What a user would see, for the log of `make test-vfio`.
-    for name in ["devices-before", "bind-0000:00:04.0", "qualify.stderr", "bug.stderr", "unbind-0000:00:04.0"] {
+    for name in [
+        "devices-before",
+        "bind-up-0000:00:05.0.stderr",
+        "bind-0000:00:04.0",
+        "qualify.stderr",
+        "bug.stderr",
+        "unbind-0000:00:04.0",
+    ] {
         if let Some((out, _)) = c.block(name) {
             let rc = c.block(name.trim_end_matches(".stderr")).and_then(|b| b.1);
             eprintln!("--- guest: {name} (exit {rc:?}) ---\n{}", out.trim_end());
@@ -360,6 +368,20 @@ fn vfio_backend_in_a_guest_with_an_iommu() {
                 }
             }
         }
+    }
+    // Bind safety: the second NIC, its interface up, was refused (exit 2) with a message
+    // naming the function and the interface, and stayed on e1000e (checked above).
+    let b = addrs.get(1).copied().unwrap_or_default();
+    let ifname = c.marks("iface").iter().find_map(|l| l.strip_prefix(&format!("{b} ")).map(str::to_string));
+    let ifname = ifname.filter(|i| i != "none").unwrap_or_else(|| c.fail(&format!("{b} has no network interface")));
+    let refusal = c.block(&format!("bind-up-{b}.stderr")).map(|x| x.0.clone()).unwrap_or_default();
+    match c.block(&format!("bind-up-{b}")) {
+        Some((_, Some(2)))
+            if refusal.contains("refused") && refusal.contains(b) && refusal.contains(&format!("{ifname} up")) => {}
+        r => c.fail(&format!("nicqual bind {b} with {ifname} up: {r:?}, stderr: {refusal:?}")),
+    }
+    if !nics.iter().any(|n| n.0 == b && n.1 == "while-up") {
+        c.fail(&format!("no driver mark for {b} after the refused bind: {nics:?}"));
     }
     let listed = c.block("devices-bound").map(|b| b.0.as_str()).unwrap_or_default();
     for a in &addrs {

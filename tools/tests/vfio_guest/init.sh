@@ -52,6 +52,14 @@ A=$1
 B=$2
 
 block devices-before nicqual devices
+# Bind safety: with its interface up, the second NIC is refused (exit 2) and stays on
+# e1000e; brought down again (which drops its routes), it is bound below as usual.
+ifb=$(ls /sys/bus/pci/devices/$B/net 2>/dev/null | head -n 1)
+echo "@@NQ iface $B ${ifb:-none}"
+ip link set "$ifb" up || echo "@@NQ error ip link set $ifb up"
+block bind-up-$B nicqual bind $B
+echo "@@NQ nic $B while-up $(driver_of $B)"
+ip link set "$ifb" down || echo "@@NQ error ip link set $ifb down"
 for a in $nics; do
   block bind-$a nicqual bind $a
 done

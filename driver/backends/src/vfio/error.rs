@@ -14,6 +14,81 @@ fn list(b: &[Blocker]) -> String {
     b.iter().map(|b| format!("{} (bound to {})", b.addr, b.driver)).collect::<Vec<_>>().join(", ")
 }
 
+/// Why `nicqual bind` will not touch a function (the rules dpdk-devbind applies); each
+/// names the function, its class and what was found. `--force` overrides them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "{addr} has class {class:#08x}, a host bridge (0x0600xx): unbinding it would take the PCI root of the machine away"
+    )]
+    HostBridge { addr: String, class: u32 },
+    #[error("{addr} has class {class:#08x} ({}), not a network controller (0x02xxxx)", class_name(*class))]
+    NotNetwork { addr: String, class: u32 },
+    #[error(
+        "{addr} (class {class:#08x}) has its network interface {ifname} up ({found}); you may be logged in through it: bring it down first (ip link set {ifname} down)"
+    )]
+    InterfaceUp { addr: String, class: u32, ifname: String, found: String },
+    #[error(
+        "{addr} (class {class:#08x}) has its network interface {ifname} carrying {} route(s) ({}); remove them first (ip route flush dev {ifname}; ip -6 route flush dev {ifname})",
+        routes.len(),
+        routes.join(", ")
+    )]
+    InterfaceRouted { addr: String, class: u32, ifname: String, routes: Vec<String> },
+}
+
+/// A rough name for a PCI class code, for the refusal messages.
+pub fn class_name(class: u32) -> &'static str {
+    match class >> 8 {
+        0x0100 => "SCSI controller",
+        0x0101 => "IDE controller",
+        0x0104 => "RAID controller",
+        0x0106 => "SATA controller",
+        0x0108 => "NVMe controller",
+        c if c >> 8 == 0x01 => "storage controller",
+        c if c >> 8 == 0x03 => "display controller",
+        c if c >> 8 == 0x04 => "multimedia controller",
+        c if c >> 8 == 0x05 => "memory controller",
+        0x0600 => "host bridge",
+        0x0601 => "ISA bridge",
+        0x0604 => "PCI-to-PCI bridge",
+        c if c >> 8 == 0x06 => "bridge",
+        0x0c03 => "USB controller",
+        0x0c05 => "SMBus controller",
+        c if c >> 8 == 0x0c => "serial bus controller",
+        _ => "not a network class",
+    }
+}
+
+/// What rolling back a failed `bind` achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollback {
+    /// driver_override is as it was and the function is back on its original driver (or
+    /// unbound, as it was).
+    Restored { driver: Option<String> },
+    /// Something could not be put back: the function is on `now`, `want` was expected,
+    /// and these steps failed.
+    Incomplete { now: String, want: String, errors: Vec<String> },
+}
+
+impl std::fmt::Display for Rollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rollback::Restored { driver: Some(d) } => {
+                write!(f, "rolled back: driver_override restored, bound to {d} again")
+            }
+            Rollback::Restored { driver: None } => {
+                write!(f, "rolled back: driver_override restored, left without a driver as before")
+            }
+            Rollback::Incomplete { now, want, errors } => write!(
+                f,
+                "ROLLBACK INCOMPLETE: bound to {now}, expected {want}{}{}; restore by hand: echo > .../driver_override, then echo ADDR > /sys/bus/pci/drivers/{want}/bind",
+                if errors.is_empty() { "" } else { "; failed: " },
+                errors.join("; ")
+            ),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VfioError {
     #[error("{ioctl} on {target} failed: {source}")]
@@ -63,6 +138,17 @@ pub enum VfioError {
     BindFailed { addr: String, step: &'static str, now: String, want: String },
     #[error("{}: {source}", path.display())]
     Sysfs { path: PathBuf, source: std::io::Error },
+    #[error("refused: {}; --force overrides", refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Refused { refusals: Vec<Refusal> },
+    #[error("{addr}: bind failed: {cause}; {rollback}")]
+    BindRolledBack { addr: String, cause: Box<VfioError>, rollback: Rollback },
+    #[error("state file {}: {why}; nothing changed (remove the file if nicqual did not write it)", path.display())]
+    BadStateFile { path: PathBuf, why: String },
+    #[error(
+        "{addr} was not bound by nicqual (no {}): nothing changed; it is bound to {driver}",
+        state.display()
+    )]
+    NotBoundByNicqual { addr: String, driver: String, state: PathBuf },
 }
 
 impl VfioError {

@@ -24,5 +24,5 @@ pub mod sys;
 pub mod sysfs;
 
 pub use backend::{IOCTLS_USED, IommuType, VfioBackend, VfioSetup, parse_iommu_info};
-pub use error::{Blocker, VfioError};
-pub use sysfs::{Host, PciAddr, PciFunction, Viability};
+pub use error::{Blocker, Refusal, Rollback, VfioError};
+pub use sysfs::{BindState, Bound, Host, PciAddr, PciFunction, Viability};
