@@ -51,6 +51,9 @@ pub struct SoakConfig {
     /// Set from outside (Ctrl-C) to stop sending after the current round; the removal
     /// phase and the accounting still run, and the report says it was interrupted.
     pub stop: Option<&'static std::sync::atomic::AtomicBool>,
+    /// Record the frames A puts on the cable (as sent, before the wire's faults; FCS
+    /// stripped) into this pcap file (Ethernet, nanosecond timestamps on the virtual clock).
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 /// The fault plan the seed chose.
@@ -67,6 +70,9 @@ pub struct SoakPlan {
 /// Counts the soak prints; `unaccounted` must be 0.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SoakReport {
+    /// Frames written to `--pcap`, when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcap_frames: Option<u64>,
     pub seed: u64,
     pub rounds: u64,
     pub sent: u64,
@@ -156,6 +162,8 @@ pub enum SoakError {
     Driver { seed: u64, what: &'static str, err: DriverError },
     #[error("soak seed {seed}: {what}")]
     Harness { seed: u64, what: String },
+    #[error("soak: pcap {path}: {err}")]
+    Pcap { path: String, err: std::io::Error },
 }
 
 /// Frame `seq` of `len` bytes (no FCS), addressed A→B.
@@ -305,6 +313,9 @@ pub fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
     let mut a = device(MAC_A, ea, seed)?;
     let mut b = device(MAC_B, eb, seed)?;
     cable.set_faults(Direction::AToB, wire);
+    if let Some(p) = &cfg.pcap {
+        cable.tap(Direction::AToB, p).map_err(|err| SoakError::Pcap { path: p.display().to_string(), err })?;
+    }
     let rx_vec =
         b.route(IvarEntry::RxQ0).ok_or_else(|| SoakError::Harness { seed, what: "B has no RxQ0 vector".into() })?;
     let irq_drop = rng.random_range(0.0..0.3);
@@ -366,7 +377,21 @@ pub fn run(cfg: &SoakConfig) -> Result<SoakReport, SoakError> {
         return Err(SoakError::Harness { seed, what: format!("{} frames received from a removed device", pkts.len()) });
     }
     let ws = cable.stats(Direction::AToB);
+    let pcap_frames = match &cfg.pcap {
+        Some(p) => {
+            let n = cable
+                .close_tap(Direction::AToB)
+                .map_err(|err| SoakError::Pcap { path: p.display().to_string(), err })?;
+            if cable.tap_errors(Direction::AToB) > 0 {
+                let err = std::io::Error::other(format!("{} frames not written", cable.tap_errors(Direction::AToB)));
+                return Err(SoakError::Pcap { path: p.display().to_string(), err });
+            }
+            Some(n)
+        }
+        None => None,
+    };
     let rep = &mut ledger.report;
+    rep.pcap_frames = pcap_frames;
     rep.rounds = rounds;
     rep.dropped_wire = ws.dropped;
     rep.dropped_wire_overflow = ws.overflow;
@@ -415,8 +440,14 @@ mod tests {
     #[test]
     fn short_soaks_account_for_every_frame() {
         for seed in [1u64, 2, 3, 0xdead_beef] {
-            let rep = run(&SoakConfig { seed, duration: Duration::from_secs(3600), max_rounds: Some(300), stop: None })
-                .unwrap();
+            let rep = run(&SoakConfig {
+                seed,
+                duration: Duration::from_secs(3600),
+                max_rounds: Some(300),
+                stop: None,
+                pcap: None,
+            })
+            .unwrap();
             assert!(rep.ok(), "seed {seed}:\n{rep}");
             assert!(rep.sent > 300, "seed {seed}: {rep}");
             assert!(rep.delivered > 0 && rep.delivered < rep.sent, "seed {seed}: faults must cost frames: {rep}");
@@ -431,8 +462,14 @@ mod tests {
 
     #[test]
     fn lost_interrupts_are_recovered_by_polling() {
-        let rep = run(&SoakConfig { seed: 7, duration: Duration::from_secs(3600), max_rounds: Some(400), stop: None })
-            .unwrap();
+        let rep = run(&SoakConfig {
+            seed: 7,
+            duration: Duration::from_secs(3600),
+            max_rounds: Some(400),
+            stop: None,
+            pcap: None,
+        })
+        .unwrap();
         assert!(rep.ok(), "{rep}");
         assert!(rep.rx_poll_recovered_rounds > 0, "{rep}");
         assert!(rep.rx_irq_rounds > 0, "interrupts work until the plan takes them: {rep}");

@@ -20,6 +20,9 @@ pub struct Args {
     /// Print the counts as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Write the frames sent on the cable to FILE (pcap; opens in tshark/Wireshark).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
 }
 
 pub fn run(a: Args) -> ExitCode {
@@ -29,6 +32,7 @@ pub fn run(a: Args) -> ExitCode {
         duration: a.duration,
         max_rounds: a.rounds,
         stop: Some(&crate::interrupt::INTERRUPTED),
+        pcap: a.pcap.clone(),
     };
     match soak(&cfg) {
         Ok(rep) => {
