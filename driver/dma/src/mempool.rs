@@ -30,14 +30,17 @@ pub struct Packet {
 }
 
 impl Packet {
+    #[inline]
     pub fn id(&self) -> u32 {
         self.id
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.len as usize
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -72,25 +75,30 @@ impl Mempool {
         Ok(Mempool { mem, base_off, iova, entry_size, count, free })
     }
 
+    #[inline]
     pub fn entry_size(&self) -> usize {
         self.entry_size
     }
 
+    #[inline]
     pub fn capacity(&self) -> u32 {
         self.count
     }
 
     /// Entries on the free stack.
+    #[inline]
     pub fn available(&self) -> usize {
         self.free.len()
     }
 
     /// Take one entry (length 0), or `None` when the pool is empty.
+    #[inline]
     pub fn alloc(&mut self) -> Option<Packet> {
         self.free.pop().map(|id| Packet { id, len: 0 })
     }
 
     /// Take up to `n` entries into `out`; returns how many.
+    #[inline]
     pub fn alloc_batch(&mut self, out: &mut Vec<Packet>, n: usize) -> usize {
         let n = n.min(self.free.len());
         let keep = self.free.len() - n;
@@ -99,6 +107,7 @@ impl Mempool {
     }
 
     /// Return a packet's entry.
+    #[inline]
     pub fn free(&mut self, p: Packet) {
         if p.id < self.count && self.free.len() < self.count as usize {
             self.free.push(p.id);
@@ -106,22 +115,26 @@ impl Mempool {
     }
 
     /// Return an entry by id (ring slots hold ids, not handles).
+    #[inline]
     pub fn free_id(&mut self, id: u32) {
         self.free(Packet { id, len: 0 });
     }
 
     /// Rebuild a handle for entry `id` holding `len` bytes (a ring slot handing its buffer
     /// to the caller). `None` for an id or length this pool cannot have produced.
+    #[inline]
     pub fn handle(&self, id: u32, len: usize) -> Option<Packet> {
         (id < self.count && len <= self.entry_size).then_some(Packet { id, len: len as u32 })
     }
 
     /// IOVA of a packet's data (what goes into a descriptor).
+    #[inline]
     pub fn iova(&self, p: &Packet) -> u64 {
         self.iova_of(p.id)
     }
 
     /// IOVA of entry `id`'s data.
+    #[inline]
     pub fn iova_of(&self, id: u32) -> u64 {
         self.iova + id as u64 * self.entry_size as u64
     }
@@ -131,6 +144,7 @@ impl Mempool {
     }
 
     /// Set a packet's contents (and length). `None` if `data` does not fit an entry.
+    #[inline]
     pub fn write(&self, p: &mut Packet, data: &[u8]) -> Option<()> {
         if data.len() > self.entry_size {
             return None;
@@ -141,17 +155,20 @@ impl Mempool {
     }
 
     /// Set a packet's length without touching its bytes (reusing what the entry holds).
+    #[inline]
     pub fn set_len(&self, p: &mut Packet, len: usize) -> Option<()> {
         (len <= self.entry_size).then(|| p.len = len as u32)
     }
 
     /// Copy a packet's data into `buf` (resized to the packet length).
+    #[inline]
     pub fn read_into(&self, p: &Packet, buf: &mut Vec<u8>) -> Option<()> {
         buf.resize(p.len(), 0);
         self.mem.read_bulk(self.off(p.id), buf)
     }
 
     /// A packet's data as a new Vec (tests, checks; not the hot path).
+    #[inline]
     pub fn to_vec(&self, p: &Packet) -> Option<Vec<u8>> {
         let mut v = Vec::new();
         self.read_into(p, &mut v)?;

@@ -162,11 +162,13 @@ impl DmaMemory {
     }
 
     /// Length in bytes (after rounding at allocation).
+    #[inline]
     pub fn len(&self) -> usize {
         self.block.len
     }
 
     /// True for a block of no bytes (never the case for one this module made).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.block.len == 0
     }
@@ -174,6 +176,7 @@ impl DmaMemory {
     /// Base pointer (for backends that hand it to an IOMMU). Reaching memory through it is
     /// the caller's `unsafe` promise, which must match this type's: copies only, never a
     /// reference, from this thread, and only while a clone keeps the block alive.
+    #[inline]
     pub fn as_ptr(&self) -> *mut u8 {
         // SAFETY: off <= map.len() by construction (window checks off+len), so the result
         // stays inside (or one past the end of) the mapping.
@@ -183,6 +186,7 @@ impl DmaMemory {
     /// The only IOVA this block can be mapped at, when the backend decides it (qtest:
     /// the block is guest RAM and its IOVA is its guest-physical address). `None`: the
     /// driver chooses.
+    #[inline]
     pub fn fixed_iova(&self) -> Option<u64> {
         self.block.fixed_iova
     }
@@ -192,11 +196,13 @@ impl DmaMemory {
         Rc::strong_count(&self.block)
     }
 
+    #[inline]
     fn check(&self, off: usize, n: usize) -> Option<()> {
         (off.checked_add(n)? <= self.len()).then_some(())
     }
 
     /// Copy `buf.len()` bytes out at `off`; `None` if out of bounds.
+    #[inline]
     pub fn read(&self, off: usize, buf: &mut [u8]) -> Option<()> {
         self.check(off, buf.len())?;
         for (i, b) in buf.iter_mut().enumerate() {
@@ -209,6 +215,7 @@ impl DmaMemory {
     }
 
     /// Copy `data` in at `off`; `None` if out of bounds.
+    #[inline]
     pub fn write(&self, off: usize, data: &[u8]) -> Option<()> {
         self.check(off, data.len())?;
         for (i, b) in data.iter().enumerate() {
@@ -222,6 +229,7 @@ impl DmaMemory {
     /// `None` if out of bounds. Ordering against the device: callers read the descriptor's
     /// DD/ownership word first ([`DmaMemory::read_u32`], volatile); the acquire fence here
     /// keeps this copy from being reordered before that read.
+    #[inline]
     pub fn read_bulk(&self, off: usize, buf: &mut [u8]) -> Option<()> {
         self.check(off, buf.len())?;
         std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
@@ -235,6 +243,7 @@ impl DmaMemory {
 
     /// Copy `data` in at `off` in one `memcpy`; a release fence orders it before any later
     /// doorbell (tail) write. `None` if out of bounds.
+    #[inline]
     pub fn write_bulk(&self, off: usize, data: &[u8]) -> Option<()> {
         self.check(off, data.len())?;
         // SAFETY: as in `read_bulk`, copying in the other direction; the mapping is writable.
@@ -245,6 +254,7 @@ impl DmaMemory {
 
     /// Volatile little-endian 32-bit read at `off` (a descriptor's status word); `None` if
     /// out of bounds.
+    #[inline]
     pub fn read_u32(&self, off: usize) -> Option<u32> {
         let mut b = [0u8; 4];
         self.read(off, &mut b)?;
@@ -252,6 +262,7 @@ impl DmaMemory {
     }
 
     /// Volatile little-endian 32-bit write at `off`; `None` if out of bounds.
+    #[inline]
     pub fn write_u32(&self, off: usize, v: u32) -> Option<()> {
         self.write(off, &v.to_le_bytes())
     }
