@@ -80,6 +80,11 @@ impl Outputs {
         Ok(())
     }
 
+    /// The files (not standard output) the reports go to.
+    pub fn files(&self) -> Vec<&PathBuf> {
+        self.all().into_iter().filter_map(|(_, p)| p.filter(|p| !is_stdout(p))).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.all().iter().all(|(_, p)| p.is_none())
     }

@@ -57,6 +57,29 @@ pub struct Args {
     /// time (flaky = fail, with the counts).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: u32,
+    /// Write the frames on the device's wire to FILE (pcap, opens in tshark): on the model,
+    /// what its port sends (MAC loopback traffic never reaches the port); on QEMU, both
+    /// directions of the socket netdev. Not available on a real function (capture on its
+    /// link partner).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+}
+
+/// The `--pcap` file of a QEMU run, created before the run (so a bad path is a usage
+/// error, not a lost run) and shared with the backend's wire capture.
+type Tap = std::rc::Rc<std::cell::RefCell<nicqual_model::wire::PcapTap>>;
+
+fn pcap_clashes(a: &Args) -> Option<String> {
+    let p = a.pcap.as_ref()?;
+    a.out.files().contains(&p).then(|| format!("--pcap {} is also a report output", p.display()))
+}
+
+/// Say how many frames the `--pcap` file holds (or why it could not be finished).
+fn say_pcap(p: &std::path::Path, r: std::io::Result<u64>) {
+    match r {
+        Ok(n) => eprintln!("nicqual: {n} frame(s) on the wire written to {}", p.display()),
+        Err(e) => eprintln!("nicqual: --pcap {}: {e}", p.display()),
+    }
 }
 
 /// Every check `spec` gets, in run order: the suite, the device's own checks, teardown.
@@ -127,6 +150,10 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
         eprintln!("nicqual: no check of {spec} matches --check/--skip (list them with --list-checks)");
         return ExitCode::from(2);
     }
+    if a.pcap.is_some() && matches!(a.device, DeviceSpec::Vfio(_)) {
+        eprintln!("nicqual: --pcap: a real function's wire is not visible to nicqual; capture on its link partner");
+        return ExitCode::from(2);
+    }
     if a.inject_bug.is_some() && !matches!(a.device, DeviceSpec::Vfio(_)) {
         eprintln!("nicqual: --inject-bug applies to vfio devices only, not {spec}");
         return ExitCode::from(2);
@@ -138,10 +165,25 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                 eprintln!("nicqual: fault plan for {spec}: {e}");
                 return ExitCode::from(2);
             }
-            let backend = EmulatedBackend::new(Model::new(Config::default()), spec.clone());
+            let mut model = Model::new(Config::default());
+            // With --pcap the port is on a cable to nobody, tapped: what the device puts on
+            // its wire (MAC loopback traffic never gets there).
+            let cable = nicqual_model::wire::Cable::new();
+            if let Some(p) = &a.pcap {
+                if let Some(e) = pcap_clashes(&a) {
+                    eprintln!("nicqual: {e}");
+                    return ExitCode::from(2);
+                }
+                if let Err(e) = cable.tap(nicqual_model::wire::Direction::AToB, p) {
+                    eprintln!("nicqual: --pcap {}: {e}", p.display());
+                    return ExitCode::from(2);
+                }
+                model.connect(cable.ends().0);
+            }
+            let backend = EmulatedBackend::new(model, spec.clone());
             let armed = plan.clone();
             // Fault times count from the moment the driver attached.
-            qualify_on(
+            let code = qualify_on(
                 backend,
                 &spec,
                 &a,
@@ -153,7 +195,11 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                     Vec::new()
                 },
                 |_| Vec::new(),
-            )
+            );
+            if let Some(p) = &a.pcap {
+                say_pcap(p, cable.close_tap(nicqual_model::wire::Direction::AToB));
+            }
+            code
         }
         DeviceSpec::QemuE1000e => {
             // QEMU's model cannot be made to misbehave: a fault asked for is refused (it
@@ -169,7 +215,32 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                 CheckResult::Na,
                 "QEMU's e1000e cannot be made to misbehave: fault plans apply to model:i82574l only",
             )];
-            match QtestBackend::spawn(Target::Qemu(QemuConfig::default())) {
+            let tap: Option<Tap> = match &a.pcap {
+                None => None,
+                Some(p) => {
+                    if let Some(e) = pcap_clashes(&a) {
+                        eprintln!("nicqual: {e}");
+                        return ExitCode::from(2);
+                    }
+                    match nicqual_model::wire::PcapTap::create(p) {
+                        Ok(t) => Some(std::rc::Rc::new(std::cell::RefCell::new(t))),
+                        Err(e) => {
+                            eprintln!("nicqual: --pcap {}: {e}", p.display());
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+            };
+            let spawned = QtestBackend::spawn(Target::Qemu(QemuConfig::default())).map(|mut b| {
+                if let Some(t) = &tap {
+                    let t = std::rc::Rc::clone(t);
+                    b.set_wire_capture(Box::new(move |frame, ns| {
+                        let _ = t.borrow_mut().record(frame, ns);
+                    }));
+                }
+                b
+            });
+            let code = match spawned {
                 Ok(b) => qualify_on(
                     b,
                     &spec,
@@ -184,7 +255,14 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                     },
                 ),
                 Err(e) => could_not_run(&spec, "qtest", &a, &plan, format!("cannot start {spec}: {e}")),
+            };
+            if let (Some(p), Some(t)) = (&a.pcap, tap) {
+                let finished = std::rc::Rc::try_unwrap(t)
+                    .map_err(|_| std::io::Error::other("still held by the backend"))
+                    .and_then(|t| t.into_inner().finish());
+                say_pcap(p, finished);
             }
+            code
         }
         DeviceSpec::Vfio(ref addr) => crate::vfio_cli::qualify(addr, &a, plan, quiet),
     }

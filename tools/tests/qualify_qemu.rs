@@ -60,3 +60,33 @@ fn faults_asked_of_qemu_are_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("takes no fault plan"));
 }
+
+/// `--pcap` on QEMU: both directions of the socket netdev, as tshark would read them (the
+/// wire[socket] check's 8 frames out and 8 in); on the model, a valid capture of what its
+/// port sent (nothing: MAC loopback never reaches the port).
+#[test]
+fn pcap_records_the_wire() {
+    let count = |p: &std::path::Path| {
+        let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(p).unwrap()).unwrap();
+        let mut n = 0;
+        while let Some(pkt) = r.next_packet() {
+            assert!(pkt.unwrap().data.len() >= 60);
+            n += 1;
+        }
+        n
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("qemu.pcap");
+    let (out, v) = run(&["--pcap", q.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(result_of(&v, "wire[socket]"), "pass");
+    assert_eq!(count(&q), 16);
+    let m = dir.path().join("model.pcap");
+    let o = Command::new(env!("CARGO_BIN_EXE_nicqual"))
+        .args(["qualify", "--quiet", "--pcap", m.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(count(&m), 0);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0 frame(s) on the wire"));
+}

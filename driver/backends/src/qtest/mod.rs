@@ -188,6 +188,15 @@ pub struct QtestStats {
     pub pba_polls: u64,
 }
 
+/// A wire capture callback (`--pcap`).
+struct Capture(Box<dyn FnMut(&[u8], u64)>);
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Capture")
+    }
+}
+
 /// A PCI function behind a qtest server.
 #[derive(Debug)]
 pub struct QtestBackend {
@@ -205,6 +214,8 @@ pub struct QtestBackend {
     mapped: BTreeMap<u64, (DmaMemory, DmaPerm)>,
     /// Our end of the NIC's socket netdev.
     wire: Option<UnixStream>,
+    /// Called with every frame that crosses the wire (either way) and the time, ns.
+    capture: Option<Capture>,
     clock: Clock,
     broken: Option<String>,
     pub stats: QtestStats,
@@ -377,9 +388,23 @@ impl QtestBackend {
         self.wire.is_some()
     }
 
+    /// Have `f` called with every frame that crosses the NIC's wire, either way, and the
+    /// backend's time in ns (`--pcap`).
+    pub fn set_wire_capture(&mut self, f: Box<dyn FnMut(&[u8], u64)>) {
+        self.capture = Some(Capture(f));
+    }
+
+    fn captured(&mut self, frame: &[u8]) {
+        let now = self.now_ns();
+        if let Some(c) = self.capture.as_mut() {
+            (c.0)(frame, now);
+        }
+    }
+
     /// Put `frame` (no FCS) on the NIC's wire: QEMU's socket netdev receives it as if it
     /// came from a link partner (stream framing: big-endian u32 length, then the bytes).
     pub fn wire_send(&mut self, frame: &[u8]) -> Result<(), BackendError> {
+        self.captured(frame);
         let w = self.wire.as_mut().ok_or_else(|| BackendError::Qtest {
             what: "wire_send".into(),
             why: "QEMU was not started with the socket netdev".into(),
@@ -428,6 +453,7 @@ impl QtestBackend {
         }
         let mut frame = vec![0u8; len];
         w.read_exact(&mut frame).map_err(|e| io("read a netdev frame", e))?;
+        self.captured(&frame);
         Ok(Some(frame))
     }
 
@@ -466,6 +492,7 @@ impl QtestBackend {
             driver_masked: Vec::new(),
             mapped: BTreeMap::new(),
             wire: None,
+            capture: None,
             clock: Clock::Real(Instant::now()),
             broken: None,
             stats: QtestStats::default(),
