@@ -188,8 +188,11 @@ pub struct QtestStats {
     pub pba_polls: u64,
 }
 
+/// Called with every frame that crosses the NIC's wire and the backend's time, ns.
+pub type WireCapture = Box<dyn FnMut(&[u8], u64)>;
+
 /// A wire capture callback (`--pcap`).
-struct Capture(Box<dyn FnMut(&[u8], u64)>);
+struct Capture(WireCapture);
 
 impl std::fmt::Debug for Capture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -390,7 +393,7 @@ impl QtestBackend {
 
     /// Have `f` called with every frame that crosses the NIC's wire, either way, and the
     /// backend's time in ns (`--pcap`).
-    pub fn set_wire_capture(&mut self, f: Box<dyn FnMut(&[u8], u64)>) {
+    pub fn set_wire_capture(&mut self, f: WireCapture) {
         self.capture = Some(Capture(f));
     }
 
