@@ -268,27 +268,24 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
     }
 }
 
-/// The run could not be carried out (the environment, not the device: QEMU missing, no
-/// IOMMU, no such function, permissions): say why, write the record with verdict `error`
-/// where one was asked for, exit 3.
-pub(crate) fn could_not_run(spec: &str, kind: &str, a: &Args, plan: &FaultPlan, why: String) -> ExitCode {
-    eprintln!("nicqual: {why}");
-    let checks = vec![record::check(&CheckReport::new("environment", CheckResult::Error, why))];
+/// A qualify run record for `checks` (summary and verdict derived from them).
+fn run_record(
+    started_at: String,
+    backend: rep::BackendInfo,
+    device: rep::Device,
+    plan: &FaultPlan,
+    checks: Vec<rep::Check>,
+) -> rep::RunRecord {
     let summary = rep::Summary::of(&checks);
-    let rec = rep::RunRecord {
+    rep::RunRecord {
         schema: rep::SCHEMA.to_string(),
         kind: "qualify".into(),
         tool: rep::Tool::this(),
         host: rep::Host::this(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        started_at: Some(rep::now_rfc3339()),
-        backend: rep::BackendInfo {
-            kind: kind.into(),
-            name: spec.into(),
-            virtual_time: false,
-            msix_table_access: false,
-        },
-        device: rep::Device { spec: spec.into(), ..Default::default() },
+        started_at: Some(started_at),
+        backend,
+        device,
         seed: plan.seed,
         fault_plan: serde_json::to_value(plan).unwrap_or_default(),
         verdict: summary.verdict(),
@@ -298,7 +295,18 @@ pub(crate) fn could_not_run(spec: &str, kind: &str, a: &Args, plan: &FaultPlan, 
         wall_ns: 0,
         replay: None,
         timelines: rep::Timelines::default(),
-    };
+    }
+}
+
+/// The run could not be carried out (the environment, not the device: QEMU missing, no
+/// IOMMU, no such function, permissions): say why, write the record with verdict `error`
+/// where one was asked for, exit 3.
+pub(crate) fn could_not_run(spec: &str, kind: &str, a: &Args, plan: &FaultPlan, why: String) -> ExitCode {
+    eprintln!("nicqual: {why}");
+    let checks = vec![record::check(&CheckReport::new("environment", CheckResult::Error, why))];
+    let backend = rep::BackendInfo { kind: kind.into(), name: spec.into(), virtual_time: false, msix_table_access: false };
+    let device = rep::Device { spec: spec.into(), ..Default::default() };
+    let rec = run_record(rep::now_rfc3339(), backend, device, plan, checks);
     if let Err(e) = a.out.write(&rec) {
         eprintln!("nicqual: {e}");
     }
@@ -399,25 +407,12 @@ pub(crate) fn qualify_on<B: Backend>(
     let verdict = summary.verdict();
     let ok = verdict == rep::Verdict::Pass;
     let replay = (!ok).then(|| format!("nicqual {}", replay_args(a, plan.seed)));
-    let rec = rep::RunRecord {
-        schema: rep::SCHEMA.to_string(),
-        kind: "qualify".into(),
-        tool: rep::Tool::this(),
-        host: rep::Host::this(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        started_at: Some(started_at),
-        backend: record::backend(&info),
-        device: record::device(spec, &info, id, mac, nvm, pci_link),
-        seed: plan.seed,
-        fault_plan: serde_json::to_value(&plan).unwrap_or_default(),
-        verdict: summary.verdict(),
-        summary,
-        checks,
-        duration_ns: t_end,
-        wall_ns: t0.elapsed().as_nanos() as u64,
-        replay,
-        timelines: rep::Timelines { interrupts, ..Default::default() },
-    };
+    let mut rec =
+        run_record(started_at, record::backend(&info), record::device(spec, &info, id, mac, nvm, pci_link), &plan, checks);
+    rec.duration_ns = t_end;
+    rec.wall_ns = t0.elapsed().as_nanos() as u64;
+    rec.replay = replay;
+    rec.timelines = rep::Timelines { interrupts, ..Default::default() };
     let written = a.out.write(&rec);
     progress.inc();
     progress.finish();
