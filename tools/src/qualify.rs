@@ -304,7 +304,8 @@ fn run_record(
 pub(crate) fn could_not_run(spec: &str, kind: &str, a: &Args, plan: &FaultPlan, why: String) -> ExitCode {
     eprintln!("nicqual: {why}");
     let checks = vec![record::check(&CheckReport::new("environment", CheckResult::Error, why))];
-    let backend = rep::BackendInfo { kind: kind.into(), name: spec.into(), virtual_time: false, msix_table_access: false };
+    let backend =
+        rep::BackendInfo { kind: kind.into(), name: spec.into(), virtual_time: false, msix_table_access: false };
     let device = rep::Device { spec: spec.into(), ..Default::default() };
     let rec = run_record(rep::now_rfc3339(), backend, device, plan, checks);
     if let Err(e) = a.out.write(&rec) {
@@ -407,8 +408,13 @@ pub(crate) fn qualify_on<B: Backend>(
     let verdict = summary.verdict();
     let ok = verdict == rep::Verdict::Pass;
     let replay = (!ok).then(|| format!("nicqual {}", replay_args(a, plan.seed)));
-    let mut rec =
-        run_record(started_at, record::backend(&info), record::device(spec, &info, id, mac, nvm, pci_link), &plan, checks);
+    let mut rec = run_record(
+        started_at,
+        record::backend(&info),
+        record::device(spec, &info, id, mac, nvm, pci_link),
+        &plan,
+        checks,
+    );
     rec.duration_ns = t_end;
     rec.wall_ns = t0.elapsed().as_nanos() as u64;
     rec.replay = replay;

@@ -82,3 +82,15 @@ fn help_lists_the_exit_codes() {
         assert!(text.contains(line), "{text}");
     }
 }
+
+/// Every scenario's model today moves traffic without an Ethernet wire (shared rings,
+/// adapter loopback, counted sizes): `--pcap` is refused with the reason, never ignored.
+#[test]
+fn scenario_pcap_without_a_wire_is_refused() {
+    for name in ["netfront-resume", "dom0-memory-squeeze", "bnx2x-swiotlb-jumbo", "enic-jumbo"] {
+        let (code, err) = run(&["scenario", "run", name, "--pcap", "/tmp/nicqual-never.pcap"]);
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(err.contains("has no wire to capture"), "{err}");
+    }
+    assert!(!std::path::Path::new("/tmp/nicqual-never.pcap").exists());
+}

@@ -39,7 +39,12 @@ pub const NAME: &str = "bnx2x-swiotlb-jumbo";
 pub const SUMMARY: &str =
     "bnx2x MTU 9000 on Xen dom0: GRO off exhausts the 64 MiB SWIOTLB; GRO on does not; 128 MiB only delays it";
 
-pub const SCENARIO: Scenario = Scenario { name: NAME, summary: SUMMARY, run };
+pub const SCENARIO: Scenario = Scenario {
+    name: NAME,
+    summary: SUMMARY,
+    run,
+    no_wire: Some("its traffic is skb sizes mapped through the DMA API and SWIOTLB, not frames on a wire"),
+};
 
 /// dom0 memory in pages (2 GiB).
 const DOM0_PAGES: u64 = 1 << 19;

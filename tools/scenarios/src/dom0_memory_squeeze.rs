@@ -163,7 +163,14 @@ pub fn simulate(seed: u64, label: &'static str, sizing: Sizing, cap: Option<u64>
 }
 
 /// The registry entry.
-pub const SCENARIO: Scenario = Scenario { name: NAME, summary: SUMMARY, run };
+pub const SCENARIO: Scenario = Scenario {
+    name: NAME,
+    summary: SUMMARY,
+    run,
+    no_wire: Some(
+        "its traffic is counted per vif against dom0's receive pools (page counts, no frame contents): there is no wire in the model",
+    ),
+};
 
 const PLATFORM: Platform = Platform {
     backend: "model:xen-memory (Xen heap, dom0 balloon, toolstack; page counts)",

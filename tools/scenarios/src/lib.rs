@@ -24,6 +24,10 @@ pub struct Scenario {
     pub summary: &'static str,
     /// Run with `seed`, writing the human account to `out`; returns the run record.
     pub run: fn(seed: u64, out: &mut dyn Write) -> std::io::Result<rep::RunRecord>,
+    /// Where this scenario's traffic travels. `None`: on a wire a capture could record.
+    /// `Some(why)`: there is no Ethernet wire in its model (shared rings, MAC loopback,
+    /// counted sizes), so `--pcap` cannot apply and is refused with this reason.
+    pub no_wire: Option<&'static str>,
 }
 
 /// Every scenario, in `scenario list` order.

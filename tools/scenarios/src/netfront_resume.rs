@@ -171,7 +171,14 @@ fn ms(ns: u64) -> String {
 }
 
 /// The registry entry.
-pub const SCENARIO: Scenario = Scenario { name: NAME, summary: SUMMARY, run };
+pub const SCENARIO: Scenario = Scenario {
+    name: NAME,
+    summary: SUMMARY,
+    run,
+    no_wire: Some(
+        "its packets cross the Xen shared rings and grant copies between netfront and netback: there is no Ethernet wire in the model",
+    ),
+};
 
 const PLATFORM: Platform = Platform {
     backend: "model:xen (hypervisor grant table, xenstore, netback; RHEL 5.3 -> 5.4 hosts)",

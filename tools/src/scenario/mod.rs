@@ -28,6 +28,10 @@ enum Cmd {
         /// Write the run record (JSON) to FILE (`-` for stdout).
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Write the frames on the scenario's wire to FILE (pcap). Refused, with the reason,
+        /// for a scenario whose model has no wire.
+        #[arg(long, value_name = "FILE")]
+        pcap: Option<PathBuf>,
     },
 }
 
@@ -39,12 +43,19 @@ pub fn run(a: Args) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Cmd::Run { name, seed, json } => {
+        Cmd::Run { name, seed, json, pcap } => {
             let Some(s) = nicqual_scenarios::find(&name) else {
                 let names: Vec<&str> = nicqual_scenarios::SCENARIOS.iter().map(|s| s.name).collect();
                 eprintln!("nicqual: no scenario {name:?} (have: {})", names.join(", "));
                 return ExitCode::from(2);
             };
+            // No scenario records a wire yet: an asked-for capture is refused with the reason,
+            // never run without it.
+            if let Some(p) = &pcap {
+                let why = s.no_wire.unwrap_or("this scenario does not record its wire");
+                eprintln!("nicqual: --pcap {}: scenario {name} has no wire to capture: {why}", p.display());
+                return ExitCode::from(2);
+            }
             let to_stdout = json.as_deref().is_some_and(|p| p.as_os_str() == "-");
             let result =
                 if to_stdout { (s.run)(seed, &mut std::io::stderr()) } else { (s.run)(seed, &mut std::io::stdout()) };
