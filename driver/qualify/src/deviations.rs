@@ -30,6 +30,10 @@ pub fn qemu_e1000e_options() -> DeviceOptions {
                 "QEMU 7.2's e1000e adds TX octets without the 4 FCS bytes (fixed in QEMU 8.0, \"e1000e: Count CRC in Tx statistics\")"
                     .into(),
             ),
+            reset_keeps_interrupt_setup: Some(
+                "QEMU 7.2's e1000e restores only the MAC address on CTRL.RST (docs/CONFORMANCE.md row 8; later QEMU resets)"
+                    .into(),
+            ),
             rx_overrun_unobservable: Some(
                 "QEMU 7.2's e1000e in MAC loopback drops a frame that finds no free descriptor without RXO, MPC or RNBC"
                     .into(),

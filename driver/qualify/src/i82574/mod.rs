@@ -54,6 +54,11 @@ pub struct SuiteOptions {
     /// `Some(reason)`: when the overrun check sees exactly that (and the driver still
     /// recovers) it reports not applicable with the numbers and the reason, not a failure.
     pub rx_overrun_unobservable: Option<String>,
+    /// Known deviation: CTRL.RST leaves the interrupt set-up (IVAR, EIAC, IMS) as it was.
+    /// `Some(reason)`: when the reset check finds exactly that, it reports not applicable
+    /// with the values and the reason, not a pass (nothing was shown cleared) and not a
+    /// failure of the part.
+    pub reset_keeps_interrupt_setup: Option<String>,
     /// The checks to run and report (all by default). The set-up steps other checks rely
     /// on (`reset`, `msix-setup`, `link`, and for `recovery` the vector checks and the
     /// watchdog that find what it recovers) run whenever something after them is selected;
