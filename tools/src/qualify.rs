@@ -380,7 +380,11 @@ pub(crate) fn qualify_on<B: Backend>(
         }));
     }
     let mut checks = if a.repeat > 1 { merge_repeats(runs) } else { runs.into_iter().flatten().collect() };
-    checks.extend(extra(&mut drv).into_iter().filter(|c| select.wants(&c.name)));
+    // The device's own checks (QEMU's wire, VFIO's DMA probe) run only when one of them
+    // is selected.
+    if ["wire[socket]", "dma-tx", "iommu-faults"].iter().any(|n| select.wants(n)) {
+        checks.extend(extra(&mut drv).into_iter().filter(|c| select.wants(&c.name)));
+    }
     checks.extend(not_applicable.into_iter().filter(|c| select.wants(&c.name)));
     let id = drv.identity();
     let mac = drv.mac();

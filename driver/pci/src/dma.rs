@@ -70,12 +70,9 @@ impl Drop for Block {
 }
 
 impl DmaMemory {
-    /// Allocate `len` bytes (rounded up to 4 KiB), zeroed.
-    pub fn alloc(len: usize) -> Result<DmaMemory, BackendError> {
-        let len = len.max(1).div_ceil(4096) * 4096;
-        let m =
-            MmapOptions::new().len(len).map_anon().map_err(|e| BackendError::DmaAlloc { len, why: e.to_string() })?;
-        Ok(DmaMemory {
+    /// A block that is the whole anonymous mapping `m` of `len` bytes.
+    fn whole(m: memmap2::MmapMut, len: usize) -> DmaMemory {
+        DmaMemory {
             block: Rc::new(Block {
                 map: Arc::new(MmapRaw::from(m)),
                 off: 0,
@@ -84,7 +81,15 @@ impl DmaMemory {
                 release: None,
                 _parent: None,
             }),
-        })
+        }
+    }
+
+    /// Allocate `len` bytes (rounded up to 4 KiB), zeroed.
+    pub fn alloc(len: usize) -> Result<DmaMemory, BackendError> {
+        let len = len.max(1).div_ceil(4096) * 4096;
+        let m =
+            MmapOptions::new().len(len).map_anon().map_err(|e| BackendError::DmaAlloc { len, why: e.to_string() })?;
+        Ok(DmaMemory::whole(m, len))
     }
 
     /// A zeroed window of `len` bytes at `off` inside `map`, which the device sees at
@@ -123,16 +128,7 @@ impl DmaMemory {
             .huge(Some(21))
             .map_anon()
             .map_err(|e| BackendError::DmaAlloc { len, why: format!("2 MiB huge pages: {e}") })?;
-        Ok(DmaMemory {
-            block: Rc::new(Block {
-                map: Arc::new(MmapRaw::from(m)),
-                off: 0,
-                len,
-                fixed_iova: None,
-                release: None,
-                _parent: None,
-            }),
-        })
+        Ok(DmaMemory::whole(m, len))
     }
 
     /// A view of `len` bytes at `off` of this block that can be mapped on its own (at its
