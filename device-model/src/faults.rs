@@ -33,6 +33,29 @@ pub enum FaultKind {
     /// The device is gone: every config and BAR read returns all-ones, writes are dropped,
     /// no DMA, no interrupts.
     SurpriseRemoval,
+    /// The `nth` completion entry (0-based, counted from arming, over all of the device's
+    /// completion queues) the device writes back is hostile: one field the device model
+    /// picks with the plan's rng (index out of range, length over the posted buffer, wrong
+    /// type or queue, all-ones) is corrupted. Devices with completion queues only (bnx2x
+    /// CQEs, enic CQ entries); the 82574L refuses it.
+    HostileCompletion { nth: u32 },
+    /// The device stops advancing the consumer index it reports for queue `queue` (a TX
+    /// consumer in a status block, a fetch index): work is done but never reported.
+    StallConsumer { queue: u16 },
+}
+
+/// What a device offers a fault plan to break; [`FaultPlan::validate_for`] refuses a fault
+/// that names something the device does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FaultTarget {
+    /// MSI-X table entries.
+    pub msix_vectors: u16,
+    /// IVAR entries (0 if the device has no IVAR).
+    pub ivar_entries: u8,
+    /// Whether the device writes completion entries (for `hostile-completion`).
+    pub completions: bool,
+    /// Queues whose consumer index the device reports (for `stall-consumer`); 0 = none.
+    pub consumer_queues: u16,
 }
 
 /// A fault and the virtual time (ns after arming) from which it holds.
@@ -71,6 +94,16 @@ enum FaultRepr {
         #[serde(default)]
         at_ns: u64,
     },
+    HostileCompletion {
+        nth: u32,
+        #[serde(default)]
+        at_ns: u64,
+    },
+    StallConsumer {
+        queue: u16,
+        #[serde(default)]
+        at_ns: u64,
+    },
 }
 
 impl From<FaultRepr> for Fault {
@@ -80,6 +113,8 @@ impl From<FaultRepr> for Fault {
             FaultRepr::CorruptIvar { entry, at_ns } => (FaultKind::CorruptIvar { entry }, at_ns),
             FaultRepr::DropIrq { vector, probability, at_ns } => (FaultKind::DropIrq { vector, probability }, at_ns),
             FaultRepr::SurpriseRemoval { at_ns } => (FaultKind::SurpriseRemoval, at_ns),
+            FaultRepr::HostileCompletion { nth, at_ns } => (FaultKind::HostileCompletion { nth }, at_ns),
+            FaultRepr::StallConsumer { queue, at_ns } => (FaultKind::StallConsumer { queue }, at_ns),
         };
         Fault { kind, at_ns }
     }
@@ -166,23 +201,43 @@ impl FaultPlan {
     }
 
     /// Check the plan against the device it is armed on: every vector must be one of its
-    /// `msix_vectors` MSI-X table entries, and every IVAR entry one of its `ivar_entries`.
-    /// A fault that cannot apply is refused, never silently ignored.
-    pub fn validate_for(&self, msix_vectors: u16, ivar_entries: u8) -> Result<(), String> {
+    /// MSI-X table entries, every IVAR entry one of its IVAR entries, and a completion or
+    /// consumer-index fault needs a device that has them. A fault that cannot apply is
+    /// refused, never silently ignored.
+    pub fn validate_for(&self, target: FaultTarget) -> Result<(), String> {
         self.validate()?;
         for f in &self.faults {
             match f.kind {
-                FaultKind::LoseVector { vector } | FaultKind::DropIrq { vector, .. } if vector >= msix_vectors => {
+                FaultKind::LoseVector { vector } | FaultKind::DropIrq { vector, .. }
+                    if vector >= target.msix_vectors =>
+                {
                     return Err(format!(
                         "vector {vector} does not exist on this device (MSI-X vectors 0..={})",
-                        msix_vectors.saturating_sub(1)
+                        target.msix_vectors.saturating_sub(1)
                     ));
                 }
-                FaultKind::CorruptIvar { entry } if entry >= ivar_entries => {
-                    return Err(format!(
-                        "IVAR entry {entry} does not exist on this device (entries 0..={})",
-                        ivar_entries.saturating_sub(1)
-                    ));
+                FaultKind::CorruptIvar { entry } if entry >= target.ivar_entries => {
+                    return Err(if target.ivar_entries == 0 {
+                        "this device has no IVAR: corrupt-ivar cannot apply".to_string()
+                    } else {
+                        format!(
+                            "IVAR entry {entry} does not exist on this device (entries 0..={})",
+                            target.ivar_entries - 1
+                        )
+                    });
+                }
+                FaultKind::HostileCompletion { .. } if !target.completions => {
+                    return Err("this device writes no completion entries: hostile-completion cannot apply".into());
+                }
+                FaultKind::StallConsumer { queue } if queue >= target.consumer_queues => {
+                    return Err(if target.consumer_queues == 0 {
+                        "this device reports no consumer index: stall-consumer cannot apply".to_string()
+                    } else {
+                        format!(
+                            "queue {queue} does not exist on this device (queues 0..={})",
+                            target.consumer_queues - 1
+                        )
+                    });
                 }
                 _ => {}
             }
@@ -235,7 +290,8 @@ impl std::str::FromStr for FaultPlan {
     type Err = FaultParseError;
 
     /// The command-line shorthand: `lose-vector:N`, `corrupt-ivar:K` (K = 0..4 or
-    /// RxQ0/RxQ1/TxQ0/TxQ1/Other), `drop-irq:N:P`, `surprise-removal`, each optionally
+    /// RxQ0/RxQ1/TxQ0/TxQ1/Other), `drop-irq:N:P`, `surprise-removal`,
+    /// `hostile-completion:N` (alias `hostile-cqe:N`), `stall-consumer:Q`, each optionally
     /// followed by `@T` (virtual time after arming, with a unit: `5ms`, `20us`, `1500ns`).
     fn from_str(spec: &str) -> Result<Self, Self::Err> {
         let bad = |why: &str| FaultParseError::Spec { spec: spec.to_string(), why: why.to_string() };
@@ -262,9 +318,13 @@ impl std::str::FromStr for FaultPlan {
                     .ok_or_else(|| bad("expected a probability in 0..=1"))?,
             },
             "surprise-removal" if parts.len() == 1 => FaultKind::SurpriseRemoval,
+            "hostile-completion" | "hostile-cqe" if parts.len() == 2 => FaultKind::HostileCompletion {
+                nth: parts[1].parse::<u32>().map_err(|_| bad("expected a completion number (0-based)"))?,
+            },
+            "stall-consumer" if parts.len() == 2 => FaultKind::StallConsumer { queue: num(1, "a queue number")? },
             _ => {
                 return Err(bad(
-                    "unknown fault; expected lose-vector:N, corrupt-ivar:K, drop-irq:N:P or surprise-removal, optionally @T",
+                    "unknown fault; expected lose-vector:N, corrupt-ivar:K, drop-irq:N:P, surprise-removal, hostile-completion:N or stall-consumer:Q, optionally @T",
                 ));
             }
         };
@@ -282,6 +342,9 @@ pub struct FaultState {
     pub lost_messages: u64,
     pub dropped_messages: u64,
     pub corrupted_ivar_writes: u64,
+    /// Completion entries written back so far since arming (for `hostile-completion`).
+    pub completions_written: u64,
+    pub hostile_completions: u64,
 }
 
 impl Default for FaultState {
@@ -293,7 +356,16 @@ impl Default for FaultState {
 impl FaultState {
     pub fn new(plan: FaultPlan) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(plan.seed);
-        FaultState { plan, rng, armed_at: None, lost_messages: 0, dropped_messages: 0, corrupted_ivar_writes: 0 }
+        FaultState {
+            plan,
+            rng,
+            armed_at: None,
+            lost_messages: 0,
+            dropped_messages: 0,
+            corrupted_ivar_writes: 0,
+            completions_written: 0,
+            hostile_completions: 0,
+        }
     }
 
     pub fn plan(&self) -> &FaultPlan {
@@ -342,6 +414,30 @@ impl FaultState {
         false
     }
 
+    /// Called by a device for each completion entry it is about to write: `Some(pick)` if
+    /// this one must be hostile, with a seeded number the device uses to choose which field
+    /// to corrupt and how; `None` for an honest entry. Completions before arming are not
+    /// counted.
+    pub fn next_completion(&mut self, now: u64) -> Option<u32> {
+        if !self.is_armed() {
+            return None;
+        }
+        let n = self.completions_written;
+        self.completions_written = n.saturating_add(1);
+        let hit = self.active(now).any(|k| matches!(k, FaultKind::HostileCompletion { nth } if u64::from(*nth) == n));
+        if hit {
+            self.hostile_completions += 1;
+            Some(self.rng.random())
+        } else {
+            None
+        }
+    }
+
+    /// Whether the consumer index the device reports for `queue` is frozen.
+    pub fn consumer_stalled(&self, queue: u16, now: u64) -> bool {
+        self.active(now).any(|k| matches!(k, FaultKind::StallConsumer { queue: q } if *q == queue))
+    }
+
     /// What IVAR stores when the driver writes `value`.
     pub fn filter_ivar_write(&mut self, value: u32, now: u64) -> u32 {
         let entries: Vec<u8> = self
@@ -363,6 +459,38 @@ impl FaultState {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Completion and consumer faults parse, are refused by a device that lacks what they
+    /// name, and fire on exactly the entry they name.
+    #[test]
+    fn completion_and_consumer_faults_apply_only_where_they_can() {
+        let p: FaultPlan = "hostile-cqe:3".parse().unwrap();
+        assert_eq!(p.faults[0].kind, FaultKind::HostileCompletion { nth: 3 });
+        let q: FaultPlan = "stall-consumer:1@2ms".parse().unwrap();
+        assert_eq!(q.faults[0].kind, FaultKind::StallConsumer { queue: 1 });
+        assert_eq!(q.faults[0].at_ns, 2_000_000);
+        assert!("hostile-completion:-1".parse::<FaultPlan>().is_err());
+        let nic = FaultTarget { msix_vectors: 5, ivar_entries: 5, completions: false, consumer_queues: 0 };
+        assert!(p.validate_for(nic).unwrap_err().contains("hostile-completion"));
+        assert!(q.validate_for(nic).unwrap_err().contains("stall-consumer"));
+        let ring_nic = FaultTarget { msix_vectors: 3, ivar_entries: 0, completions: true, consumer_queues: 1 };
+        p.validate_for(ring_nic).unwrap();
+        assert!(q.validate_for(ring_nic).unwrap_err().contains("queue 1"));
+        assert!("corrupt-ivar:0".parse::<FaultPlan>().unwrap().validate_for(ring_nic).unwrap_err().contains("no IVAR"));
+        let mut st = FaultState::new(p);
+        assert_eq!(st.next_completion(0), None, "not armed: nothing counted");
+        st.arm(0);
+        let hits: Vec<bool> = (0..6).map(|_| st.next_completion(10).is_some()).collect();
+        assert_eq!(hits, [false, false, false, true, false, false]);
+        assert_eq!(st.hostile_completions, 1);
+        let mut stq = FaultState::new(q);
+        stq.arm(100);
+        assert!(!stq.consumer_stalled(1, 100 + 1_999_999));
+        assert!(stq.consumer_stalled(1, 100 + 2_000_000));
+        assert!(!stq.consumer_stalled(0, 100 + 2_000_000));
+    }
+
     /// A fault file with a misspelt key is an error naming the key, never a plan that
     /// silently breaks nothing (or breaks it at t=0).
     #[test]
@@ -389,18 +517,20 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn t(msix_vectors: u16, ivar_entries: u8) -> FaultTarget {
+        FaultTarget { msix_vectors, ivar_entries, completions: false, consumer_queues: 0 }
+    }
+
     #[test]
     fn faults_outside_the_device_are_refused() {
         let plan: super::FaultPlan = "lose-vector:99".parse().unwrap();
-        assert!(plan.validate_for(5, 5).unwrap_err().contains("vector 99 does not exist"));
+        assert!(plan.validate_for(t(5, 5)).unwrap_err().contains("vector 99 does not exist"));
         let plan: super::FaultPlan = "drop-irq:5:0.5".parse().unwrap();
-        assert!(plan.validate_for(5, 5).is_err());
-        assert!(plan.validate_for(6, 5).is_ok());
+        assert!(plan.validate_for(t(5, 5)).is_err());
+        assert!(plan.validate_for(t(6, 5)).is_ok());
         let plan = super::FaultPlan::new(0).corrupt_ivar(4);
-        assert!(plan.validate_for(5, 4).unwrap_err().contains("IVAR entry 4"));
+        assert!(plan.validate_for(t(5, 4)).unwrap_err().contains("IVAR entry 4"));
     }
-
-    use super::*;
 
     #[test]
     fn shorthand_parses_every_kind() {

@@ -20,7 +20,7 @@ pub mod ring;
 pub mod wire;
 pub mod xen;
 
-pub use faults::{Fault, FaultKind, FaultPlan};
+pub use faults::{Fault, FaultKind, FaultPlan, FaultTarget};
 pub use iommu::{DmaDir, DmaFault, HostRegion, Iommu, Perm};
 
 /// An MSI/MSI-X message that reached the platform's interrupt window.

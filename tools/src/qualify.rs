@@ -161,7 +161,12 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
     match a.device {
         DeviceSpec::ModelI82574 => {
             // Refuse what cannot apply: a vector or IVAR entry the 82574L does not have.
-            if let Err(e) = plan.validate_for(nicqual_hw::i82574::MSIX_VECTORS, IvarEntry::ALL.len() as u8) {
+            if let Err(e) = plan.validate_for(nicqual_model::faults::FaultTarget {
+                msix_vectors: nicqual_hw::i82574::MSIX_VECTORS,
+                ivar_entries: IvarEntry::ALL.len() as u8,
+                completions: false,
+                consumer_queues: 0,
+            }) {
                 eprintln!("nicqual: fault plan for {spec}: {e}");
                 return ExitCode::from(2);
             }
