@@ -215,6 +215,13 @@ pub fn render(rec: &RunRecord) -> String {
                 svg::throughput(tp)
             );
         }
+        if let Some(k) = &t.kernel_log {
+            o.push_str(r#"<figure id="kernel-log"><figcaption>Kernel log (virtual time)</figcaption><pre>"#);
+            for l in &k.lines {
+                let _ = writeln!(o, "[{}] {} {}: {}", fmt_ns(l.t_ns), esc(&l.level), esc(&l.source), esc(&l.text));
+            }
+            o.push_str("</pre></figure>");
+        }
         o.push_str("</section>");
     }
 

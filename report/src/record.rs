@@ -500,6 +500,27 @@ pub struct Throughput {
     pub series: Vec<ThroughputSeries>,
 }
 
+/// Kernel log lines a model printed, with the virtual time of each (a scenario's dom0
+/// log: the lines the field report quotes, as the model emitted them).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct KernelLog {
+    pub lines: Vec<LogLine>,
+    /// Lines printed in all, including any not kept in `lines`.
+    #[serde(default)]
+    pub total: u64,
+}
+
+/// One kernel log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub t_ns: u64,
+    /// Which run or component printed it.
+    pub source: String,
+    /// printk level (`KERN_WARNING`).
+    pub level: String,
+    pub text: String,
+}
+
 /// Optional timelines a run may carry; the HTML report plots those present.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Timelines {
@@ -511,11 +532,17 @@ pub struct Timelines {
     pub jumbo: Option<JumboMatrix>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<Throughput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_log: Option<KernelLog>,
 }
 
 impl Timelines {
     pub fn is_empty(&self) -> bool {
-        self.interrupts.is_none() && self.bounce_pool.is_none() && self.jumbo.is_none() && self.throughput.is_none()
+        self.interrupts.is_none()
+            && self.bounce_pool.is_none()
+            && self.jumbo.is_none()
+            && self.throughput.is_none()
+            && self.kernel_log.is_none()
     }
 }
 

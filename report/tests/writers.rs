@@ -103,6 +103,7 @@ fn sample() -> RunRecord {
                     },
                 ],
             }),
+            kernel_log: None,
             throughput: Some(Throughput {
                 clock: "virtual".into(),
                 series: vec![ThroughputSeries {

@@ -276,6 +276,7 @@ fn all_plots_record() -> rep::RunRecord {
                     })
                     .collect(),
             }),
+            kernel_log: None,
             throughput: Some(rep::Throughput {
                 clock: "virtual".into(),
                 series: vec![rep::ThroughputSeries {

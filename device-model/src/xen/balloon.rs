@@ -20,6 +20,7 @@
 //! * Other dom0 work can take free pages for a while (a backup job, a tool) and give them
 //!   back: [`XenMemory::hog`] / [`XenMemory::release_hog`].
 
+use super::flip::{FlipMemory, FrameHeap};
 use nicqual_hw::xen_netif::PAGE_SIZE;
 
 /// Pages per MiB.
@@ -59,6 +60,12 @@ pub struct MemStats {
     /// Of those, pages taken as a driver freed them.
     pub taken_on_free: u64,
     pub guests_started: u64,
+    /// Frames dom0 got from Xen's heap by `XENMEM_increase_reservation` (netback's cache).
+    pub frames_in: u64,
+    /// Frames dom0 transferred to guests (flips).
+    pub frames_flipped: u64,
+    /// Pages guests gave back to Xen's heap (flipping front ends posting buffers).
+    pub guest_pages_given: u64,
 }
 
 /// A host's memory: Xen's heap, dom0, guests.
@@ -253,6 +260,35 @@ impl XenMemory {
         if self.debt > 0 {
             self.pay_debt();
         }
+    }
+}
+
+/// dom0's frame cache (netback) fills from Xen's heap; a flip moves one of dom0's frames to
+/// a guest; a flipping guest's posted buffers go back to the heap. Frames in the cache count
+/// as a driver's pages (they are not free for dom0's allocator).
+impl FrameHeap<()> for XenMemory {
+    fn increase_reservation(&mut self, want: usize) -> Vec<()> {
+        let n = (want as u64).min(self.heap_free);
+        self.heap_free -= n;
+        self.dom0_pages += n;
+        self.driver_pages += n;
+        self.stats.frames_in += n;
+        vec![(); n as usize]
+    }
+}
+
+impl FlipMemory for XenMemory {
+    fn transfer_to_guest(&mut self) {
+        if self.driver_pages > 0 && self.dom0_pages > 0 {
+            self.driver_pages -= 1;
+            self.dom0_pages -= 1;
+            self.stats.frames_flipped += 1;
+        }
+    }
+
+    fn guest_gave(&mut self, pages: u64) {
+        self.heap_free = self.heap_free.saturating_add(pages);
+        self.stats.guest_pages_given += pages;
     }
 }
 

@@ -10,6 +10,7 @@
 //! where Xen would see it.
 
 pub mod balloon;
+pub mod flip;
 pub mod host;
 pub mod netback;
 pub mod store;

@@ -10,11 +10,14 @@
 //! * **flip** (classic netback): the packet goes into a fresh dom0 frame that is then
 //!   transferred to the guest (`GNTTABOP_transfer`). Each flip costs dom0 a frame from
 //!   Xen's heap, taken through a cache of [`MAX_MFN_ALLOC`] frames (`check_mfn`); when the
-//!   heap cannot refill it, netback logs `xen_net: Memory squeeze in netback driver.`,
-//!   keeps the packet queued and backs off for [`SQUEEZE_BACKOFF_NS`].
+//!   heap cannot refill it, netback logs `xen_net: Memory squeeze in netback driver.`
+//!   (rate-limited), keeps the packet queued and arms its one-second timer; a packet
+//!   queued since, or the timer, retries. The mechanism and its sources: [`super::flip`].
 //!
 //! Index arithmetic is the shared [`SharedRing`] mechanism.
 
+use super::flip::{FrameHeap, MfnCache, SqueezeState};
+pub use super::flip::{MAX_MFN_ALLOC, SQUEEZE_BACKOFF_NS};
 use super::{CopyPtr, Hypervisor, Mfn, XenStore, store};
 use crate::ring::SharedRing;
 pub use nicqual_hw::xen_netif::RxMode;
@@ -26,10 +29,6 @@ use std::collections::VecDeque;
 use zerocopy::little_endian::{I16, U16};
 use zerocopy::{FromBytes, IntoBytes};
 
-/// Frames classic netback keeps in its flip cache (`MAX_MFN_ALLOC`).
-pub const MAX_MFN_ALLOC: usize = 64;
-/// Back-off after a memory squeeze: `mod_timer(&net_timer, jiffies + HZ)`, 1 s.
-pub const SQUEEZE_BACKOFF_NS: u64 = 1_000_000_000;
 /// Packets netback queues for a guest whose RX ring is empty before dropping
 /// (`netif_queue_length` default in classic netback is 32; \[inference\] the scenario only
 /// needs a bound).
@@ -108,10 +107,12 @@ pub struct Netback {
     rx_rsp_prod_pvt: u32,
     rx_queue: VecDeque<Vec<u8>>,
     wire: Vec<Vec<u8>>,
-    flip_cache: Vec<Mfn>,
+    flip_cache: MfnCache<Mfn>,
     /// dom0's own bounce page for copies (allocated once, like netback's pre-allocated pages).
     staging: Option<Mfn>,
-    squeeze_until_ns: u64,
+    squeeze: SqueezeState,
+    /// A packet was queued since the last run (`netif_be_start_xmit` schedules the tasklet).
+    rx_scheduled: bool,
     log: Vec<String>,
     fault: Option<ResponseFault>,
     pub stats: NetbackStats,
@@ -132,9 +133,10 @@ impl Netback {
             rx_rsp_prod_pvt: 0,
             rx_queue: VecDeque::new(),
             wire: Vec::new(),
-            flip_cache: Vec::new(),
+            flip_cache: MfnCache::default(),
             staging: None,
-            squeeze_until_ns: 0,
+            squeeze: SqueezeState::default(),
+            rx_scheduled: false,
             log: Vec::new(),
             fault: None,
             stats: NetbackStats::default(),
@@ -172,6 +174,12 @@ impl Netback {
     /// dom0 kernel log lines of this back end.
     pub fn log(&self) -> &[String] {
         &self.log
+    }
+
+    /// The squeezes: failed flip allocations, the rate-limited lines with their times, the
+    /// timer.
+    pub fn squeeze_state(&self) -> &SqueezeState {
+        &self.squeeze
     }
 
     /// Packets the guest sent, in order.
@@ -251,7 +259,7 @@ impl Netback {
             hv.grant_unmap(self.frontend, r.tx_gref);
             hv.grant_unmap(self.frontend, r.rx_gref);
         }
-        for m in self.flip_cache.drain(..) {
+        for m in self.flip_cache.drain() {
             hv.free_backend_frame(m);
         }
     }
@@ -262,6 +270,7 @@ impl Netback {
             self.stats.rx_dropped += 1;
         } else {
             self.rx_queue.push_back(pkt);
+            self.rx_scheduled = true;
         }
     }
 
@@ -354,21 +363,18 @@ impl Netback {
 
     /// Take a frame for a flip: from the cache, refilled from Xen's heap (`check_mfn`).
     fn take_flip_frame(&mut self, hv: &mut Hypervisor) -> Option<Mfn> {
-        if self.flip_cache.is_empty() {
-            while self.flip_cache.len() < MAX_MFN_ALLOC {
-                match hv.alloc_backend_frame(self.backend) {
-                    Some(m) => self.flip_cache.push(m),
-                    None => break,
-                }
-            }
-        }
-        self.flip_cache.pop()
+        let mut heap = Dom0Heap { hv, dom: self.backend };
+        if self.flip_cache.check(&mut heap, 1) { self.flip_cache.take() } else { None }
     }
 
     fn process_rx(&mut self, hv: &mut Hypervisor, r: Rings, now_ns: u64) -> bool {
-        if now_ns < self.squeeze_until_ns {
+        // After a squeeze the tasklet runs again only for a newly queued packet or when
+        // `net_timer` expires (`net_alarm`).
+        let timer = self.squeeze.fire_timer(now_ns);
+        if self.squeeze.timer_pending(now_ns) && !self.rx_scheduled && !timer {
             return false;
         }
+        self.rx_scheduled = false;
         let mut wrote = 0u32;
         while let Some(pkt) = self.rx_queue.pop_front() {
             let req_prod = Self::rd32(hv, r.rx_mfn, sring::REQ_PROD);
@@ -381,11 +387,13 @@ impl Netback {
                 match self.take_flip_frame(hv) {
                     Some(m) => flip_frame = Some(m),
                     None => {
-                        // Classic netback: requeue at the head, arm the 1 s timer, stop.
+                        // Classic netback: print (rate-limited), arm the 1 s timer, requeue
+                        // at the head, stop.
                         self.stats.squeezes += 1;
-                        self.log.push("xen_net: Memory squeeze in netback driver.".to_string());
+                        let before = self.squeeze.log.len();
+                        self.squeeze.squeeze(now_ns);
+                        self.log.extend(self.squeeze.log.iter().skip(before).map(|l| l.text.clone()));
                         self.rx_queue.push_front(pkt);
-                        self.squeeze_until_ns = now_ns.saturating_add(SQUEEZE_BACKOFF_NS);
                         break;
                     }
                 }
@@ -454,5 +462,17 @@ impl Netback {
             _ => 0,
         };
         self.push_responses(hv, r.rx_mfn, self.rx_rsp_prod_pvt, extra)
+    }
+}
+
+/// Xen's heap as `XENMEM_increase_reservation` gives it to the back-end domain.
+struct Dom0Heap<'a> {
+    hv: &'a mut Hypervisor,
+    dom: DomId,
+}
+
+impl FrameHeap<Mfn> for Dom0Heap<'_> {
+    fn increase_reservation(&mut self, want: usize) -> Vec<Mfn> {
+        (0..want).map_while(|_| self.hv.alloc_backend_frame(self.dom)).collect()
     }
 }

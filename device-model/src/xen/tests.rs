@@ -126,3 +126,41 @@ fn mainline_netback_refuses_a_flip_only_frontend() {
     let old = XenHost::new(HostVersion::RHEL_5_3, 64, 0x100, GUEST);
     assert_eq!(old.store.read(&format!("{}/feature-rx-flip", old.netback.backend_dir())), None);
 }
+
+#[test]
+fn flipping_netback_squeezes_when_the_heap_is_empty_and_its_timer_retries() {
+    use nicqual_hw::xen_netif::{RxRequest, sring};
+    use zerocopy::IntoBytes;
+    // Heap: the guest's 8 pages and the back end's staging page, nothing more.
+    let mut host = XenHost::new(HostVersion::RHEL_5_3, 1 + 8, 0x100, GUEST);
+    host.boot_guest(8).unwrap();
+    let fe = host.netback.frontend_dir();
+    let (tx, rx, buf) = (host.hv.alloc_page(GUEST).unwrap(), host.hv.alloc_page(GUEST).unwrap(), 7);
+    let (tx_mfn, rx_mfn) = (host.hv.pfn_to_mfn(GUEST, tx), host.hv.pfn_to_mfn(GUEST, rx));
+    grant(&mut host.hv, 1, gtf::PERMIT_ACCESS, DOM0, tx_mfn);
+    grant(&mut host.hv, 2, gtf::PERMIT_ACCESS, DOM0, rx_mfn);
+    grant(&mut host.hv, 3, gtf::ACCEPT_TRANSFER, DOM0, buf);
+    host.store.write(&format!("{fe}/tx-ring-ref"), 1);
+    host.store.write(&format!("{fe}/rx-ring-ref"), 2);
+    host.store.write(&format!("{fe}/request-rx-copy"), 0);
+    let XenHost { hv, store, netback, .. } = &mut host;
+    assert_eq!(netback.connect(hv, store), Ok(RxMode::Flip));
+    // One receive request posted for transfer.
+    let req = RxRequest { id: U16::new(5), pad: U16::new(0), gref: U32::new(3) };
+    hv.page_write(GUEST, rx, sring::ENTRIES, req.as_bytes()).unwrap();
+    hv.page_write(GUEST, rx, sring::REQ_PROD, &1u32.to_le_bytes()).unwrap();
+    assert_eq!(hv.heap_free(), 0);
+    netback.queue_rx(vec![0xab; 60]);
+    netback.kick(hv, 5_000);
+    let sq = netback.squeeze_state();
+    assert_eq!(sq.squeeze_lines().map(|l| (l.at_ns, l.level)).collect::<Vec<_>>(), vec![(5_000, "KERN_WARNING")]);
+    assert_eq!((sq.squeezes, sq.timer_ns), (1, Some(5_000 + netback::SQUEEZE_BACKOFF_NS)));
+    assert_eq!(netback.log(), ["xen_net: Memory squeeze in netback driver."]);
+    // A kick with no new packet while the timer is pending does not retry.
+    netback.kick(hv, 6_000);
+    assert_eq!((netback.squeeze_state().squeezes, netback.rx_queued()), (1, 1));
+    // Memory comes back (another domain went away); the timer's expiry retries and flips.
+    hv.release_heap(1);
+    netback.kick(hv, 5_000 + netback::SQUEEZE_BACKOFF_NS);
+    assert_eq!((netback.stats.rx_packets, netback.rx_queued(), netback.squeeze_state().squeezes), (1, 0, 1));
+}
