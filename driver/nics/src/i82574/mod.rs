@@ -6,6 +6,9 @@
 //! `nicqual-qualify` (`nicqual_qualify::i82574`).
 
 pub mod datapath;
+pub mod liveness;
+
+pub use liveness::{DEFAULT_PROBES, DEFAULT_WATCHDOG_WINDOW, Liveness, wilson95};
 
 use crate::backend::Backend;
 use crate::error::DriverError;
@@ -26,8 +29,11 @@ pub struct Options {
     pub irq_bound_ns: u64,
     /// Granularity of waits.
     pub poll_step_ns: u64,
-    /// Software-raised interrupts per vector in the liveness check.
+    /// Software-raised interrupts per vector in the liveness check, and in the fresh run
+    /// that decides whether recovery worked ([`liveness`] gives the arithmetic).
     pub liveness_rounds: u32,
+    /// Software-raised interrupts per quiet vector in one run of the watchdog.
+    pub watchdog_window: u32,
     /// Interrupt rate Linux programs into EITR (ints/s); 0 = no throttling.
     pub itr_ints_per_s: u32,
 }
@@ -40,7 +46,8 @@ impl Default for Options {
             link_timeout_ns: 5_000_000_000,
             irq_bound_ns: 10_000_000,
             poll_step_ns: 50_000,
-            liveness_rounds: 8,
+            liveness_rounds: DEFAULT_PROBES,
+            watchdog_window: DEFAULT_WATCHDOG_WINDOW,
             itr_ints_per_s: 20_000,
         }
     }
@@ -64,11 +71,13 @@ pub struct Identity {
 /// What recovery of a lost vector achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recovery {
-    /// Re-programming IVAR and the vector brought it back.
-    Reprogrammed { entry: IvarEntry, vector: u16 },
-    /// The vector stayed lost; the entry's causes are now polled. `verified`: a
+    /// Re-programming IVAR and the vector brought it back: a full fresh probe run
+    /// (`after`) delivered every message.
+    Reprogrammed { entry: IvarEntry, vector: u16, after: Liveness },
+    /// The vector still lost messages in the fresh probe run after re-programming
+    /// (`after`, with the measured loss); the entry's causes are now polled. `verified`: a
     /// software-raised cause was seen by the poller.
-    Polling { entry: IvarEntry, vector: u16, verified: bool },
+    Polling { entry: IvarEntry, vector: u16, verified: bool, after: Liveness },
 }
 
 pub struct I82574<B: Backend> {
@@ -181,6 +190,11 @@ impl<B: Backend> I82574<B> {
     /// Forget the Other causes seen so far (to see which causes the next messages deliver).
     pub fn clear_other_icr(&mut self) {
         self.other_icr = 0;
+    }
+
+    /// The vector plan the driver runs: (IVAR entry, MSI-X vector) pairs.
+    pub fn plan(&self) -> [(IvarEntry, u16); 3] {
+        LINUX_ROUTES
     }
 
     /// The vector IVAR entry `entry` was programmed to route to.
@@ -663,15 +677,40 @@ impl<B: Backend> I82574<B> {
         Ok(got)
     }
 
+    /// Raise `entry`'s cause `rounds` times (each waited for, bounded) and count what its
+    /// vector delivered. Losses are counted, not returned; other errors (device gone) are.
+    pub fn probe_vector(&mut self, entry: IvarEntry, rounds: u32) -> Result<Liveness, DriverError> {
+        let vector = self.route(entry).ok_or(DriverError::NotUp)?;
+        let mut l = Liveness::new(entry, vector);
+        for _ in 0..rounds {
+            l.raised += 1;
+            let t = self.b.now_ns();
+            match self.fire_and_wait(entry) {
+                Ok(ns) => {
+                    l.delivered += 1;
+                    l.latency_max_ns = l.latency_max_ns.max(ns);
+                    l.latency_sum_ns = l.latency_sum_ns.saturating_add(ns);
+                }
+                Err(DriverError::VectorLost { why, .. }) => {
+                    l.first_loss.get_or_insert(why);
+                    l.first_loss_ns.get_or_insert(t);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(l)
+    }
+
     /// Pending-cause-without-delivery watchdog. For every routed vector that has been quiet
     /// for longer than `quiet_ns`, raise its cause in software (as Linux's watchdog does for
-    /// RxQ0) with the cause unmasked in IMS, and require delivery within the bound. Each
-    /// failure is a lost vector.
+    /// RxQ0) with the cause unmasked in IMS, over a window of
+    /// [`Options::watchdog_window`] probes, and require every one delivered within the
+    /// bound. A vector that lost any is reported lost with the count.
     pub fn watchdog(&mut self, quiet_ns: u64) -> Result<Vec<DriverError>, DriverError> {
         self.drain_notifiers()?;
         let now = self.b.now_ns();
         let mut lost = Vec::new();
-        for (entry, v) in LINUX_ROUTES {
+        for (entry, v) in self.plan() {
             if self.polled.contains(&entry) || self.route(entry) != Some(v) {
                 continue;
             }
@@ -679,13 +718,14 @@ impl<B: Backend> I82574<B> {
             if now.saturating_sub(last) < quiet_ns {
                 continue;
             }
-            match self.fire_and_wait(entry) {
-                Ok(_) => {}
-                Err(e @ DriverError::VectorLost { .. }) => {
-                    self.counters.watchdog_lost += 1;
-                    lost.push(e);
-                }
-                Err(e) => return Err(e),
+            let l = self.probe_vector(entry, self.opts.watchdog_window.max(1))?;
+            if !l.all_delivered() {
+                self.counters.watchdog_lost += 1;
+                lost.push(DriverError::VectorLost {
+                    vector: v,
+                    entry,
+                    why: format!("watchdog window: {}; first loss: {}", l.summary(), l.first_loss.unwrap_or_default()),
+                });
             }
         }
         Ok(lost)
@@ -704,9 +744,12 @@ impl<B: Backend> I82574<B> {
             self.b.msix_mask(vector, false)?;
         }
         self.irq_enable()?;
-        let ok = self.check_ivar_entry(entry).is_ok() && self.fire_and_wait(entry).is_ok();
-        if ok {
-            return Ok(Recovery::Reprogrammed { entry, vector });
+        // Recovered only if a full fresh probe run loses nothing: one lucky message while
+        // an intermittent fault is still active proves nothing.
+        let ivar_ok = self.check_ivar_entry(entry).is_ok();
+        let after = self.probe_vector(entry, self.opts.liveness_rounds.max(1))?;
+        if ivar_ok && after.all_delivered() {
+            return Ok(Recovery::Reprogrammed { entry, vector, after });
         }
         tracing::warn!(target: "nicqual::driver", "vector {vector} ({entry}) stays lost: polling its causes");
         if !self.polled.contains(&entry) {
@@ -718,7 +761,7 @@ impl<B: Backend> I82574<B> {
         self.write(r::ICS, cause.bits())?;
         let seen = self.poll_causes()?;
         let check = if entry == IvarEntry::Other { Icr::OTHER_CAUSES | Icr::OTHER } else { entry.cause() };
-        Ok(Recovery::Polling { entry, vector, verified: seen.intersects(check) })
+        Ok(Recovery::Polling { entry, vector, verified: seen.intersects(check), after })
     }
 
     /// Serve polled entries: read ICR, acknowledge (write-1-to-clear) their causes.
