@@ -48,6 +48,40 @@ fn surprise_removal_makes_every_access_a_typed_device_gone_error() {
 }
 
 #[test]
+fn two_queue_pairs_route_all_five_ivar_entries_to_five_vectors() {
+    let b = EmulatedBackend::new(Model::new(Config::default()), "model:i82574l");
+    let mut d = I82574::attach(b, Options { queue_pairs: 2, ..Options::default() }).expect("attach");
+    d.bring_up().unwrap();
+    assert_eq!(d.backend().msix_vectors(), 5);
+    // RxQ0->0, RxQ1->1, TxQ0->2, TxQ1->3, Other->4, each nibble valid, TX_INT_EVERY_WB.
+    assert_eq!(d.read(r::IVAR).unwrap(), 0x800C_BA98);
+    for (i, (entry, v)) in nicqual_nics::i82574::TWO_QUEUE_ROUTES.into_iter().enumerate() {
+        assert_eq!((entry.index() as usize, d.route(entry)), (i, Some(v)));
+        assert_eq!(d.check_ivar_entry(entry).unwrap(), 0x8 | u32::from(v));
+        let l = d.probe_vector(entry, 20).unwrap();
+        assert!(l.all_delivered(), "{entry}: {}", l.summary());
+    }
+    // The key and table are in the device as the driver's own tables say.
+    assert_eq!(d.read(r::RSSRK).unwrap(), 0xda56_5a6d);
+    assert_eq!(d.read(r::RETA).unwrap(), 0x8000_8000);
+    // Queue causes of both pairs auto-clear; Other stays for its handler.
+    let eiac = d.read(r::EIAC).unwrap();
+    assert_eq!(eiac, (r::Icr::RXQ0 | r::Icr::RXQ1 | r::Icr::TXQ0 | r::Icr::TXQ1).bits());
+    let b = d.shutdown();
+    assert_eq!(b.msix_vectors(), 0);
+}
+
+#[test]
+fn a_third_queue_pair_is_refused_at_attach() {
+    let b = EmulatedBackend::new(Model::new(Config::default()), "model:i82574l");
+    match I82574::attach(b, Options { queue_pairs: 3, ..Options::default() }) {
+        Err(DriverError::Unsupported { what }) => assert!(what.contains("3 queue pairs"), "{what}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("3 queue pairs accepted"),
+    }
+}
+
+#[test]
 fn lost_vector_is_named_and_recovery_falls_back_to_polling() {
     let mut d = up(FaultPlan::new(0).lose_vector(1));
     d.bring_up().unwrap();

@@ -7,6 +7,7 @@
 
 pub mod datapath;
 pub mod liveness;
+pub mod rss;
 
 pub use liveness::{DEFAULT_PROBES, DEFAULT_WATCHDOG_WINDOW, Liveness, wilson95};
 
@@ -36,6 +37,10 @@ pub struct Options {
     pub watchdog_window: u32,
     /// Interrupt rate Linux programs into EITR (ints/s); 0 = no throttling.
     pub itr_ints_per_s: u32,
+    /// Queue pairs: 1 (Linux e1000e's plan, [`LINUX_ROUTES`], three vectors) or 2
+    /// ([`TWO_QUEUE_ROUTES`], five vectors, RSS key and table programmed). Anything else
+    /// is refused at attach.
+    pub queue_pairs: u8,
 }
 
 impl Default for Options {
@@ -49,14 +54,25 @@ impl Default for Options {
             liveness_rounds: DEFAULT_PROBES,
             watchdog_window: DEFAULT_WATCHDOG_WINDOW,
             itr_ints_per_s: 20_000,
+            queue_pairs: 1,
         }
     }
 }
 
 /// Vector plan as Linux e1000e sets it up: RxQ0, TxQ0 and Other each on their own vector.
 pub const LINUX_ROUTES: [(IvarEntry, u16); 3] = [(IvarEntry::RxQ0, 0), (IvarEntry::TxQ0, 1), (IvarEntry::Other, 2)];
-/// MSI-X vectors the driver asks for.
+/// MSI-X vectors the driver asks for with one queue pair.
 pub const VECTORS: u16 = 3;
+/// Vector plan with two queue pairs, the mode seed 004 failed in ("ESX/ESXi uses or touches
+/// all of the IVAR table, 0-4"): every IVAR entry valid, each on its own MSI-X vector —
+/// RxQ0→0, RxQ1→1, TxQ0→2, TxQ1→3, Other→4.
+pub const TWO_QUEUE_ROUTES: [(IvarEntry, u16); 5] =
+    [(IvarEntry::RxQ0, 0), (IvarEntry::RxQ1, 1), (IvarEntry::TxQ0, 2), (IvarEntry::TxQ1, 3), (IvarEntry::Other, 4)];
+
+/// The vector plan for `queue_pairs` (1 or 2).
+pub fn routes_for(queue_pairs: u8) -> &'static [(IvarEntry, u16)] {
+    if queue_pairs == 2 { &TWO_QUEUE_ROUTES } else { &LINUX_ROUTES }
+}
 
 /// Identity read at attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -107,6 +123,11 @@ pub struct I82574<B: Backend> {
 impl<B: Backend> I82574<B> {
     /// Probe the function: check its identity, enable memory decode and bus mastering.
     pub fn attach(mut b: B, opts: Options) -> Result<Self, DriverError> {
+        if !(1..=2).contains(&opts.queue_pairs) {
+            return Err(DriverError::Unsupported {
+                what: format!("{} queue pairs (the 82574L has 1 or 2)", opts.queue_pairs),
+            });
+        }
         let vendor = b.config_read(pci::VENDOR_ID, 2)? as u16;
         let device = b.config_read(pci::DEVICE_ID, 2)? as u16;
         if vendor == 0xFFFF && device == 0xFFFF {
@@ -193,8 +214,18 @@ impl<B: Backend> I82574<B> {
     }
 
     /// The vector plan the driver runs: (IVAR entry, MSI-X vector) pairs.
-    pub fn plan(&self) -> [(IvarEntry, u16); 3] {
-        LINUX_ROUTES
+    pub fn plan(&self) -> &'static [(IvarEntry, u16)] {
+        routes_for(self.opts.queue_pairs)
+    }
+
+    /// MSI-X vectors the plan uses.
+    pub fn vectors(&self) -> u16 {
+        self.plan().len() as u16
+    }
+
+    /// Queue pairs the driver runs (1 or 2).
+    pub fn queue_pairs(&self) -> u8 {
+        self.opts.queue_pairs
     }
 
     /// The vector IVAR entry `entry` was programmed to route to.
@@ -394,13 +425,17 @@ impl<B: Backend> I82574<B> {
 
     /// Enable MSI-X and program the interrupt block as Linux e1000e does (configure_msix +
     /// irq_enable): IVAR 0x800A0908, EITR, CTRL_EXT (PBA_CLR | EIAME, IAME clear),
-    /// EIAC = RXQ0|TXQ0, IMS = RXQ0|TXQ0|OTHER|other causes.
+    /// EIAC = RXQ0|TXQ0, IMS = RXQ0|TXQ0|OTHER|other causes. With two queue pairs: five
+    /// vectors, IVAR with all five entries valid ([`TWO_QUEUE_ROUTES`]: 0x800CBA98 with
+    /// TX_INT_EVERY_WB), RxQ1/TxQ1 in EIAC and IMS too, and the RSS key and redirection
+    /// table ([`setup_rss`](Self::setup_rss)).
     pub fn setup_msix(&mut self) -> Result<(), DriverError> {
+        let vectors = self.vectors();
         if !self.msix_on {
-            self.b.msix_enable(VECTORS)?;
+            self.b.msix_enable(vectors)?;
             self.msix_on = true;
-            self.last_delivery_ns = vec![self.b.now_ns(); VECTORS as usize];
-            self.counters.deliveries = vec![0; VECTORS as usize];
+            self.last_delivery_ns = vec![self.b.now_ns(); vectors as usize];
+            self.counters.deliveries = vec![0; vectors as usize];
         }
         let rfctl = self.read(r::RFCTL)?;
         self.write(r::RFCTL, rfctl | r::RFCTL_ACK_DIS)?;
@@ -409,10 +444,13 @@ impl<B: Backend> I82574<B> {
         } else {
             (1_000_000_000 / (self.opts.itr_ints_per_s as u64 * 256)) as u32
         };
-        for v in 0..VECTORS {
+        for v in 0..vectors {
             self.write(r::eitr(v), itr)?;
         }
         self.program_ivar()?;
+        if self.opts.queue_pairs == 2 {
+            self.setup_rss()?;
+        }
         let ext = CtrlExt::from_bits_retain(self.read(r::CTRL_EXT)?);
         let ext = (ext - CtrlExt::IAME) | CtrlExt::PBA_CLR | CtrlExt::EIAME;
         self.write(r::CTRL_EXT, ext.bits())?;
@@ -420,10 +458,44 @@ impl<B: Backend> I82574<B> {
         self.flush()
     }
 
+    /// Program the RSS key (RSSRK0..9, [`rss::KEY`]) and the redirection table (RETA0..31,
+    /// [`rss::reta`]: entries alternate between queue 0 and 1) and read both back. MRQC
+    /// (which turns RSS on) is left to the datapath: steering frames to receive queue 1
+    /// is only safe once that queue's ring is posted.
+    pub fn setup_rss(&mut self) -> Result<(), DriverError> {
+        let table = rss::reta(self.opts.queue_pairs);
+        let regs = rss::words(&rss::KEY)
+            .enumerate()
+            .map(|(i, w)| (r::RSSRK + 4 * i as u32, w, "RSSRK"))
+            .chain(rss::words(&table).enumerate().map(|(i, w)| (r::RETA + 4 * i as u32, w, "RETA")))
+            .collect::<Vec<_>>();
+        for &(off, w, _) in &regs {
+            self.write(off, w)?;
+        }
+        for (off, w, name) in regs {
+            let got = self.read(off)?;
+            if got != w {
+                return Err(DriverError::RegisterMismatch {
+                    reg: name,
+                    offset: off,
+                    wrote: w,
+                    read: got,
+                    mask: u32::MAX,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The redirection table the driver programs (for checks that predict the queue).
+    pub fn rss_table(&self) -> [u8; r::RETA_ENTRIES] {
+        rss::reta(self.opts.queue_pairs)
+    }
+
     fn program_ivar(&mut self) -> Result<(), DriverError> {
         let mut ivar = r::IVAR_TX_INT_EVERY_WB;
         self.routes = [None; 5];
-        for (entry, v) in LINUX_ROUTES {
+        for &(entry, v) in self.plan() {
             ivar |= r::ivar_entry(entry, v);
             if let Some(slot) = self.routes.get_mut(entry.index() as usize) {
                 *slot = Some(v);
@@ -436,7 +508,9 @@ impl<B: Backend> I82574<B> {
     /// IMS/EIAC for the causes not served by polling.
     fn irq_enable(&mut self) -> Result<(), DriverError> {
         let polled: u32 = self.polled.iter().fold(0, |a, e| a | e.cause().bits());
-        self.eiac_mask = (Icr::RXQ0 | Icr::TXQ0).bits() & !polled;
+        let queues: u32 =
+            self.plan().iter().filter(|(e, _)| *e != IvarEntry::Other).fold(0, |a, (e, _)| a | e.cause().bits());
+        self.eiac_mask = queues & !polled;
         self.write(r::EIAC, self.eiac_mask & Icr::MSIX_ROUTED.bits())?;
         let ims = (self.eiac_mask | Icr::OTHER.bits() | Icr::OTHER_CAUSES.bits()) & !polled;
         self.write(r::IMS, ims)?;
@@ -471,7 +545,7 @@ impl<B: Backend> I82574<B> {
         if let Some(t) = self.last_delivery_ns.get_mut(vector as usize) {
             *t = self.b.now_ns();
         }
-        for (entry, v) in LINUX_ROUTES {
+        for &(entry, v) in self.plan() {
             if v != vector || self.polled.contains(&entry) {
                 continue;
             }
@@ -625,7 +699,7 @@ impl<B: Backend> I82574<B> {
         let hi = self.b.read32(r::BAR_MSIX, base + pci::MSIX_ENTRY_ADDR_HI);
         let data = self.b.read32(r::BAR_MSIX, base + pci::MSIX_ENTRY_DATA);
         let ctrl = self.b.read32(r::BAR_MSIX, base + pci::MSIX_ENTRY_VECTOR_CTRL);
-        let entry = LINUX_ROUTES.iter().find(|(_, v)| *v == vector).map(|(e, _)| *e).unwrap_or(IvarEntry::Other);
+        let entry = self.plan().iter().find(|(_, v)| *v == vector).map(|(e, _)| *e).unwrap_or(IvarEntry::Other);
         if [lo, hi, data, ctrl].contains(&u32::MAX) {
             // All-ones: is the whole device gone, or just this vector?
             self.read(r::STATUS)?;
@@ -710,7 +784,7 @@ impl<B: Backend> I82574<B> {
         self.drain_notifiers()?;
         let now = self.b.now_ns();
         let mut lost = Vec::new();
-        for (entry, v) in self.plan() {
+        for &(entry, v) in self.plan() {
             if self.polled.contains(&entry) || self.route(entry) != Some(v) {
                 continue;
             }
