@@ -37,8 +37,8 @@ pub const EXT_CAP_DSN: u16 = 0x140;
 
 pub use fields::{Ctrl, CtrlExt, Icr, Status};
 use fields::{
-    ctrl, ctrl_ext, delay, eerd, icr, itr, ivar, mdic, pba, psrctl, rah, rctl, rfctl, ring_len, rxcsum, rxdctl, status,
-    swsm, tctl, tipg, txdctl,
+    ctrl, ctrl_ext, delay, eerd, icr, itr, ivar, mdic, mrqc, pba, psrctl, rah, rctl, rfctl, ring_len, rxcsum, rxdctl,
+    status, swsm, tarc, tctl, tipg, txdctl,
 };
 
 registers! {
@@ -123,7 +123,7 @@ registers! {
         "Transmit Descriptor Control", Rw, mask 0xFFFF_FFFF, reset 0x0001_0000, fields txdctl;
     reg TADV = 0x0382C, "Transmit Absolute Interrupt Delay Value", Rw, mask 0x0000_FFFF;
     regs TARC(TARC0, TARC1) = fn tarc(u32) 0x03840 step 0x100,
-        "Transmit Arbitration Count", Rw, mask 0xFFFF_FFFF, reset 0x0000_0400;
+        "Transmit Arbitration Count", Rw, mask 0xFFFF_FFFF, reset 0x0000_0400, fields tarc;
 
     // ---- Statistics: read-to-clear; a 64-bit counter clears when its high half is read
     reg CRCERRS = 0x04000, "CRC Error Count", Rc, mask 0;
@@ -168,7 +168,7 @@ registers! {
 
     // ---- Wake-up, management, PCIe, semaphores ---------------------------------------
     reg WUC = 0x05800, "Wake Up Control", Rw, mask 0xFFFF_FFFF;
-    reg MRQC = 0x05818, "Multiple Receive Queues Command", Rw, mask 0xFFFF_FFFF;
+    reg MRQC = 0x05818, "Multiple Receive Queues Command", Rw, mask 0xFFFF_FFFF, fields mrqc;
     reg MANC = 0x05820, "Management Control", Rw, mask 0xFFFF_FFFF;
     reg GCR = 0x05B00, "PCIe Control", Rw, mask 0xFFFF_FFFF;
     reg SWSM = 0x05B50, "Software Semaphore", Rw, mask 0xFFFF_FFFF, fields swsm;
@@ -177,6 +177,15 @@ registers! {
     reg GCR2 = 0x05B64, "PCIe Control 2", Rw, mask 0xFFFF_FFFF;
     /// Writing 1 to bit n clears the MSI-X PBA bit of vector n.
     reg PBACLR = 0x05B68, "MSI-X PBA Clear", Rw, mask 0xFFFF_FFFF;
+
+    // ---- Receive-side scaling ---------------------------------------------------------
+    /// Redirection table: 128 one-byte entries, four per register, entry 4n in bits 7:0 of
+    /// RETA\[n\]; bit 7 of an entry is the receive queue (QEMU `e1000x_regs.h`
+    /// `E1000_RSS_QUEUE`: `(entry & BIT(7)) >> 7`), indexed by the hash's low 7 bits.
+    array RETA[RETA_LEN = 32, RETA_STRIDE = 4] = 0x05C00, "Redirection Table", Rw, mask 0xFFFF_FFFF;
+    /// RSS random key: 40 bytes, byte 4n in bits 7:0 of RSSRK\[n\] (the key as bytes in
+    /// register order, as Linux e1000e `e1000e_setup_rss_hash` writes it).
+    array RSSRK[RSSRK_LEN = 10, RSSRK_STRIDE = 4] = 0x05C80, "RSS Random Key", Rw, mask 0xFFFF_FFFF;
 }
 
 /// The register instance at BAR0 `offset`.
@@ -377,6 +386,49 @@ pub const TCTL_PSP: u32 = tctl::PSP.mask();
 /// RFCTL bits.
 pub const RFCTL_ACK_DIS: u32 = rfctl::ACK_DIS.mask();
 pub const RFCTL_EXTEN: u32 = rfctl::EXTEN.mask();
+pub const RFCTL_IPV6_EX_DIS: u32 = rfctl::IPV6_EX_DIS.mask();
+pub const RFCTL_NEW_IPV6_EXT_DIS: u32 = rfctl::NEW_IPV6_EXT_DIS.mask();
+/// RXCSUM.PCSD: the extended write-back carries the RSS hash instead of IP ID/checksum.
+pub const RXCSUM_PCSD: u32 = rxcsum::PCSD.mask();
+
+/// TARC: transmit queue enable, arbitration count.
+pub const TARC_ENABLE: u32 = tarc::ENABLE.mask();
+pub const TARC_COUNT_MASK: u32 = tarc::COUNT.mask();
+
+/// Number of receive and transmit queues.
+pub const QUEUES: u32 = 2;
+
+/// MRQC.MRQE = 01: RSS (multiple receive queues by hash).
+pub const MRQC_MRQE_RSS: u32 = 0b01;
+pub const MRQC_MRQE_MASK: u32 = mrqc::MRQE.mask();
+pub const MRQC_TCP_IPV4: u32 = mrqc::TCP_IPV4.mask();
+pub const MRQC_IPV4: u32 = mrqc::IPV4.mask();
+pub const MRQC_TCP_IPV6: u32 = mrqc::TCP_IPV6.mask();
+pub const MRQC_IPV6_EX: u32 = mrqc::IPV6_EX.mask();
+pub const MRQC_IPV6: u32 = mrqc::IPV6.mask();
+/// Bytes of the RSS key (RSSRK0..9).
+pub const RSS_KEY_LEN: usize = 40;
+/// Entries of the redirection table (one byte each) and the hash bits that index it.
+pub const RETA_ENTRIES: usize = 128;
+pub const RETA_INDEX_MASK: u32 = RETA_ENTRIES as u32 - 1;
+/// Bit of a RETA entry that selects the queue.
+pub const RETA_QUEUE_BIT: u8 = 0x80;
+
+/// RSS type written in the extended write-back's MRQ dword (bits 3:0), as QEMU's e1000e
+/// numbers them (`E1000_MRQ_RSS_TYPE_*` in `e1000x_regs.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RssType {
+    None = 0,
+    Ipv4Tcp = 1,
+    Ipv4 = 2,
+    Ipv6Tcp = 3,
+    Ipv6Ex = 4,
+    Ipv6 = 5,
+}
+
+/// Extended write-back MRQ dword: RSS type bits 3:0, queue bits 12:8 (QEMU
+/// `e1000e_build_rx_metadata`: `type | queue << 8`).
+pub const MRQ_QUEUE_SHIFT: u32 = 8;
 
 /// One register of the ethtool-style pattern test: offset, name, and the bits that are
 /// writable (read back what was written) on the 82574L.

@@ -9,10 +9,10 @@ use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
 use nicqual_hw::i82574::IvarEntry;
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
-use nicqual_nics::i82574::{I82574, LINUX_ROUTES};
+use nicqual_nics::i82574::I82574;
 use nicqual_pci::{Backend, CheckReport, CheckResult};
 use nicqual_qualify::deviations::{DeviceOptions, qemu_e1000e_options};
-use nicqual_qualify::i82574::{LOOPBACK_SIZES, SUITE, Selection, check_names, merge_repeats, run_suite_with};
+use nicqual_qualify::i82574::{Selection, check_names_for, group_prefix, merge_repeats, run_suite_with};
 use nicqual_qualify::record;
 use nicqual_report as rep;
 use std::path::PathBuf;
@@ -63,6 +63,11 @@ pub struct Args {
     /// link partner).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Run only one queue-pair group: 1 = Linux e1000e's plan (one pair, three vectors:
+    /// RxQ0, TxQ0, Other), 2 = two pairs (five vectors, every IVAR entry, RSS key and table;
+    /// its checks are prefixed `q2:`). Both run by default, in that order.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    queues: Option<u8>,
 }
 
 /// The `--pcap` file of a QEMU run, created before the run (so a bad path is a usage
@@ -82,16 +87,22 @@ fn say_pcap(p: &std::path::Path, r: std::io::Result<u64>) {
     }
 }
 
-/// Every check `spec` gets, in run order: the suite, the device's own checks, teardown.
-fn all_checks(device: &DeviceSpec) -> Vec<String> {
-    let mut v = check_names();
+/// Every check `spec` gets, in run order: per queue-pair group the suite and its teardown,
+/// the device's own checks (on the last group's driver) before the last teardown.
+fn all_checks(device: &DeviceSpec, groups: &[u8]) -> Vec<String> {
     let extra: &[&str] = match device {
         DeviceSpec::ModelI82574 => &[],
         DeviceSpec::QemuE1000e => &["wire[socket]", "fault-injection"],
         DeviceSpec::Vfio(_) => &["dma-tx", "iommu-faults", "vfio-setup", "fault-injection"],
     };
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v.push("teardown".into());
+    let mut v = Vec::new();
+    for (i, &q) in groups.iter().enumerate() {
+        v.extend(check_names_for(q));
+        if i + 1 == groups.len() {
+            v.extend(extra.iter().map(|s| s.to_string()));
+        }
+        v.push(format!("{}teardown", group_prefix(q)));
+    }
     v
 }
 
@@ -99,6 +110,14 @@ impl Args {
     /// Fault plans were given (they can only be injected into an emulated device).
     pub fn has_faults(&self) -> bool {
         self.faults.is_some() || !self.fault.is_empty()
+    }
+
+    /// The queue-pair groups to run, in order (`--queues`, else both).
+    pub fn groups(&self) -> Vec<u8> {
+        match self.queues {
+            Some(q) => vec![q],
+            None => vec![1, 2],
+        }
     }
 }
 
@@ -139,7 +158,7 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
     };
     let spec = a.device.to_string();
     let select = Selection { check: a.check.clone(), skip: a.skip.clone() };
-    let names = all_checks(&a.device);
+    let names = all_checks(&a.device, &a.groups());
     if a.list_checks {
         for n in names.iter().filter(|n| select.wants(n)) {
             println!("{n}");
@@ -336,6 +355,7 @@ pub(crate) fn qualify_on<B: Backend>(
 ) -> ExitCode {
     let select = Selection { check: a.check.clone(), skip: a.skip.clone() };
     opts.suite.select = select.clone();
+    let groups = a.groups();
     let info = backend.info();
     let started_at = rep::now_rfc3339();
     let t0 = std::time::Instant::now();
@@ -344,29 +364,9 @@ pub(crate) fn qualify_on<B: Backend>(
     let say = |line: String| {
         if to_stdout { println!("{line}") } else { eprintln!("{line}") }
     };
-    // Steps: attach, each check of the suite, teardown, reports.
-    let suite_len: usize = SUITE
-        .iter()
-        .map(|c| match *c {
-            "msix-table[*]" => LINUX_ROUTES.len(),
-            "loopback[*]" => LOOPBACK_SIZES.len(),
-            c if c.ends_with("[*]") => IvarEntry::ALL.len(),
-            _ => 1,
-        })
-        .sum();
-    let progress = Progress::new(suite_len as u64 * u64::from(a.repeat) + 3, "qualify", quiet);
-    progress.step("attach");
-    let mut drv = match I82574::attach(backend, opts.driver) {
-        Ok(d) => d,
-        Err(e) => {
-            progress.finish();
-            eprintln!("nicqual: attach to {spec} failed: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    progress.inc();
-    // Checks the backend cannot run (reported not applicable, after the suite's).
-    let not_applicable = arm(drv.backend_mut());
+    // Steps: per group attach, its checks (each repeat) and teardown; then the reports.
+    let steps: u64 = groups.iter().map(|&q| check_names_for(q).len() as u64 * u64::from(a.repeat) + 2).sum();
+    let progress = Progress::new(steps + 1, "qualify", quiet);
     if !quiet && !progress.is_visible() {
         eprintln!(
             "nicqual: qualifying {spec} (seed {}, {} fault{})",
@@ -375,41 +375,96 @@ pub(crate) fn qualify_on<B: Backend>(
             if plan.faults.len() == 1 { "" } else { "s" }
         );
     }
-    progress.step("checks");
-    let t_start = drv.backend().now_ns();
-    let mut runs = Vec::new();
-    for _ in 0..a.repeat {
-        runs.push(run_suite_with(&mut drv, &opts.suite, &mut |c| {
-            progress.step(&c.name);
-            progress.inc();
-        }));
+    let (mut arm, mut extra) = (Some(arm), Some(extra));
+    let mut backend = Some(backend);
+    let mut checks = Vec::new();
+    let mut not_applicable = Vec::new();
+    let mut t_start = None;
+    let mut interrupts = None;
+    let (mut id, mut mac, mut nvm, mut pci_link, mut gone) = (None, None, None, None, false);
+    for (gi, &q) in groups.iter().enumerate() {
+        let prefix = group_prefix(q);
+        let last = gi + 1 == groups.len();
+        let Some(b) = backend.take() else { break };
+        if gone {
+            // The device went away in an earlier group: this group's checks did not run.
+            let why = "not run: the device was gone in an earlier group";
+            checks.extend(
+                check_names_for(q)
+                    .into_iter()
+                    .chain([format!("{prefix}teardown")])
+                    .filter(|n| select.wants(n))
+                    .map(|n| CheckReport::new(n, CheckResult::Na, why)),
+            );
+            backend = Some(b);
+            continue;
+        }
+        progress.step("attach");
+        let mut dopts = opts.driver.clone();
+        dopts.queue_pairs = q;
+        let mut drv = match I82574::attach(b, dopts) {
+            Ok(d) => d,
+            Err(e) => {
+                progress.finish();
+                eprintln!("nicqual: attach to {spec} ({q} queue pair(s)) failed: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        progress.inc();
+        // Faults are armed once, at the first attach (their times count from there).
+        if let Some(arm) = arm.take() {
+            not_applicable = arm(drv.backend_mut());
+        }
+        t_start.get_or_insert(drv.backend().now_ns());
+        progress.step("checks");
+        let mut runs = Vec::new();
+        for _ in 0..a.repeat {
+            runs.push(run_suite_with(&mut drv, &opts.suite, &mut |c| {
+                progress.step(&c.name);
+                progress.inc();
+            }));
+        }
+        checks.extend(if a.repeat > 1 { merge_repeats(runs) } else { runs.into_iter().flatten().collect() });
+        if last {
+            // The device's own checks (QEMU's wire, VFIO's DMA probe) run only when one of
+            // them is selected, on the last group's driver.
+            if let Some(extra) = extra.take()
+                && ["wire[socket]", "dma-tx", "iommu-faults"].iter().any(|n| select.wants(n))
+            {
+                checks.extend(extra(&mut drv).into_iter().filter(|c| select.wants(&c.name)));
+            }
+            checks.extend(std::mem::take(&mut not_applicable).into_iter().filter(|c| select.wants(&c.name)));
+        }
+        id = Some(drv.identity());
+        mac = drv.mac().or(mac);
+        gone = drv.is_gone();
+        // What the record says about the part: its NVM version and its PCIe link.
+        if !gone {
+            nvm = drv.read_eeprom(0x05).ok().or(nvm);
+            pci_link = nicqual_pci::caps::pcie_link(|off, size| drv.backend_mut().config_read(off, size))
+                .ok()
+                .flatten()
+                .or(pci_link);
+        }
+        // The interrupt timeline of the record is the first group's (vector numbers mean
+        // different entries in the two plans).
+        if interrupts.is_none() {
+            interrupts = record::interrupts(&drv.irq_log, drv.plan(), drv.options().irq_bound_ns);
+        }
+        progress.step("teardown");
+        let b = drv.shutdown();
+        if select.wants(&format!("{prefix}teardown")) {
+            checks.push(teardown_check(&b, gone, &format!("{prefix}teardown")));
+        }
+        progress.inc();
+        backend = Some(b);
     }
-    let mut checks = if a.repeat > 1 { merge_repeats(runs) } else { runs.into_iter().flatten().collect() };
-    // The device's own checks (QEMU's wire, VFIO's DMA probe) run only when one of them
-    // is selected.
-    if ["wire[socket]", "dma-tx", "iommu-faults"].iter().any(|n| select.wants(n)) {
-        checks.extend(extra(&mut drv).into_iter().filter(|c| select.wants(&c.name)));
-    }
-    checks.extend(not_applicable.into_iter().filter(|c| select.wants(&c.name)));
-    let id = drv.identity();
-    let mac = drv.mac();
-    let gone = drv.is_gone();
-    // What the record says about the part: its NVM version and its PCIe link.
-    let nvm = if gone { None } else { drv.read_eeprom(0x05).ok() };
-    let pci_link = if gone {
-        None
-    } else {
-        nicqual_pci::caps::pcie_link(|off, size| drv.backend_mut().config_read(off, size)).ok().flatten()
+    let Some(id) = id else {
+        progress.finish();
+        eprintln!("nicqual: no queue-pair group ran on {spec}");
+        return ExitCode::from(2);
     };
-    let irq_bound = drv.options().irq_bound_ns;
-    let interrupts = record::interrupts(&drv.irq_log, &LINUX_ROUTES, irq_bound);
-    let t_end = drv.backend().now_ns().saturating_sub(t_start);
-    progress.step("teardown");
-    let backend = drv.shutdown();
-    if select.wants("teardown") {
-        checks.push(teardown_check(&backend, gone));
-    }
-    progress.inc();
+    let t_end = backend.as_ref().map_or(0, |b| b.now_ns()).saturating_sub(t_start.unwrap_or(0));
     progress.step("reports");
 
     let checks: Vec<rep::Check> = checks.iter().map(record::check).collect();
@@ -466,13 +521,13 @@ fn replay_args(a: &Args, seed: u64) -> String {
     v.join(" ")
 }
 
-fn teardown_check<B: Backend>(b: &B, gone: bool) -> CheckReport {
+fn teardown_check<B: Backend>(b: &B, gone: bool, name: &str) -> CheckReport {
     let maps = b.live_mappings();
     let msix = b.msix_vectors();
     let faults = b.dma_faults().map_or(String::new(), |f| format!(", {f} DMA fault(s) recorded by the IOMMU"));
     let result = if maps == 0 && msix == 0 { CheckResult::Pass } else { CheckResult::Fail };
     CheckReport::new(
-        "teardown",
+        name,
         result,
         format!(
             "{}MSI-X {}, {maps} DMA mapping(s) left{faults}",

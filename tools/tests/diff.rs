@@ -12,8 +12,8 @@ fn healthy_against_lost_vector_lists_the_four_changed_checks() {
     let dir = std::env::temp_dir().join(format!("nicqual-diff-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (h, l) = (dir.join("healthy.json"), dir.join("lost.json"));
-    assert_eq!(nicqual(&["qualify", "--quiet", "--json", h.to_str().unwrap()]).status.code(), Some(0));
-    let lost = ["qualify", "--quiet", "--fault", "lose-vector:1", "--json", l.to_str().unwrap()];
+    assert_eq!(nicqual(&["qualify", "--quiet", "--queues", "1", "--json", h.to_str().unwrap()]).status.code(), Some(0));
+    let lost = ["qualify", "--quiet", "--queues", "1", "--fault", "lose-vector:1", "--json", l.to_str().unwrap()];
     assert_eq!(nicqual(&lost).status.code(), Some(1));
     let o = nicqual(&["diff", h.to_str().unwrap(), l.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&o.stdout);

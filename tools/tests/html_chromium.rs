@@ -150,7 +150,8 @@ fn probe_result(dom: &str) -> String {
 fn failing_run_shows_check_vector_and_action_in_the_first_screen() {
     let dir = scratch("fail");
     let html = dir.join("r.html");
-    let out = nicqual(&["qualify", "--quiet", "--fault", "lose-vector:1", "--html", html.to_str().unwrap()]);
+    let out =
+        nicqual(&["qualify", "--quiet", "--queues", "1", "--fault", "lose-vector:1", "--html", html.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let text = std::fs::read_to_string(&html).unwrap();
 

@@ -54,9 +54,17 @@ fn healthy_model_passes_every_check() {
     for (name, result, detail) in &r {
         assert!(result == "pass" || result == "na", "{name}: {result} {detail}");
     }
-    // The n/a ones are exactly the unrouted queue pair and the recovery with nothing to do.
+    // The n/a ones are exactly the unrouted queue pair of Linux's plan and the recoveries
+    // with nothing to do; in the two-pair group every IVAR entry and vector is checked.
     let na: Vec<&str> = r.iter().filter(|c| c.1 == "na").map(|c| c.0.as_str()).collect();
-    assert_eq!(na, ["vector[RxQ1]", "vector[TxQ1]", "recovery"]);
+    assert_eq!(na, ["vector[RxQ1]", "vector[TxQ1]", "recovery", "q2:recovery"]);
+    for e in ["RxQ0", "RxQ1", "TxQ0", "TxQ1", "Other"] {
+        let c = r.iter().find(|c| c.0 == format!("q2:vector[{e}]")).unwrap();
+        assert!(c.1 == "pass" && c.2.contains("150/150 delivered"), "{c:?}");
+    }
+    for v in 0..5 {
+        assert!(r.iter().any(|c| c.0 == format!("q2:msix-table[{v}]") && c.1 == "pass"), "vector {v}");
+    }
     assert_eq!(v["verdict"], "pass");
     assert_eq!(v["device"]["device_id"], "10d3");
 }
@@ -64,7 +72,7 @@ fn healthy_model_passes_every_check() {
 #[test]
 fn lost_vector_fails_exactly_its_dependents_and_names_vector_and_entry() {
     let f = faults("lose-vector-1.toml");
-    let (out, v) = record(&["qualify", "--faults", &f]);
+    let (out, v) = record(&["qualify", "--queues", "1", "--faults", &f]);
     assert_eq!(out.status.code(), Some(1));
     let failed: Vec<(String, String)> = results(&v).into_iter().filter(|c| c.1 == "fail").map(|c| (c.0, c.2)).collect();
     let names: Vec<&str> = failed.iter().map(|f| f.0.as_str()).collect();
@@ -81,7 +89,7 @@ fn lost_vector_fails_exactly_its_dependents_and_names_vector_and_entry() {
 #[test]
 fn surprise_removal_is_reported_by_the_pattern_test_and_the_run_stops() {
     let f = faults("surprise-removal.toml");
-    let (out, v) = record(&["qualify", "--faults", &f]);
+    let (out, v) = record(&["qualify", "--queues", "1", "--faults", &f]);
     assert_eq!(out.status.code(), Some(1));
     let r = results(&v);
     let pat = r.iter().find(|c| c.0 == "register-pattern").unwrap();
@@ -113,7 +121,7 @@ fn shorthand_faults_and_json_plans_work_and_replay_identically() {
 
 #[test]
 fn delayed_surprise_removal_stops_cleanly_mid_run() {
-    let (out, v) = record(&["qualify", "--fault", "surprise-removal@150ms"]);
+    let (out, v) = record(&["qualify", "--queues", "1", "--fault", "surprise-removal@150ms"]);
     assert_eq!(out.status.code(), Some(1));
     let r = results(&v);
     let first_fail = r.iter().find(|c| c.1 == "fail").unwrap();
@@ -165,7 +173,7 @@ fn datapath_checks_pass_on_the_healthy_model() {
 
 #[test]
 fn lost_other_vector_fails_link_change_through_it_but_polling_still_sees_the_link() {
-    let (out, v) = record(&["qualify", "--fault", "lose-vector:2"]);
+    let (out, v) = record(&["qualify", "--queues", "1", "--fault", "lose-vector:2"]);
     assert_eq!(out.status.code(), Some(1));
     let r = results(&v);
     let failed: Vec<&str> = r.iter().filter(|c| c.1 == "fail").map(|c| c.0.as_str()).collect();
@@ -176,4 +184,36 @@ fn lost_other_vector_fails_link_change_through_it_but_polling_still_sees_the_lin
     assert_eq!(poll.1, "pass", "{}", poll.2);
     // Datapath checks do not depend on the Other vector either (RXO is read from ICR).
     assert_eq!(r.iter().find(|c| c.0 == "rx-overrun").unwrap().1, "pass");
+}
+
+#[test]
+fn two_queue_pairs_with_the_other_vector_lost_name_vector_4_and_entry_other() {
+    let (out, v) = record(&["qualify", "--queues", "2", "--fault", "lose-vector:4"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = results(&v);
+    assert!(r.iter().all(|c| c.0.starts_with("q2:")), "only the two-pair group ran");
+    assert!(r.iter().all(|c| c.1 != "na"), "nothing not applicable: {r:?}");
+    let failed: Vec<&str> = r.iter().filter(|c| c.1 == "fail").map(|c| c.0.as_str()).collect();
+    assert_eq!(
+        failed,
+        ["q2:msix-table[4]", "q2:vector[Other]", "q2:irq-watchdog", "q2:recovery", "q2:link-change[Other]"]
+    );
+    for (name, _, detail) in r.iter().filter(|c| c.1 == "fail") {
+        assert!(detail.contains("vector 4 (IVAR entry Other)"), "{name}: {detail}");
+    }
+    let rec = r.iter().find(|c| c.0 == "q2:recovery").unwrap();
+    assert!(rec.2.starts_with("degraded: polling Other"), "{}", rec.2);
+    // The same fault leaves Linux's three-vector plan untouched: vector 4 is not in it.
+    let (out, v) = record(&["qualify", "--queues", "1", "--fault", "lose-vector:4"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", results(&v));
+}
+
+#[test]
+fn a_device_gone_in_the_first_group_leaves_the_second_not_run() {
+    let f = faults("surprise-removal.toml");
+    let (out, v) = record(&["qualify", "--faults", &f]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = results(&v);
+    let q2: Vec<_> = r.iter().filter(|c| c.0.starts_with("q2:")).collect();
+    assert!(!q2.is_empty() && q2.iter().all(|c| c.1 == "na" && c.2.contains("gone in an earlier group")), "{q2:?}");
 }

@@ -234,13 +234,14 @@ fn on_a_terminal(args: &str) -> String {
 
 #[test]
 fn progress_bar_on_a_terminal_only_without_quiet() {
-    // The bar has one step per check of the run record (teardown included) plus attach and
-    // the reports: take the count from the record rather than from this file.
+    // The bar has one step per check of the run record (each group's teardown included)
+    // plus one attach per queue-pair group (two by default) and the reports: take the count
+    // from the record rather than from this file.
     let rec = nicqual(&["qualify", "--quiet", "--json", "-"]);
     let rec: serde_json::Value = serde_json::from_slice(&rec.stdout).expect("run record on stdout");
     let checks = rec["checks"].as_array().map_or(0, Vec::len);
     assert!(checks > 20, "the record lists the suite's checks: {checks}");
-    let steps = format!("/{} ", checks + 2);
+    let steps = format!("/{} ", checks + 3);
     let drawn = on_a_terminal("qualify");
     // indicatif rate-limits redraws, so which steps get drawn is not fixed; the length is.
     assert!(drawn.contains("qualify [") && drawn.contains(&steps), "{steps} in {drawn:?}");

@@ -2,14 +2,19 @@
 //! the receive packet buffer, delay timers and statistics.
 //!
 //! Behaviour (facts: `shared/reference/i82574.md` §2, §4; QEMU e1000e_core.c):
-//! * **TX** runs synchronously on a TDT write (and on TCTL.EN): every descriptor from TDH to
-//!   TDT is fetched through the IOMMU and decoded as legacy, context or data
+//! * **TX** (two queues) runs synchronously on a TDT write (and on TCTL and TARC writes):
+//!   a queue transmits only with TARC(q).ENABLE (bit 10; QEMU gates the same way); every
+//!   descriptor from TDH to TDT is fetched through the IOMMU and decoded as legacy, context or data
 //!   ([`nicqual_hw::i82574_desc::TxDesc::kind`]); buffers are gathered until EOP; checksum
 //!   offload (legacy CMD.IC with CSO/CSS; data POPTS.IXSM/TXSM with the last context) is
 //!   applied; short frames are padded to 60 bytes when TCTL.PSP is set; the FCS is appended
 //!   when CMD.IFCS is set. DD is written back only for descriptors with RS (or with IVAR
-//!   bit 31). Causes: TXDW (TXQ0/TXQ1 under MSI-X), delayed by TIDV/TADV when IDE is set;
-//!   TXQE when the ring has drained.
+//!   bit 31). Each queue gathers its own frame and keeps its own offload context. While
+//!   both queues have work they take turns of TARC(q).COUNT frames (at least one), queue 0
+//!   first (inference: the arbitration rule is not read from a datasheet table; QEMU runs
+//!   each queue to its tail in turn). Causes per queue: TXDW (TXQ0 or TXQ1, by the queue
+//!   that did the work, under MSI-X), delayed by TIDV/TADV when IDE is set; TXQE when the
+//!   ring has drained.
 //! * **Wire**: with RCTL.LBM = 01 (MAC loopback) a frame goes straight to this device's own
 //!   receive path; otherwise it goes on the [`crate::wire::WireEnd`] if one is connected and
 //!   the link is up, else it is discarded (counted in [`DatapathCounters::tx_no_link`]).
@@ -92,6 +97,25 @@ struct TxContext {
     tucse: u16,
 }
 
+/// A frame being gathered from one TX queue's descriptors.
+#[derive(Debug, Default)]
+struct TxGather {
+    frame: Vec<u8>,
+    /// A piece could not be read, or the frame grew too long: dropped at EOP.
+    bad: bool,
+}
+
+/// What one transmit pass over a queue did, for its causes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct TxPass {
+    /// The queue was looked at (ring valid).
+    ran: bool,
+    /// A descriptor was written back (RS, or IVAR bit 31).
+    reported: bool,
+    /// One of those had IDE: the cause waits for TIDV/TADV.
+    delayed: bool,
+}
+
 /// Datapath state that is not a register.
 #[derive(Debug, Default)]
 pub struct Datapath {
@@ -100,8 +124,8 @@ pub struct Datapath {
     fifo: std::collections::VecDeque<Vec<u8>>,
     fifo_bytes: usize,
     spare: Vec<Vec<u8>>,
-    tx_frame: Vec<u8>,
-    tx_bad: bool,
+    /// The frame each TX queue is gathering (descriptors up to EOP).
+    tx_frames: [TxGather; 2],
     tx_ctx: [TxContext; 2],
     rx_scratch: Vec<u8>,
     rx_pkt_timer: Option<u64>,
@@ -194,16 +218,94 @@ impl I82574 {
 
     // ---- transmit -----------------------------------------------------------------------
 
-    /// Process TX queue `q` from TDH to TDT.
-    pub(super) fn tx_process(&mut self, q: u32) {
+    /// True when TX queue `q` may send (TARC(q).ENABLE) and has descriptors from TDH to TDT.
+    fn tx_has_work(&self, q: u32) -> bool {
+        self.reg(r::tarc(q)) & r::TARC_ENABLE != 0 && self.reg(r::tdh(q)) != self.reg(r::tdt(q))
+    }
+
+    /// Frames queue `q` sends per turn while the other queue also has work: TARC(q).COUNT,
+    /// at least one (inference: the datasheet table for COUNT is not at hand; QEMU sends
+    /// each queue's whole ring in turn and does not arbitrate).
+    fn tx_turn_frames(&self, q: u32) -> u32 {
+        (self.reg(r::tarc(q)) & r::TARC_COUNT_MASK).max(1)
+    }
+
+    /// TX queue `q` is enabled and its ring registers name slots.
+    fn tx_ring_ok(&self, q: u32) -> bool {
+        self.reg(r::tarc(q)) & r::TARC_ENABLE != 0
+            && self
+                .ring_geom(r::tdlen(q))
+                .is_some_and(|g| g.in_range(self.reg(r::tdh(q))) && g.in_range(self.reg(r::tdt(q))))
+    }
+
+    /// Run the transmit DMA engine after a write to TDT(q), TARC(q) (`touched` = that
+    /// queue) or TCTL (both): every enabled queue with work is processed from TDH to TDT.
+    /// While both queues have work they take turns of [`Self::tx_turn_frames`] frames each,
+    /// queue 0 first; a queue alone runs to its tail. Once the engine stops, each queue
+    /// that ran or was touched raises its write-back cause (TXQ0/TXQ1 under MSI-X, TXDW
+    /// otherwise) if a descriptor was reported, and TXQE if it is empty.
+    pub(super) fn tx_kick(&mut self, touched: [bool; 2]) {
         if self.reg(r::TCTL) & r::TCTL_EN == 0 {
             return;
         }
-        let Some(geom) = self.ring_geom(r::tdlen(q)) else { return };
-        let (head, tail) = (self.reg(r::tdh(q)), self.reg(r::tdt(q)));
-        if !geom.in_range(head) || !geom.in_range(tail) {
-            self.dp.counters.tx_bad_ring += 1;
+        let mut pass = [TxPass::default(); 2];
+        for (q, p) in (0..r::QUEUES).zip(pass.iter_mut()) {
+            p.ran = touched.get(q as usize).copied().unwrap_or(false) && self.tx_ring_ok(q);
+        }
+        // Bounded: every turn either moves a head toward its tail (which does not change
+        // while the engine runs) or ends the loop.
+        loop {
+            let busy = [self.tx_has_work(0), self.tx_has_work(1)];
+            let progress = match busy {
+                [false, false] => break,
+                [true, false] => self.tx_process(0, u32::MAX, &mut pass[0]),
+                [false, true] => self.tx_process(1, u32::MAX, &mut pass[1]),
+                [true, true] => {
+                    let a = self.tx_process(0, self.tx_turn_frames(0), &mut pass[0]);
+                    let b = self.tx_process(1, self.tx_turn_frames(1), &mut pass[1]);
+                    a || b
+                }
+            };
+            if !progress {
+                break;
+            }
+        }
+        for (q, p) in (0..r::QUEUES).zip(pass) {
+            self.tx_pass_causes(q, p);
+        }
+    }
+
+    /// Raise what a pass over TX queue `q` earned.
+    fn tx_pass_causes(&mut self, q: u32, p: TxPass) {
+        if !p.ran {
             return;
+        }
+        if p.reported {
+            let tidv = (self.reg(r::TIDV) & 0xFFFF) as u64;
+            if p.delayed && tidv > 0 {
+                let qi = q as usize & 1;
+                self.dp.tx_pkt_timer[qi] = Some(self.clock.after(tidv.saturating_mul(DELAY_UNIT_NS)));
+                let tadv = (self.reg(r::TADV) & 0xFFFF) as u64;
+                if tadv > 0 && self.dp.tx_abs_timer[qi].is_none() {
+                    self.dp.tx_abs_timer[qi] = Some(self.clock.after(tadv.saturating_mul(DELAY_UNIT_NS)));
+                }
+            } else {
+                self.raise_tx_cause(q);
+            }
+        }
+        if self.reg(r::tdh(q)) == self.reg(r::tdt(q)) {
+            self.set_interrupt_cause(Icr::TXQE.bits());
+        }
+    }
+
+    /// Process TX queue `q` from TDH toward TDT, stopping after `max_frames` frames (at a
+    /// frame boundary). True when TDH moved.
+    fn tx_process(&mut self, q: u32, max_frames: u32, pass: &mut TxPass) -> bool {
+        let Some(geom) = self.ring_geom(r::tdlen(q)) else { return false };
+        let (start, tail) = (self.reg(r::tdh(q)), self.reg(r::tdt(q)));
+        if !geom.in_range(start) || !geom.in_range(tail) {
+            self.dp.counters.tx_bad_ring += 1;
+            return false;
         }
         let name = if q == 0 { "TX0" } else { "TX1" };
         let Ok(ring) = DescRing::<TxDesc>::new(
@@ -212,13 +314,14 @@ impl I82574 {
             geom.size(),
         ) else {
             self.dp.counters.tx_bad_ring += 1;
-            return;
+            return false;
         };
+        pass.ran = true;
+        let qi = q as usize & 1;
         let every_wb = self.reg(r::IVAR) & r::IVAR_TX_INT_EVERY_WB != 0;
-        let mut head = head;
-        let mut reported = false;
-        let mut delayed = false;
-        while head != tail {
+        let mut head = start;
+        let mut frames = 0u32;
+        while head != tail && frames < max_frames {
             let now = self.clock.now_ns();
             let desc = match ring.fetch(&mut self.iommu, head, now) {
                 Ok(v) => v,
@@ -232,7 +335,7 @@ impl I82574 {
             match desc.kind() {
                 TxKind::Context => {
                     let c = desc.as_context();
-                    if let Some(ctx) = self.dp.tx_ctx.get_mut(q as usize) {
+                    if let Some(ctx) = self.dp.tx_ctx.get_mut(qi) {
                         *ctx = TxContext {
                             ipcss: c.ipcss,
                             ipcso: c.ipcso,
@@ -250,9 +353,10 @@ impl I82574 {
                     } else {
                         (desc.lower.get() & d::TXD_DTALEN_MASK) as usize
                     };
-                    self.tx_gather(desc.addr.get(), len, now);
+                    self.tx_gather(qi, desc.addr.get(), len, now);
                     if cmd & d::TXD_CMD_EOP != 0 {
-                        self.tx_finish(q, &desc, kind);
+                        self.tx_finish(qi, &desc, kind);
+                        frames += 1;
                     }
                 }
             }
@@ -262,28 +366,13 @@ impl I82574 {
                     self.dp.counters.tx_desc_dma_faults += 1;
                     tracing::debug!(target: "nicqual::i82574", "{e}");
                 }
-                reported = true;
-                delayed |= cmd & d::TXD_CMD_IDE != 0;
+                pass.reported = true;
+                pass.delayed |= cmd & d::TXD_CMD_IDE != 0;
             }
             head = geom.next(head);
             self.set_reg(r::tdh(q), head);
         }
-        if reported {
-            let tidv = (self.reg(r::TIDV) & 0xFFFF) as u64;
-            if delayed && tidv > 0 {
-                let qi = q as usize & 1;
-                self.dp.tx_pkt_timer[qi] = Some(self.clock.after(tidv.saturating_mul(DELAY_UNIT_NS)));
-                let tadv = (self.reg(r::TADV) & 0xFFFF) as u64;
-                if tadv > 0 && self.dp.tx_abs_timer[qi].is_none() {
-                    self.dp.tx_abs_timer[qi] = Some(self.clock.after(tadv.saturating_mul(DELAY_UNIT_NS)));
-                }
-            } else {
-                self.raise_tx_cause(q);
-            }
-        }
-        if head == tail {
-            self.set_interrupt_cause(Icr::TXQE.bits());
-        }
+        head != start
     }
 
     fn raise_tx_cause(&mut self, q: u32) {
@@ -291,28 +380,31 @@ impl I82574 {
         self.set_interrupt_cause(c.bits());
     }
 
-    fn tx_gather(&mut self, addr: u64, len: usize, now: u64) {
-        if self.dp.tx_bad || len == 0 {
+    /// Append `len` bytes at `addr` to the frame TX queue `qi` is gathering.
+    fn tx_gather(&mut self, qi: usize, addr: u64, len: usize, now: u64) {
+        let Some(g) = self.dp.tx_frames.get_mut(qi) else { return };
+        if g.bad || len == 0 {
             return;
         }
-        let start = self.dp.tx_frame.len();
+        let start = g.frame.len();
         if start + len > MAX_TX_FRAME {
-            self.dp.tx_bad = true;
+            g.bad = true;
             self.dp.counters.tx_oversize += 1;
             return;
         }
-        self.dp.tx_frame.resize(start + len, 0);
-        let Some(dst) = self.dp.tx_frame.get_mut(start..) else { return };
+        g.frame.resize(start + len, 0);
+        let Some(dst) = g.frame.get_mut(start..) else { return };
         if let Err(f) = self.iommu.read(addr, dst, now) {
-            self.dp.tx_bad = true;
+            g.bad = true;
             self.dp.counters.tx_buf_dma_faults += 1;
             tracing::debug!(target: "nicqual::i82574", "TX buffer: {f}");
         }
     }
 
-    fn tx_finish(&mut self, q: u32, desc: &TxDesc, kind: TxKind) {
-        let mut frame = std::mem::take(&mut self.dp.tx_frame);
-        let bad = std::mem::replace(&mut self.dp.tx_bad, false);
+    fn tx_finish(&mut self, qi: usize, desc: &TxDesc, kind: TxKind) {
+        let Some(g) = self.dp.tx_frames.get_mut(qi) else { return };
+        let mut frame = std::mem::take(&mut g.frame);
+        let bad = std::mem::replace(&mut g.bad, false);
         if !bad && !frame.is_empty() {
             let cmd = desc.cmd();
             match kind {
@@ -322,7 +414,7 @@ impl I82574 {
                 }
                 TxKind::Data => {
                     let popts = desc.upper.get();
-                    let ctx = self.dp.tx_ctx.get(q as usize).copied().unwrap_or_default();
+                    let ctx = self.dp.tx_ctx.get(qi).copied().unwrap_or_default();
                     if popts & d::TXD_POPTS_IXSM != 0 {
                         net::insert_checksum(&mut frame, ctx.ipcss as usize, ctx.ipcso as usize, ctx.ipcse as usize);
                     }
@@ -366,7 +458,9 @@ impl I82574 {
             }
         }
         frame.clear();
-        self.dp.tx_frame = frame;
+        if let Some(g) = self.dp.tx_frames.get_mut(qi) {
+            g.frame = frame;
+        }
     }
 
     // ---- receive ------------------------------------------------------------------------

@@ -23,11 +23,11 @@ struct Rig {
     rx_tail: u32,
 }
 
-fn w(d: &mut I82574, off: u32, v: u32) {
+pub(super) fn w(d: &mut I82574, off: u32, v: u32) {
     d.bar_write32(r::BAR_REGS, off as u64, v);
 }
 
-fn rd(d: &mut I82574, off: u32) -> u32 {
+pub(super) fn rd(d: &mut I82574, off: u32) -> u32 {
     d.bar_read32(r::BAR_REGS, off as u64)
 }
 

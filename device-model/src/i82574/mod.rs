@@ -623,14 +623,17 @@ impl I82574 {
                     }
                 }
             }
-            o if o == r::tdt(0) || o == r::tdt(1) => {
+            // The transmit engine runs on a tail write, on TCTL and on TARC (which can
+            // enable a queue that already has work).
+            o if o == r::tdt(0) || o == r::tdt(1) || o == r::tarc(0) || o == r::tarc(1) => {
                 self.set_reg(o, val & Self::write_mask(o));
-                self.tx_process((o - r::tdt(0)) / 0x100);
+                // A TARC write only lets a newly enabled queue's waiting work go.
+                let touched = [o == r::tdt(0), o == r::tdt(1)];
+                self.tx_kick(touched);
             }
             r::TCTL => {
                 self.set_reg(r::TCTL, val);
-                self.tx_process(0);
-                self.tx_process(1);
+                self.tx_kick([true, true]);
             }
             o if o == r::rdt(0) || o == r::rdt(1) => {
                 self.set_reg(o, val & Self::write_mask(o));
@@ -846,3 +849,6 @@ mod tests;
 
 #[cfg(test)]
 mod datapath_tests;
+
+#[cfg(test)]
+mod queue_tests;

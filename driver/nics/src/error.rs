@@ -32,6 +32,8 @@ pub enum DriverError {
     MsixEntryMismatch { vector: u16, offset: u64, field: &'static str, read: u32, expected: u32 },
     #[error("driver is not up (call bring_up first)")]
     NotUp,
+    #[error("unsupported configuration: {what}")]
+    Unsupported { what: String },
     #[error(transparent)]
     Backend(#[from] BackendError),
     #[error(transparent)]

@@ -73,6 +73,7 @@ fn register_by_name(name: &str) -> Option<Subject> {
 
 /// Registers, vectors and entries named by a check's name and detail, in order of mention.
 pub fn subjects(name: &str, detail: &str) -> Vec<Subject> {
+    let name = without_group(name);
     let mut out = Vec::new();
     // From the name.
     if let Some(inner) = name.strip_suffix(']').and_then(|n| n.split_once('[')) {
@@ -161,7 +162,14 @@ pub fn subjects(name: &str, detail: &str) -> Vec<Subject> {
 }
 
 /// What to do about a failed or errored check of the 82574L suite.
+/// A check's name without its queue-pair group prefix (`q2:vector[Other]` is a
+/// `vector[Other]` check of the two-pair group).
+fn without_group(name: &str) -> &str {
+    name.strip_prefix(crate::i82574::group_prefix(2)).unwrap_or(name)
+}
+
 pub fn action(name: &str, detail: &str, result: Outcome) -> Option<String> {
+    let name = without_group(name);
     if detail.contains("device gone") {
         return Some(
             "The function stopped answering (every read returns 0xffffffff): check the slot and the PCIe link \

@@ -221,3 +221,25 @@ fields! {
     /// RAH: the high address bytes, address select, address valid.
     pub mod rah { RAH [15:0], ASEL [17:16], AV [31] }
 }
+
+fields! {
+    /// TARC0/TARC1 (transmit arbitration): COUNT, the frames a queue sends per turn when
+    /// both queues have work; ENABLE, the queue may transmit (Linux e1000e `defines.h`
+    /// `E1000_TARC0_ENABLE` = bit 10; QEMU e1000e transmits a queue only with it set,
+    /// `e1000e_set_tdt`). Bits 9:7 and 31:11 are not modelled (plain storage).
+    pub mod tarc { COUNT [6:0], ENABLE [10] }
+}
+
+fields! {
+    /// MRQC (multiple receive queues command): MRQE 01 = RSS over two queues; the RSS
+    /// field enables choose what the hash covers (QEMU `e1000x_regs.h` `E1000_MRQC_*`,
+    /// the 82574L datasheet's MRQC layout).
+    pub mod mrqc {
+        MRQE [1:0],
+        TCP_IPV4 [16],
+        IPV4 [17],
+        TCP_IPV6 [18],
+        IPV6_EX [19],
+        IPV6 [20],
+    }
+}

@@ -6,6 +6,10 @@
 //! `nicqual-qualify` (`nicqual_qualify::i82574`).
 
 pub mod datapath;
+pub mod liveness;
+pub mod rss;
+
+pub use liveness::{DEFAULT_PROBES, DEFAULT_WATCHDOG_WINDOW, Liveness, wilson95};
 
 use crate::backend::Backend;
 use crate::error::DriverError;
@@ -26,10 +30,17 @@ pub struct Options {
     pub irq_bound_ns: u64,
     /// Granularity of waits.
     pub poll_step_ns: u64,
-    /// Software-raised interrupts per vector in the liveness check.
+    /// Software-raised interrupts per vector in the liveness check, and in the fresh run
+    /// that decides whether recovery worked ([`liveness`] gives the arithmetic).
     pub liveness_rounds: u32,
+    /// Software-raised interrupts per quiet vector in one run of the watchdog.
+    pub watchdog_window: u32,
     /// Interrupt rate Linux programs into EITR (ints/s); 0 = no throttling.
     pub itr_ints_per_s: u32,
+    /// Queue pairs: 1 (Linux e1000e's plan, [`LINUX_ROUTES`], three vectors) or 2
+    /// ([`TWO_QUEUE_ROUTES`], five vectors, RSS key and table programmed). Anything else
+    /// is refused at attach.
+    pub queue_pairs: u8,
 }
 
 impl Default for Options {
@@ -40,16 +51,28 @@ impl Default for Options {
             link_timeout_ns: 5_000_000_000,
             irq_bound_ns: 10_000_000,
             poll_step_ns: 50_000,
-            liveness_rounds: 8,
+            liveness_rounds: DEFAULT_PROBES,
+            watchdog_window: DEFAULT_WATCHDOG_WINDOW,
             itr_ints_per_s: 20_000,
+            queue_pairs: 1,
         }
     }
 }
 
 /// Vector plan as Linux e1000e sets it up: RxQ0, TxQ0 and Other each on their own vector.
 pub const LINUX_ROUTES: [(IvarEntry, u16); 3] = [(IvarEntry::RxQ0, 0), (IvarEntry::TxQ0, 1), (IvarEntry::Other, 2)];
-/// MSI-X vectors the driver asks for.
+/// MSI-X vectors the driver asks for with one queue pair.
 pub const VECTORS: u16 = 3;
+/// Vector plan with two queue pairs, the mode seed 004 failed in ("ESX/ESXi uses or touches
+/// all of the IVAR table, 0-4"): every IVAR entry valid, each on its own MSI-X vector —
+/// RxQ0→0, RxQ1→1, TxQ0→2, TxQ1→3, Other→4.
+pub const TWO_QUEUE_ROUTES: [(IvarEntry, u16); 5] =
+    [(IvarEntry::RxQ0, 0), (IvarEntry::RxQ1, 1), (IvarEntry::TxQ0, 2), (IvarEntry::TxQ1, 3), (IvarEntry::Other, 4)];
+
+/// The vector plan for `queue_pairs` (1 or 2).
+pub fn routes_for(queue_pairs: u8) -> &'static [(IvarEntry, u16)] {
+    if queue_pairs == 2 { &TWO_QUEUE_ROUTES } else { &LINUX_ROUTES }
+}
 
 /// Identity read at attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -64,11 +87,13 @@ pub struct Identity {
 /// What recovery of a lost vector achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recovery {
-    /// Re-programming IVAR and the vector brought it back.
-    Reprogrammed { entry: IvarEntry, vector: u16 },
-    /// The vector stayed lost; the entry's causes are now polled. `verified`: a
+    /// Re-programming IVAR and the vector brought it back: a full fresh probe run
+    /// (`after`) delivered every message.
+    Reprogrammed { entry: IvarEntry, vector: u16, after: Liveness },
+    /// The vector still lost messages in the fresh probe run after re-programming
+    /// (`after`, with the measured loss); the entry's causes are now polled. `verified`: a
     /// software-raised cause was seen by the poller.
-    Polling { entry: IvarEntry, vector: u16, verified: bool },
+    Polling { entry: IvarEntry, vector: u16, verified: bool, after: Liveness },
 }
 
 pub struct I82574<B: Backend> {
@@ -98,6 +123,11 @@ pub struct I82574<B: Backend> {
 impl<B: Backend> I82574<B> {
     /// Probe the function: check its identity, enable memory decode and bus mastering.
     pub fn attach(mut b: B, opts: Options) -> Result<Self, DriverError> {
+        if !(1..=2).contains(&opts.queue_pairs) {
+            return Err(DriverError::Unsupported {
+                what: format!("{} queue pairs (the 82574L has 1 or 2)", opts.queue_pairs),
+            });
+        }
         let vendor = b.config_read(pci::VENDOR_ID, 2)? as u16;
         let device = b.config_read(pci::DEVICE_ID, 2)? as u16;
         if vendor == 0xFFFF && device == 0xFFFF {
@@ -181,6 +211,21 @@ impl<B: Backend> I82574<B> {
     /// Forget the Other causes seen so far (to see which causes the next messages deliver).
     pub fn clear_other_icr(&mut self) {
         self.other_icr = 0;
+    }
+
+    /// The vector plan the driver runs: (IVAR entry, MSI-X vector) pairs.
+    pub fn plan(&self) -> &'static [(IvarEntry, u16)] {
+        routes_for(self.opts.queue_pairs)
+    }
+
+    /// MSI-X vectors the plan uses.
+    pub fn vectors(&self) -> u16 {
+        self.plan().len() as u16
+    }
+
+    /// Queue pairs the driver runs (1 or 2).
+    pub fn queue_pairs(&self) -> u8 {
+        self.opts.queue_pairs
     }
 
     /// The vector IVAR entry `entry` was programmed to route to.
@@ -380,13 +425,17 @@ impl<B: Backend> I82574<B> {
 
     /// Enable MSI-X and program the interrupt block as Linux e1000e does (configure_msix +
     /// irq_enable): IVAR 0x800A0908, EITR, CTRL_EXT (PBA_CLR | EIAME, IAME clear),
-    /// EIAC = RXQ0|TXQ0, IMS = RXQ0|TXQ0|OTHER|other causes.
+    /// EIAC = RXQ0|TXQ0, IMS = RXQ0|TXQ0|OTHER|other causes. With two queue pairs: five
+    /// vectors, IVAR with all five entries valid ([`TWO_QUEUE_ROUTES`]: 0x800CBA98 with
+    /// TX_INT_EVERY_WB), RxQ1/TxQ1 in EIAC and IMS too, and the RSS key and redirection
+    /// table ([`setup_rss`](Self::setup_rss)).
     pub fn setup_msix(&mut self) -> Result<(), DriverError> {
+        let vectors = self.vectors();
         if !self.msix_on {
-            self.b.msix_enable(VECTORS)?;
+            self.b.msix_enable(vectors)?;
             self.msix_on = true;
-            self.last_delivery_ns = vec![self.b.now_ns(); VECTORS as usize];
-            self.counters.deliveries = vec![0; VECTORS as usize];
+            self.last_delivery_ns = vec![self.b.now_ns(); vectors as usize];
+            self.counters.deliveries = vec![0; vectors as usize];
         }
         let rfctl = self.read(r::RFCTL)?;
         self.write(r::RFCTL, rfctl | r::RFCTL_ACK_DIS)?;
@@ -395,10 +444,13 @@ impl<B: Backend> I82574<B> {
         } else {
             (1_000_000_000 / (self.opts.itr_ints_per_s as u64 * 256)) as u32
         };
-        for v in 0..VECTORS {
+        for v in 0..vectors {
             self.write(r::eitr(v), itr)?;
         }
         self.program_ivar()?;
+        if self.opts.queue_pairs == 2 {
+            self.setup_rss()?;
+        }
         let ext = CtrlExt::from_bits_retain(self.read(r::CTRL_EXT)?);
         let ext = (ext - CtrlExt::IAME) | CtrlExt::PBA_CLR | CtrlExt::EIAME;
         self.write(r::CTRL_EXT, ext.bits())?;
@@ -406,10 +458,44 @@ impl<B: Backend> I82574<B> {
         self.flush()
     }
 
+    /// Program the RSS key (RSSRK0..9, [`rss::KEY`]) and the redirection table (RETA0..31,
+    /// [`rss::reta`]: entries alternate between queue 0 and 1) and read both back. MRQC
+    /// (which turns RSS on) is left to the datapath: steering frames to receive queue 1
+    /// is only safe once that queue's ring is posted.
+    pub fn setup_rss(&mut self) -> Result<(), DriverError> {
+        let table = rss::reta(self.opts.queue_pairs);
+        let regs = rss::words(&rss::KEY)
+            .enumerate()
+            .map(|(i, w)| (r::RSSRK + 4 * i as u32, w, "RSSRK"))
+            .chain(rss::words(&table).enumerate().map(|(i, w)| (r::RETA + 4 * i as u32, w, "RETA")))
+            .collect::<Vec<_>>();
+        for &(off, w, _) in &regs {
+            self.write(off, w)?;
+        }
+        for (off, w, name) in regs {
+            let got = self.read(off)?;
+            if got != w {
+                return Err(DriverError::RegisterMismatch {
+                    reg: name,
+                    offset: off,
+                    wrote: w,
+                    read: got,
+                    mask: u32::MAX,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The redirection table the driver programs (for checks that predict the queue).
+    pub fn rss_table(&self) -> [u8; r::RETA_ENTRIES] {
+        rss::reta(self.opts.queue_pairs)
+    }
+
     fn program_ivar(&mut self) -> Result<(), DriverError> {
         let mut ivar = r::IVAR_TX_INT_EVERY_WB;
         self.routes = [None; 5];
-        for (entry, v) in LINUX_ROUTES {
+        for &(entry, v) in self.plan() {
             ivar |= r::ivar_entry(entry, v);
             if let Some(slot) = self.routes.get_mut(entry.index() as usize) {
                 *slot = Some(v);
@@ -422,7 +508,9 @@ impl<B: Backend> I82574<B> {
     /// IMS/EIAC for the causes not served by polling.
     fn irq_enable(&mut self) -> Result<(), DriverError> {
         let polled: u32 = self.polled.iter().fold(0, |a, e| a | e.cause().bits());
-        self.eiac_mask = (Icr::RXQ0 | Icr::TXQ0).bits() & !polled;
+        let queues: u32 =
+            self.plan().iter().filter(|(e, _)| *e != IvarEntry::Other).fold(0, |a, (e, _)| a | e.cause().bits());
+        self.eiac_mask = queues & !polled;
         self.write(r::EIAC, self.eiac_mask & Icr::MSIX_ROUTED.bits())?;
         let ims = (self.eiac_mask | Icr::OTHER.bits() | Icr::OTHER_CAUSES.bits()) & !polled;
         self.write(r::IMS, ims)?;
@@ -457,7 +545,7 @@ impl<B: Backend> I82574<B> {
         if let Some(t) = self.last_delivery_ns.get_mut(vector as usize) {
             *t = self.b.now_ns();
         }
-        for (entry, v) in LINUX_ROUTES {
+        for &(entry, v) in self.plan() {
             if v != vector || self.polled.contains(&entry) {
                 continue;
             }
@@ -611,7 +699,7 @@ impl<B: Backend> I82574<B> {
         let hi = self.b.read32(r::BAR_MSIX, base + pci::MSIX_ENTRY_ADDR_HI);
         let data = self.b.read32(r::BAR_MSIX, base + pci::MSIX_ENTRY_DATA);
         let ctrl = self.b.read32(r::BAR_MSIX, base + pci::MSIX_ENTRY_VECTOR_CTRL);
-        let entry = LINUX_ROUTES.iter().find(|(_, v)| *v == vector).map(|(e, _)| *e).unwrap_or(IvarEntry::Other);
+        let entry = self.plan().iter().find(|(_, v)| *v == vector).map(|(e, _)| *e).unwrap_or(IvarEntry::Other);
         if [lo, hi, data, ctrl].contains(&u32::MAX) {
             // All-ones: is the whole device gone, or just this vector?
             self.read(r::STATUS)?;
@@ -663,15 +751,40 @@ impl<B: Backend> I82574<B> {
         Ok(got)
     }
 
+    /// Raise `entry`'s cause `rounds` times (each waited for, bounded) and count what its
+    /// vector delivered. Losses are counted, not returned; other errors (device gone) are.
+    pub fn probe_vector(&mut self, entry: IvarEntry, rounds: u32) -> Result<Liveness, DriverError> {
+        let vector = self.route(entry).ok_or(DriverError::NotUp)?;
+        let mut l = Liveness::new(entry, vector);
+        for _ in 0..rounds {
+            l.raised += 1;
+            let t = self.b.now_ns();
+            match self.fire_and_wait(entry) {
+                Ok(ns) => {
+                    l.delivered += 1;
+                    l.latency_max_ns = l.latency_max_ns.max(ns);
+                    l.latency_sum_ns = l.latency_sum_ns.saturating_add(ns);
+                }
+                Err(DriverError::VectorLost { why, .. }) => {
+                    l.first_loss.get_or_insert(why);
+                    l.first_loss_ns.get_or_insert(t);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(l)
+    }
+
     /// Pending-cause-without-delivery watchdog. For every routed vector that has been quiet
     /// for longer than `quiet_ns`, raise its cause in software (as Linux's watchdog does for
-    /// RxQ0) with the cause unmasked in IMS, and require delivery within the bound. Each
-    /// failure is a lost vector.
+    /// RxQ0) with the cause unmasked in IMS, over a window of
+    /// [`Options::watchdog_window`] probes, and require every one delivered within the
+    /// bound. A vector that lost any is reported lost with the count.
     pub fn watchdog(&mut self, quiet_ns: u64) -> Result<Vec<DriverError>, DriverError> {
         self.drain_notifiers()?;
         let now = self.b.now_ns();
         let mut lost = Vec::new();
-        for (entry, v) in LINUX_ROUTES {
+        for &(entry, v) in self.plan() {
             if self.polled.contains(&entry) || self.route(entry) != Some(v) {
                 continue;
             }
@@ -679,13 +792,14 @@ impl<B: Backend> I82574<B> {
             if now.saturating_sub(last) < quiet_ns {
                 continue;
             }
-            match self.fire_and_wait(entry) {
-                Ok(_) => {}
-                Err(e @ DriverError::VectorLost { .. }) => {
-                    self.counters.watchdog_lost += 1;
-                    lost.push(e);
-                }
-                Err(e) => return Err(e),
+            let l = self.probe_vector(entry, self.opts.watchdog_window.max(1))?;
+            if !l.all_delivered() {
+                self.counters.watchdog_lost += 1;
+                lost.push(DriverError::VectorLost {
+                    vector: v,
+                    entry,
+                    why: format!("watchdog window: {}; first loss: {}", l.summary(), l.first_loss.unwrap_or_default()),
+                });
             }
         }
         Ok(lost)
@@ -704,9 +818,12 @@ impl<B: Backend> I82574<B> {
             self.b.msix_mask(vector, false)?;
         }
         self.irq_enable()?;
-        let ok = self.check_ivar_entry(entry).is_ok() && self.fire_and_wait(entry).is_ok();
-        if ok {
-            return Ok(Recovery::Reprogrammed { entry, vector });
+        // Recovered only if a full fresh probe run loses nothing: one lucky message while
+        // an intermittent fault is still active proves nothing.
+        let ivar_ok = self.check_ivar_entry(entry).is_ok();
+        let after = self.probe_vector(entry, self.opts.liveness_rounds.max(1))?;
+        if ivar_ok && after.all_delivered() {
+            return Ok(Recovery::Reprogrammed { entry, vector, after });
         }
         tracing::warn!(target: "nicqual::driver", "vector {vector} ({entry}) stays lost: polling its causes");
         if !self.polled.contains(&entry) {
@@ -718,7 +835,7 @@ impl<B: Backend> I82574<B> {
         self.write(r::ICS, cause.bits())?;
         let seen = self.poll_causes()?;
         let check = if entry == IvarEntry::Other { Icr::OTHER_CAUSES | Icr::OTHER } else { entry.cause() };
-        Ok(Recovery::Polling { entry, vector, verified: seen.intersects(check) })
+        Ok(Recovery::Polling { entry, vector, verified: seen.intersects(check), after })
     }
 
     /// Serve polled entries: read ICR, acknowledge (write-1-to-clear) their causes.

@@ -13,7 +13,7 @@ mod datapath;
 mod suite;
 
 pub use datapath::LOOPBACK_SIZES;
-pub use suite::{SUITE, check_names, run_suite, run_suite_with};
+pub use suite::{SUITE, check_names, check_names_for, group_prefix, run_suite, run_suite_with};
 
 /// Which checks to run and report: `--check GLOB` (any of them; all when none is given)
 /// minus `--skip GLOB`. Globs use `*` (any run of characters) and `?` (one character) only,

@@ -7,7 +7,7 @@ use super::datapath::{self, LOOPBACK_SIZES};
 use super::{Selection, SuiteOptions};
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_nics::DriverError;
-use nicqual_nics::i82574::{I82574, LINUX_ROUTES, Recovery, VECTORS};
+use nicqual_nics::i82574::{I82574, Recovery, routes_for};
 use nicqual_pci::{Backend, CheckReport, CheckResult};
 use std::collections::BTreeSet;
 
@@ -33,40 +33,72 @@ pub const SUITE: &[&str] = &[
 
 type Outcome = Result<CheckReport, DriverError>;
 
-/// Every check of the suite by name, in run order (`*` expanded for this driver's vector
-/// plan, the IVAR entries and the loopback sizes).
+/// Name prefix of the checks of a queue-pair group: none for Linux's one-pair plan (three
+/// vectors; the names every earlier record uses), `q2:` for the two-pair plan (five vectors,
+/// every IVAR entry). The record keeps one flat list of checks; the prefix is the group.
+pub fn group_prefix(queue_pairs: u8) -> &'static str {
+    if queue_pairs == 2 { "q2:" } else { "" }
+}
+
+/// Every check of Linux's one-queue-pair group, in run order.
 pub fn check_names() -> Vec<String> {
+    check_names_for(1)
+}
+
+/// Every check of the group for `queue_pairs` by name (with its prefix), in run order
+/// (`*` expanded for that vector plan, the IVAR entries and the loopback sizes).
+pub fn check_names_for(queue_pairs: u8) -> Vec<String> {
+    let prefix = group_prefix(queue_pairs);
     let mut v = Vec::new();
     for c in SUITE {
         match *c {
-            "msix-table[*]" => v.extend(LINUX_ROUTES.iter().map(|(_, n)| format!("msix-table[{n}]"))),
+            "msix-table[*]" => v.extend(routes_for(queue_pairs).iter().map(|(_, n)| format!("msix-table[{n}]"))),
             "ivar[*]" => v.extend(IvarEntry::ALL.iter().map(|e| format!("ivar[{e}]"))),
             "vector[*]" => v.extend(IvarEntry::ALL.iter().map(|e| format!("vector[{e}]"))),
             "loopback[*]" => v.extend(LOOPBACK_SIZES.iter().map(|s| format!("loopback[{s}]"))),
             c => v.push(c.to_string()),
         }
     }
-    v
+    v.into_iter().map(|n| format!("{prefix}{n}")).collect()
+}
+
+/// A liveness report with its counts, loss rate and 95 % interval as measurements.
+fn liveness_measures(rep: CheckReport, l: &nicqual_nics::i82574::Liveness) -> CheckReport {
+    // Rounded to 1e-3 of the unit: the record is re-read and re-rendered (`nicqual report`),
+    // and short decimals survive the JSON round trip exactly.
+    let r = |x: f64| (x * 1000.0).round() / 1000.0;
+    let (lo, hi) = l.loss_ci95();
+    rep.measure("raised", f64::from(l.raised), "probes")
+        .measure("delivered", f64::from(l.delivered), "probes")
+        .measure("loss_rate", r(l.loss_rate() * 100.0), "%")
+        .measure("loss_ci95_low", r(lo * 100.0), "%")
+        .measure("loss_ci95_high", r(hi * 100.0), "%")
+        .measure("latency_mean", r(l.latency_mean_ns() / 1000.0), "us")
+        .measure("latency_max", r(l.latency_max_ns as f64 / 1000.0), "us")
 }
 
 /// Set-up steps the checks after them rely on.
 const SETUP: [&str; 3] = ["reset", "msix-setup", "link"];
 
-/// Must the check `name` run under `sel`? Selected checks, and the steps a selected check
-/// relies on (see [`SuiteOptions::select`]).
-fn needed(sel: &Selection, name: &str) -> bool {
+/// Must the check `name` (of the group with `prefix` and check list `names`) run under
+/// `sel`? Selected checks, and the steps a selected check relies on (see
+/// [`SuiteOptions::select`]).
+fn needed(sel: &Selection, prefix: &str, names: &[String], name: &str) -> bool {
     if sel.wants(name) {
         return true;
     }
-    let names = check_names();
     let later = |after: &str| names.iter().skip_while(|n| *n != after).skip(1).any(|n| sel.wants(n));
-    (SETUP.contains(&name) && later(name))
-        || ((name.starts_with("vector[") || name == "irq-watchdog") && sel.wants("recovery"))
+    let short = name.strip_prefix(prefix).unwrap_or(name);
+    (SETUP.contains(&short) && later(name))
+        || ((short.starts_with("vector[") || short == "irq-watchdog") && sel.wants(&format!("{prefix}recovery")))
 }
 
 struct Runner<'a> {
     reports: Vec<CheckReport>,
     select: &'a Selection,
+    /// The group's name prefix and its checks (with the prefix).
+    prefix: &'static str,
+    names: Vec<String>,
     /// Called with each report as it is made (progress display).
     on_check: &'a mut dyn FnMut(&CheckReport),
     stopped: Option<String>,
@@ -75,7 +107,8 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     fn run<B: Backend>(&mut self, drv: &mut I82574<B>, name: &str, f: impl FnOnce(&mut I82574<B>) -> Outcome) {
-        if !self.select.is_all() && !needed(self.select, name) {
+        let name = &format!("{}{name}", self.prefix);
+        if !self.select.is_all() && !needed(self.select, self.prefix, &self.names, name) {
             return;
         }
         if let Some(why) = &self.stopped {
@@ -130,7 +163,18 @@ pub fn run_suite_with<B: Backend>(
     opts: &SuiteOptions,
     on_check: &mut dyn FnMut(&CheckReport),
 ) -> Vec<CheckReport> {
-    let mut run = Runner { reports: Vec::new(), select: &opts.select, on_check, stopped: None, lost: BTreeSet::new() };
+    let qp = drv.queue_pairs();
+    let prefix = group_prefix(qp);
+    let mut run = Runner {
+        reports: Vec::new(),
+        select: &opts.select,
+        prefix,
+        names: check_names_for(qp),
+        on_check,
+        stopped: None,
+        lost: BTreeSet::new(),
+    };
+    let plan = drv.plan();
     let id = drv.identity();
     run.run(drv, "pci-identity", |_| {
         pass(format!(
@@ -187,9 +231,16 @@ pub fn run_suite_with<B: Backend>(
     run.run(drv, "msix-setup", |d| {
         d.setup_msix()?;
         let (ivar, ims, eiac) = (d.read(r::IVAR)?, d.read(r::IMS)?, d.read(r::EIAC)?);
-        pass(format!(
-            "{VECTORS} vectors enabled; IVAR={ivar:#010x} EIAC={eiac:#010x} IMS={ims:#010x} (as Linux e1000e)"
-        ))
+        let how = if d.queue_pairs() == 2 {
+            let routes: Vec<String> = d.plan().iter().map(|(e, v)| format!("{e}->{v}")).collect();
+            format!(
+                "two queue pairs, every IVAR entry valid: {}; RSS key and RETA programmed and read back",
+                routes.join(", ")
+            )
+        } else {
+            "as Linux e1000e".to_string()
+        };
+        pass(format!("{} vectors enabled; IVAR={ivar:#010x} EIAC={eiac:#010x} IMS={ims:#010x} ({how})", d.vectors()))
     });
     run.run(drv, "link", |d| {
         let (st, waited) = d.wait_link()?;
@@ -217,7 +268,7 @@ pub fn run_suite_with<B: Backend>(
         )
         .measure("link_time", waited as f64 / 1e6, "ms"))
     });
-    for (entry, v) in LINUX_ROUTES {
+    for &(entry, v) in plan {
         run.run(drv, &format!("msix-table[{v}]"), |d| match d.check_msix_entry(v)? {
             Some((addr, data)) => pass(format!(
                 "vector {v} (serves IVAR {entry}): address {addr:#x}, data {data:#x}, {}",
@@ -242,46 +293,36 @@ pub fn run_suite_with<B: Backend>(
     for entry in IvarEntry::ALL {
         let rounds = drv.options().liveness_rounds.max(1);
         run.run(drv, &format!("vector[{entry}]"), |d| {
-            let Some(v) = d.route(entry) else {
+            if d.route(entry).is_none() {
                 return na(format!("{entry} is not routed (one queue pair, as Linux e1000e)"));
-            };
-            let mut lat = Vec::new();
-            let mut first_loss = None;
-            for _ in 0..rounds {
-                match d.fire_and_wait(entry) {
-                    Ok(ns) => lat.push(ns),
-                    Err(DriverError::VectorLost { why, .. }) => {
-                        first_loss.get_or_insert(why);
-                    }
-                    Err(e) => return Err(e),
-                }
             }
-            let max = lat.iter().copied().max().unwrap_or(0);
-            let mean = if lat.is_empty() { 0.0 } else { lat.iter().sum::<u64>() as f64 / lat.len() as f64 };
+            let l = d.probe_vector(entry, rounds)?;
             let cause = if entry == IvarEntry::Other {
                 "LSC (folded into OTHER)".to_string()
             } else {
                 entry.name().to_uppercase()
             };
-            let rep = match first_loss {
-                None => CheckReport::new(
+            if let Some(first) = &l.first_loss {
+                let lost = DriverError::VectorLost {
+                    vector: l.vector,
+                    entry,
+                    why: format!("{cause} raised by ICS: {}; first loss: {first}", l.summary()),
+                };
+                return Ok(liveness_measures(CheckReport::new("", CheckResult::Fail, lost.to_string()), &l));
+            }
+            Ok(liveness_measures(
+                CheckReport::new(
                     "",
                     CheckResult::Pass,
                     format!(
-                        "{}/{rounds} {cause} interrupts raised by ICS arrived on vector {v}, max latency {} us",
-                        lat.len(),
-                        max / 1000
+                        "{cause} raised by ICS: {} on vector {}, max latency {} us",
+                        l.summary(),
+                        l.vector,
+                        l.latency_max_ns / 1000
                     ),
                 ),
-                Some(e) => {
-                    return Err(DriverError::VectorLost {
-                        vector: v,
-                        entry,
-                        why: format!("{}/{rounds} delivered; first loss: {e}", lat.len()),
-                    });
-                }
-            };
-            Ok(rep.measure("latency_mean", mean / 1000.0, "us").measure("latency_max", max as f64 / 1000.0, "us"))
+                &l,
+            ))
         });
     }
     run.run(drv, "irq-watchdog", |d| {
@@ -302,10 +343,15 @@ pub fn run_suite_with<B: Backend>(
         }
         Ok(CheckReport::new("", CheckResult::Fail, format!("pending cause without delivery: {}", detail.join("; "))))
     });
-    // Vectors found lost by the watchdog count as lost too.
+    // Vectors found lost by their liveness check or by the watchdog.
     for rep in &run.reports {
-        if rep.name == "irq-watchdog" && rep.result == CheckResult::Fail {
-            for (entry, _) in LINUX_ROUTES {
+        for entry in IvarEntry::ALL {
+            if rep.name == format!("{prefix}vector[{entry}]") && rep.result == CheckResult::Fail {
+                run.lost.insert(entry);
+            }
+        }
+        if rep.name == format!("{prefix}irq-watchdog") && rep.result == CheckResult::Fail {
+            for &(entry, _) in plan {
                 if rep.detail.contains(&format!("(IVAR entry {entry})")) {
                     run.lost.insert(entry);
                 }
@@ -314,27 +360,36 @@ pub fn run_suite_with<B: Backend>(
     }
     let lost: Vec<IvarEntry> = run.lost.iter().copied().collect();
     run.run(drv, "recovery", |d| {
-            if lost.is_empty() {
-                return na("no vector was lost: nothing to recover");
-            }
-            let mut failed = false;
-            let mut notes = Vec::new();
-            for entry in &lost {
-                match d.recover(*entry)? {
-                    Recovery::Reprogrammed { entry, vector } => {
-                        notes.push(format!("vector {vector} ({entry}) recovered by re-programming IVAR and the MSI-X entry"))
-                    }
-                    Recovery::Polling { entry, vector, verified } => {
-                        failed = true;
-                        notes.push(format!(
-                            "vector {vector} (IVAR entry {entry}) stayed lost after re-programming; {entry} causes are now polled (poller {})",
-                            if verified { "verified" } else { "NOT verified" }
-                        ))
-                    }
+        if lost.is_empty() {
+            return na("no vector was lost: nothing to recover");
+        }
+        let mut degraded = Vec::new();
+        let mut notes = Vec::new();
+        for entry in &lost {
+            match d.recover(*entry)? {
+                Recovery::Reprogrammed { entry, vector, after } => notes.push(format!(
+                    "vector {vector} ({entry}) recovered: after re-programming IVAR and the MSI-X entry a fresh run of probes lost nothing ({})",
+                    after.summary()
+                )),
+                Recovery::Polling { entry, vector, verified, after } => {
+                    degraded.push(entry.to_string());
+                    notes.push(format!(
+                        "vector {vector} (IVAR entry {entry}) still loses messages after re-programming ({}); {entry} causes are now polled (poller {})",
+                        after.summary(),
+                        if verified { "verified" } else { "NOT verified" }
+                    ))
                 }
             }
-            Ok(CheckReport::new("", if failed { CheckResult::Fail } else { CheckResult::Pass }, notes.join("; ")))
-        });
+        }
+        if degraded.is_empty() {
+            return Ok(CheckReport::new("", CheckResult::Pass, notes.join("; ")));
+        }
+        Ok(CheckReport::new(
+            "",
+            CheckResult::Fail,
+            format!("degraded: polling {}: {}", degraded.join(", "), notes.join("; ")),
+        ))
+    });
     // Datapath checks (datapath.rs): none waits on a queue vector.
     for size in LOOPBACK_SIZES {
         run.run(drv, &format!("loopback[{size}]"), |d| datapath::check_loopback(d, size));
