@@ -5,13 +5,13 @@ use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
 use crate::output::Outputs;
 use crate::progress::Progress;
 use nicqual_backends::emulated::EmulatedBackend;
-use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
+use nicqual_backends::qtest::{QtestBackend, Target};
 use nicqual_hw::i82574::IvarEntry;
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_nics::i82574::{I82574, LINUX_ROUTES};
 use nicqual_pci::{Backend, CheckReport, CheckResult};
-use nicqual_qualify::deviations::{DeviceOptions, qemu_e1000e_options};
+use nicqual_qualify::deviations::DeviceOptions;
 use nicqual_qualify::i82574::{LOOPBACK_SIZES, SUITE, Selection, check_names, merge_repeats, run_suite_with};
 use nicqual_qualify::record;
 use nicqual_report as rep;
@@ -87,7 +87,7 @@ fn all_checks(device: &DeviceSpec) -> Vec<String> {
     let mut v = check_names();
     let extra: &[&str] = match device {
         DeviceSpec::ModelI82574 => &[],
-        DeviceSpec::QemuE1000e => &["wire[socket]", "fault-injection"],
+        DeviceSpec::QemuE1000e | DeviceSpec::Qemu11E1000e => &["wire[socket]", "fault-injection"],
         DeviceSpec::Vfio(_) => &["dma-tx", "iommu-faults", "vfio-setup", "fault-injection"],
     };
     v.extend(extra.iter().map(|s| s.to_string()));
@@ -206,7 +206,8 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
             }
             code
         }
-        DeviceSpec::QemuE1000e => {
+        DeviceSpec::QemuE1000e | DeviceSpec::Qemu11E1000e => {
+            let (qemu, options) = a.device.qemu().unwrap_or_default();
             // QEMU's model cannot be made to misbehave: a fault asked for is refused (it
             // would let the run pass without the fault), and the row says so.
             if a.has_faults() {
@@ -236,7 +237,7 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                     }
                 }
             };
-            let spawned = QtestBackend::spawn(Target::Qemu(QemuConfig::default())).map(|mut b| {
+            let spawned = QtestBackend::spawn(Target::Qemu(qemu)).map(|mut b| {
                 if let Some(t) = &tap {
                     let t = std::rc::Rc::clone(t);
                     b.set_wire_capture(Box::new(move |frame, ns| {
@@ -252,7 +253,7 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                     &a,
                     plan,
                     quiet,
-                    qemu_e1000e_options(),
+                    options,
                     move |_| na,
                     |d| {
                         // Frames through the port, with the backend as link partner.
