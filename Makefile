@@ -1,8 +1,13 @@
 # nicqual build and test entry points. `make test` is what CI runs (.ci/run).
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
+# Marks every process a make run starts, so `no-qemu-left` finds this run's QEMUs only.
+ifndef NICQUAL_RUN_ID
+NICQUAL_RUN_ID := make-$(shell od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+endif
+export NICQUAL_RUN_ID
 
-.PHONY: all build test deps lint unit qualify-smoke qemu-smoke example test-vfio fuzz-smoke soak-smoke release clean
+.PHONY: all build test deps lint unit qualify-smoke qemu-smoke qemu11-smoke no-qemu-left example test-vfio fuzz-smoke soak-smoke release clean
 
 all: build
 
@@ -12,7 +17,8 @@ build:
 release: build
 
 ## Everything CI checks: packages, formatting, lints, all test suites.
-test: deps lint unit qualify-smoke qemu-smoke example test-vfio fuzz-smoke soak-smoke
+test: deps lint unit qualify-smoke qemu-smoke qemu11-smoke example test-vfio fuzz-smoke soak-smoke
+	$(MAKE) no-qemu-left
 
 deps:
 	bash scripts/install-deps.sh
@@ -36,6 +42,18 @@ qemu-smoke: build
 	@command -v $${NICQUAL_QEMU:-qemu-system-x86_64} >/dev/null || { echo "qemu-smoke: no QEMU; as root: apt-get install -y qemu-system-x86 (or make deps)" >&2; exit 1; }
 	./target/release/nicqual qualify --quiet --device qemu:e1000e
 	./target/release/nicqual conformance --quiet >/dev/null
+
+## QEMU 11.1 (Debian forky root, scripts/forky-root.sh; `make deps` builds it) as the second
+## oracle, on its virtual clock: qualify with the datasheet bounds. The conformance run in
+## qemu-smoke and the cargo suites in `unit` use it too. A missing root is an error naming
+## the command that builds it, never a skip.
+qemu11-smoke: build
+	@bash scripts/forky-root.sh path >/dev/null || { echo "qemu11-smoke: no QEMU 11 root; as root: bash scripts/forky-root.sh build (or make deps)" >&2; exit 1; }
+	./target/release/nicqual qualify --quiet --device qemu11:e1000e
+
+## After the suites: no QEMU this run started is still running, no forky-root mount is left.
+no-qemu-left:
+	bash scripts/no-qemu-left.sh
 
 ## The driver authors' example (driver/nics/examples/first_frame.rs) on both devices: one
 ## frame through MAC loopback, compared byte for byte; non-zero exit on any failure.

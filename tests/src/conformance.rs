@@ -71,28 +71,39 @@ pub struct Row {
 
 /// Run `case` on a fresh device from each side and compare.
 pub fn run_case(case: &Case, ours: &mut Fresh, theirs: &mut Fresh) -> Row {
-    let side = |f: &mut Fresh| -> Result<String, String> {
-        let mut b = f()?;
-        prepare(b.as_mut());
-        Ok((case.run)(b.as_mut()))
-    };
-    let (o, t) = (side(ours), side(theirs));
-    let (ours, theirs, verdict) = match (o, t) {
+    let o = run_side(case, ours);
+    let (ours, theirs, verdict) = judge(&o, run_side(case, theirs), case.known);
+    Row { name: case.name, ours, theirs, verdict }
+}
+
+/// `case` on a fresh device from `fresh` (the device is dropped, and a server killed, after).
+fn run_side(case: &Case, fresh: &mut Fresh) -> Result<String, String> {
+    let mut b = fresh()?;
+    prepare(b.as_mut());
+    Ok((case.run)(b.as_mut()))
+}
+
+/// Compare our answer with theirs: `known` is the row documenting their difference.
+fn judge(
+    o: &Result<String, String>,
+    t: Result<String, String>,
+    known: Option<&'static str>,
+) -> (String, String, Verdict) {
+    match (o, t) {
         (Ok(o), Ok(t)) => {
-            let v = match (o == t, case.known) {
+            let v = match (*o == t, known) {
                 (true, None) => Verdict::Agree,
                 (true, Some(k)) => Verdict::KnownButAgree(k),
                 (false, Some(k)) => Verdict::Known(k),
                 (false, None) => Verdict::Differ,
             };
-            (o, t, v)
+            (o.clone(), t, v)
         }
         (o, t) => {
-            let e = [&o, &t].iter().filter_map(|x| x.as_ref().err().cloned()).collect::<Vec<_>>().join("; ");
-            (o.unwrap_or_default(), t.unwrap_or_default(), Verdict::Error(e))
+            let e = [o.as_ref().err(), t.as_ref().err()].into_iter().flatten().cloned().collect::<Vec<_>>().join("; ");
+            (o.clone().unwrap_or_default(), t.unwrap_or_default(), Verdict::Error(e))
         }
-    };
-    Row { name: case.name, ours, theirs, verdict }
+    }
 }
 
 /// Firmware-like start: memory decode and bus mastering on.
@@ -214,6 +225,9 @@ macro_rules! case {
 }
 
 mod datapath;
+mod generations;
+mod three_way;
+pub use three_way::{KNOWN_QEMU11, Row3, known_qemu11, run_case_qemu11, run_case3, table3};
 
 /// Every case, in table order.
 pub fn cases() -> Vec<Case> {
@@ -622,6 +636,7 @@ pub fn cases() -> Vec<Case> {
         }),
     ];
     all.extend(datapath::cases());
+    all.extend(generations::cases());
     all
 }
 

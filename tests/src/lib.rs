@@ -16,7 +16,14 @@ pub fn fresh_model() -> Result<Box<dyn Backend>, String> {
 
 /// A fresh QEMU e1000e over qtest, power-on state (QEMU is killed when it is dropped).
 pub fn fresh_qemu() -> Result<Box<dyn Backend>, String> {
-    QtestBackend::spawn(Target::Qemu(QemuConfig::default()))
-        .map(|b| Box::new(b) as Box<dyn Backend>)
-        .map_err(|e| e.to_string())
+    fresh_qemu_with(QemuConfig::default())
+}
+
+/// A fresh QEMU 11.1 e1000e (Debian forky root, `-accel qtest`, virtual time).
+pub fn fresh_qemu11() -> Result<Box<dyn Backend>, String> {
+    fresh_qemu_with(QemuConfig::qemu11())
+}
+
+fn fresh_qemu_with(cfg: QemuConfig) -> Result<Box<dyn Backend>, String> {
+    QtestBackend::spawn(Target::Qemu(cfg)).map(|b| Box::new(b) as Box<dyn Backend>).map_err(|e| e.to_string())
 }

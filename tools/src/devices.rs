@@ -11,11 +11,29 @@ pub enum DeviceSpec {
     Vfio(String),
     /// QEMU's own 82574L model (`-device e1000e`), driven over qtest.
     QemuE1000e,
+    /// The same on QEMU 11.1 from the Debian forky root, on its virtual clock.
+    Qemu11E1000e,
 }
 
 pub const DEFAULT_DEVICE: &str = "model:i82574l";
 /// QEMU's e1000e, over qtest.
 pub const QEMU_E1000E: &str = "qemu:e1000e";
+/// QEMU 11.1's e1000e (Debian forky root), over qtest with the qtest accelerator.
+pub const QEMU11_E1000E: &str = "qemu11:e1000e";
+
+impl DeviceSpec {
+    /// For a QEMU device: how to start it, and its documented deviations as qualify options.
+    pub fn qemu(&self) -> Option<(nicqual_backends::qtest::QemuConfig, nicqual_qualify::deviations::DeviceOptions)> {
+        use nicqual_qualify::deviations as dev;
+        match self {
+            DeviceSpec::QemuE1000e => Some((Default::default(), dev::qemu_e1000e_options())),
+            DeviceSpec::Qemu11E1000e => {
+                Some((nicqual_backends::qtest::QemuConfig::qemu11(), dev::qemu11_e1000e_options()))
+            }
+            _ => None,
+        }
+    }
+}
 
 impl std::str::FromStr for DeviceSpec {
     type Err = String;
@@ -28,6 +46,7 @@ impl std::str::FromStr for DeviceSpec {
                 .map(|a| DeviceSpec::Vfio(a.to_string()))
                 .map_err(|e| e.to_string()),
             "qemu:e1000e" | "qemu:82574l" | "qemu:i82574l" => Ok(DeviceSpec::QemuE1000e),
+            "qemu11:e1000e" | "qemu11:82574l" | "qemu11:i82574l" => Ok(DeviceSpec::Qemu11E1000e),
             _ => Err(format!("unknown device {s:?}; `nicqual devices` lists what can be driven")),
         }
     }
@@ -39,6 +58,7 @@ impl std::fmt::Display for DeviceSpec {
             DeviceSpec::ModelI82574 => f.write_str(DEFAULT_DEVICE),
             DeviceSpec::Vfio(a) => write!(f, "vfio:{a}"),
             DeviceSpec::QemuE1000e => f.write_str(QEMU_E1000E),
+            DeviceSpec::Qemu11E1000e => f.write_str(QEMU11_E1000E),
         }
     }
 }
@@ -57,5 +77,11 @@ pub fn list() {
         "qtest",
         format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID),
         nicqual_backends::qtest::QEMU_ENV
+    );
+    println!(
+        "{:<16} {:<10} {:<10} QEMU 11.1's e1000e (Debian forky root, scripts/forky-root.sh) over qtest, virtual time",
+        QEMU11_E1000E,
+        "qtest",
+        format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID),
     );
 }

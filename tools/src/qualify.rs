@@ -5,7 +5,7 @@ use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
 use crate::output::Outputs;
 use crate::progress::Progress;
 use nicqual_backends::emulated::EmulatedBackend;
-use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
+use nicqual_backends::qtest::{QtestBackend, Target};
 use nicqual_hw::i82574::IvarEntry;
 use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
@@ -92,7 +92,7 @@ fn say_pcap(p: &std::path::Path, r: std::io::Result<u64>) {
 fn all_checks(device: &DeviceSpec, groups: &[u8]) -> Vec<String> {
     let extra: &[&str] = match device {
         DeviceSpec::ModelI82574 => &[],
-        DeviceSpec::QemuE1000e => &["wire[socket]", "fault-injection"],
+        DeviceSpec::QemuE1000e | DeviceSpec::Qemu11E1000e => &["wire[socket]", "fault-injection"],
         DeviceSpec::Vfio(_) => &["dma-tx", "iommu-faults", "vfio-setup", "fault-injection"],
     };
     let mut v = Vec::new();
@@ -225,7 +225,8 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
             }
             code
         }
-        DeviceSpec::QemuE1000e => {
+        DeviceSpec::QemuE1000e | DeviceSpec::Qemu11E1000e => {
+            let (qemu, options) = a.device.qemu().unwrap_or_default();
             // QEMU's model cannot be made to misbehave: a fault asked for is refused (it
             // would let the run pass without the fault), and the row says so.
             if a.has_faults() {
@@ -255,7 +256,7 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                     }
                 }
             };
-            let spawned = QtestBackend::spawn(Target::Qemu(QemuConfig::default())).map(|mut b| {
+            let spawned = QtestBackend::spawn(Target::Qemu(qemu)).map(|mut b| {
                 if let Some(t) = &tap {
                     let t = std::rc::Rc::clone(t);
                     b.set_wire_capture(Box::new(move |frame, ns| {
@@ -271,7 +272,7 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
                     &a,
                     plan,
                     quiet,
-                    qemu_e1000e_options(),
+                    options,
                     move |_| na,
                     |d| {
                         // Frames through the port, with the backend as link partner.

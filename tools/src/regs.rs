@@ -7,7 +7,7 @@
 
 use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
 use nicqual_backends::emulated::EmulatedBackend;
-use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};
+use nicqual_backends::qtest::{QtestBackend, Target};
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_hw::pci;
 use nicqual_hw::regs::{Access, FieldDesc};
@@ -15,7 +15,6 @@ use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_nics::i82574::{I82574, Options};
 use nicqual_pci::Backend;
-use nicqual_qualify::deviations::qemu_e1000e_options;
 use std::fmt::Write;
 use std::process::ExitCode;
 
@@ -68,13 +67,14 @@ pub fn run(a: Args) -> ExitCode {
                 }
             }
         }
-        DeviceSpec::QemuE1000e => {
+        DeviceSpec::QemuE1000e | DeviceSpec::Qemu11E1000e => {
+            let (qemu, options) = a.device.qemu().unwrap_or_default();
             if !a.fault.is_empty() {
                 eprintln!("nicqual: {spec} takes no fault plan (QEMU's model is not ours)");
                 return ExitCode::from(2);
             }
-            match QtestBackend::spawn(Target::Qemu(QemuConfig::default())) {
-                Ok(b) => dump_device(b, qemu_e1000e_options().driver, &spec, &a, |_| {}),
+            match QtestBackend::spawn(Target::Qemu(qemu)) {
+                Ok(b) => dump_device(b, options.driver, &spec, &a, |_| {}),
                 Err(e) => {
                     eprintln!("nicqual: cannot start {spec}: {e}");
                     ExitCode::from(3)

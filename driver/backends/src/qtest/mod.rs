@@ -23,7 +23,14 @@
 //! * **Time.** If the server answers `clock_step`, time is its virtual clock and `wait`
 //!   steps it. Debian's QEMU 7.2 has no qtest accelerator (`clock_step` is refused), so
 //!   there time is real: `wait` sleeps in bounded steps, polling the PBA.
+//! * **QEMU generations.** [`QemuBuild::Host`] is the host's QEMU (Debian bookworm: 7.2,
+//!   `-accel tcg`, halt firmware, real time). [`QemuBuild::Forky11`] is QEMU 11.1 from the
+//!   Debian forky root ([`forky`]): `-accel qtest`, so no CPU ever runs (no firmware is
+//!   needed) and time is the virtual clock: `wait(ns)` is one `clock_step ns`, costs no
+//!   wall time, and bounds are exact. QEMU 11 answers `clock_step 0` with FAIL, so its
+//!   clock is probed with a 1 ns step, and a QEMU 11 that does not step is an error.
 
+pub mod forky;
 pub mod process;
 pub mod wire;
 
@@ -77,6 +84,37 @@ pub struct QemuConfig {
     pub extra_args: Vec<String>,
     /// Bound on starting and connecting.
     pub start_timeout: Duration,
+    /// Which QEMU: the host's (`binary`) or QEMU 11.1 from the forky root.
+    pub build: QemuBuild,
+}
+
+/// Which QEMU runs the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QemuBuild {
+    /// [`QemuConfig::binary`] on this host (Debian bookworm's 7.2): `-accel tcg` with the
+    /// halt firmware, real time.
+    #[default]
+    Host,
+    /// QEMU 11.1 from the Debian forky root ([`forky`]; `binary` is not used):
+    /// `-accel qtest`, virtual time.
+    Forky11,
+}
+
+impl QemuBuild {
+    /// The device-spec prefix of this QEMU (`qemu`, `qemu11`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            QemuBuild::Host => "qemu",
+            QemuBuild::Forky11 => "qemu11",
+        }
+    }
+}
+
+impl QemuConfig {
+    /// QEMU 11.1 from the forky root, otherwise the defaults.
+    pub fn qemu11() -> QemuConfig {
+        QemuConfig { build: QemuBuild::Forky11, ..QemuConfig::default() }
+    }
 }
 
 impl Default for QemuConfig {
@@ -89,6 +127,7 @@ impl Default for QemuConfig {
             netdev: Netdev::Socket,
             extra_args: Vec::new(),
             start_timeout: Duration::from_secs(20),
+            build: QemuBuild::Host,
         }
     }
 }
@@ -220,6 +259,9 @@ pub struct QtestBackend {
     /// Called with every frame that crosses the wire (either way) and the time, ns.
     capture: Option<Capture>,
     clock: Clock,
+    /// The server must answer `clock_step` (QEMU under the qtest accelerator): probe it
+    /// with a 1 ns step (QEMU refuses 0) and fail set-up if it does not step.
+    needs_virtual_time: bool,
     broken: Option<String>,
     pub stats: QtestStats,
 }
@@ -268,7 +310,8 @@ fn map_ram(path: &Path, mib: u64) -> Result<GuestRam, BackendError> {
 }
 
 /// The QEMU command line for `cfg` (without the binary); `wire_fd` is the descriptor the
-/// child inherits for [`Netdev::Socket`].
+/// child inherits for [`Netdev::Socket`]. `bios` is the halt firmware of
+/// [`QemuBuild::Host`]; under the qtest accelerator no CPU runs and it is not passed.
 pub fn qemu_args(cfg: &QemuConfig, bios: &Path, sock: &Path, ram: &Path, wire_fd: Option<i32>) -> Vec<String> {
     let netdev = match &cfg.netdev {
         Netdev::Socket => format!("socket,id=n0,fd={}", wire_fd.unwrap_or(-1)),
@@ -281,10 +324,6 @@ pub fn qemu_args(cfg: &QemuConfig, bios: &Path, sock: &Path, ram: &Path, wire_fd
         &format!("memory-backend-file,id=ram,size={}M,mem-path={},share=on", cfg.ram_mib, ram.display()),
         "-m",
         &format!("{}M", cfg.ram_mib),
-        "-accel",
-        "tcg",
-        "-bios",
-        &bios.display().to_string(),
         "-qtest",
         &format!("unix:{},server=on,wait=on", sock.display()),
         "-qtest-log",
@@ -301,6 +340,10 @@ pub fn qemu_args(cfg: &QemuConfig, bios: &Path, sock: &Path, ram: &Path, wire_fd
     .iter()
     .map(|s| s.to_string())
     .collect();
+    match cfg.build {
+        QemuBuild::Host => a.extend(["-accel".into(), "tcg".into(), "-bios".into(), bios.display().to_string()]),
+        QemuBuild::Forky11 => a.extend(["-accel".into(), "qtest".into()]),
+    }
     a.extend(cfg.extra_args.iter().cloned());
     a
 }
@@ -322,6 +365,20 @@ impl QtestBackend {
         };
         let child_fd = pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
         let (program, args, slot, ram_mib, timeout, name, hint) = match &target {
+            Target::Qemu(cfg) if cfg.build == QemuBuild::Forky11 => {
+                // Missing root: say how to build it, before anything starts.
+                forky::root()?;
+                let (program, args) = forky::qemu_command(&qemu_args(cfg, Path::new(""), &sock, &ram_path, child_fd));
+                (
+                    program,
+                    args,
+                    cfg.slot,
+                    cfg.ram_mib,
+                    cfg.start_timeout,
+                    format!("qemu11:{}", cfg.device),
+                    forky::BUILD_HINT.to_string(),
+                )
+            }
             Target::Qemu(cfg) => {
                 let bios = dir.path().join("halt.bin");
                 std::fs::write(&bios, process::halt_bios())
@@ -374,6 +431,7 @@ impl QtestBackend {
         let conn = QtestConn::new(stream, timeout)
             .map_err(|e| BackendError::Io { what: "set qtest socket timeouts".into(), source: e })?;
         let mut b = QtestBackend::with_conn(conn, Some(ram), slot, name)?;
+        b.needs_virtual_time = matches!(&target, Target::Qemu(c) if c.build == QemuBuild::Forky11);
         if let Err(e) = b.setup() {
             // A server that dies right after it started listening (bad option, unknown
             // device) is reported with its own words rather than as a broken pipe.
@@ -497,6 +555,7 @@ impl QtestBackend {
             wire: None,
             capture: None,
             clock: Clock::Real(Instant::now()),
+            needs_virtual_time: false,
             broken: None,
             stats: QtestStats::default(),
         })
@@ -504,10 +563,14 @@ impl QtestBackend {
 
     /// Probe the clock, check a function is present, assign its BARs.
     fn setup(&mut self) -> Result<(), BackendError> {
-        self.clock = match self.conn.clock_step(Some(0)) {
-            Ok(t) => Clock::Virtual(t),
-            Err(WireError::Fail { .. }) => Clock::Real(Instant::now()),
-            Err(e) => return Err(wire_err("probe clock_step", e)),
+        self.clock = if self.needs_virtual_time {
+            Clock::Virtual(self.conn.clock_step(Some(1)).map_err(|e| wire_err("clock_step 1 (qtest accelerator)", e))?)
+        } else {
+            match self.conn.clock_step(Some(0)) {
+                Ok(t) => Clock::Virtual(t),
+                Err(WireError::Fail { .. }) => Clock::Real(Instant::now()),
+                Err(e) => return Err(wire_err("probe clock_step", e)),
+            }
         };
         let id = self.cfg_read(0, 4)?;
         if id & 0xFFFF == 0xFFFF {
@@ -902,9 +965,12 @@ impl Backend for QtestBackend {
     fn wait(&mut self, ns: u64) {
         match self.clock {
             Clock::Virtual(_) => {
-                match self.conn.clock_step(Some(ns)) {
-                    Ok(t) => self.clock = Clock::Virtual(t),
-                    Err(e) => self.fail(e),
+                // QEMU refuses a 0 ns step (FAIL): a zero wait only polls.
+                if ns > 0 {
+                    match self.conn.clock_step(Some(ns)) {
+                        Ok(t) => self.clock = Clock::Virtual(t),
+                        Err(e) => self.fail(e),
+                    }
                 }
                 self.poll_msix();
             }
@@ -957,5 +1023,15 @@ mod tests {
         assert!(a.contains("mem-path=/d/ram,share=on"));
         assert!(a.contains("-device e1000e,netdev=n0,addr=04.0"));
         assert!(a.contains("-netdev socket,id=n0,fd=7"));
+    }
+
+    #[test]
+    fn qemu11_command_line_is_the_qtest_accelerator_without_firmware() {
+        let cfg = QemuConfig::qemu11();
+        let a = qemu_args(&cfg, Path::new("/d/halt.bin"), Path::new("/d/s"), Path::new("/d/ram"), Some(7)).join(" ");
+        assert!(a.contains("-accel qtest"), "{a}");
+        assert!(!a.contains("-bios") && !a.contains("tcg"), "{a}");
+        assert!(a.contains("-nodefaults"), "no default NIC beside ours: {a}");
+        assert_eq!(cfg.build.prefix(), "qemu11");
     }
 }
