@@ -127,3 +127,46 @@ fn the_numbers_move_with_the_seed_and_repeat_with_it() {
     assert_ne!(a.at_open.rx_bounced, b.at_open.rx_bounced, "a different p2m bounces different buffers");
     assert_ne!(pause_schedule(1, &Traffic::FIELD), pause_schedule(2, &Traffic::FIELD));
 }
+
+/// The ring driver (`Bnx2x`, streaming mappings like Linux) on the same platform and seed:
+/// its posted rx buffers hold the same bounce slots as the port driver this scenario runs;
+/// with TPA forced on (which `bnx2x_mtu_allows_gro(9000)` forbids in Linux), its SGE pages
+/// are single pages that never bounce, so they add mappings but no slots.
+#[test]
+fn the_ring_drivers_rx_rings_hold_the_same_slots() {
+    use nicqual_model::bnx2x::Config;
+    use nicqual_nics::bnx2x::{Bnx2x, Bnx2xConfig};
+    let seed = 7;
+    let pool_used = |p: &SharedPlatform| p.borrow().pool_stats().map_or(0, |s| s.used);
+    let ring_driver = |tpa: bool| {
+        let p = platform(seed, 64).unwrap();
+        let b = EmulatedBackend::new(Bnx2xDevice::with_config(Config::default()), "model:bnx2x");
+        let dma = DmaApi::new(DeviceName::new("bnx2x", PORTS[0]), p.clone(), u64::MAX);
+        let cfg = Bnx2xConfig { tpa, interrupts: false, ..Bnx2xConfig::linux(MTU, 1) };
+        let d = Bnx2x::attach(b, dma, cfg).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let census = d.census();
+        let bounced_rx =
+            d.dma().leaks().iter().filter(|m| m.bounced && m.dir == DmaDirection::FromDevice && m.len == 9472).count();
+        let used = pool_used(&p);
+        let (report, _) = d.close();
+        assert_eq!(report.result, CheckResult::Pass, "{}", report.detail);
+        (census, bounced_rx, used)
+    };
+    let p = platform(seed, 64).unwrap();
+    let b = EmulatedBackend::new(Bnx2xDevice::new(), "model:bnx2x");
+    let dma = DmaApi::new(DeviceName::new("bnx2x", PORTS[0]), p.clone(), u64::MAX);
+    let port = Bnx2xPort::open(b, dma, PortConfig::linux_default(MTU, TX_QUEUES)).unwrap();
+    let mine = holders(std::slice::from_ref(&port));
+    let mine_used = pool_used(&p);
+    let _ = port.close();
+
+    let (census, bounced, used) = ring_driver(false);
+    assert_eq!(census.rx_bd_buffers, mine.rx_posted, "seed {seed}: posted rx buffers");
+    assert_eq!(bounced, mine.rx_bounced, "seed {seed}: the same buffers bounce");
+    assert_eq!(used, mine_used, "seed {seed}");
+    assert_eq!(census.sge_pages, 0);
+
+    let (census, bounced_tpa, used_tpa) = ring_driver(true);
+    assert!(census.sge_pages > 0, "TPA posts SGE pages: {census:?}");
+    assert_eq!((bounced_tpa, used_tpa), (bounced, used), "seed {seed}: SGE pages take no slots");
+}
