@@ -1011,6 +1011,12 @@ pub fn run(seed: u64, out: &mut dyn std::io::Write) -> std::io::Result<rep::RunR
     for (label, p) in ["GRO off, 64 MiB", "GRO on, 64 MiB", "GRO off, 128 MiB"].iter().zip(&predictions) {
         writeln!(here, "  {label}: {}", p.message).ok();
     }
+    writeln!(
+        here,
+        "  (the swiotlb-preflight check's advice \"enable GRO\" comes from the predictor's GRO branch, which assumes GRO turns \
+         transmit skbs into page fragments; nothing in this model or its sources does that)"
+    )
+    .ok();
     for r in &results {
         account_of_run(&mut here, r);
     }
@@ -1067,9 +1073,10 @@ pub fn run(seed: u64, out: &mut dyn std::io::Write) -> std::io::Result<rep::RunR
     }
 
     let change = "Recommendation: on this model, enabling GRO does not help at MTU 9000 (TPA stays off, the same buffers are \
-                  mapped); what lowers the steady state is MTU 1500 (rx buffers become single page fragments that never \
-                  bounce) or rx rings sized to the pool (ethtool -G); raising swiotlb to 128 MiB moves the steady state \
-                  away from the limit so that only longer pauses exhaust it. The swiotlb-preflight check predicts the \
+                  mapped); the steady state here is the rx rings' bounced buffers, so what would lower it is MTU 1500 (rx \
+                  buffers of 1920 B are page fragments that never bounce) or smaller rx rings (ethtool -G) - neither \
+                  run here; raising swiotlb to 128 MiB moves the steady state away from the limit so that only longer \
+                  pauses exhaust it (none did in this window). The swiotlb-preflight check predicts the \
                   worst case from the ring configuration before any traffic.\nSourced vs inferred: slot size, segment \
                   rule, alignment, messages, the overflow/panic rule (lib/swiotlb.c swiotlb_full), rx_buf_size \
                   (bnx2x_set_rx_buf_size), per-buffer dma_map_single (bnx2x_alloc_rx_skb), bnx2x_mtu_allows_gro, netback's \
