@@ -72,10 +72,10 @@ fn the_slots_are_the_drivers_rx_posted_and_tx_in_flight_mappings() {
 #[test]
 fn without_bursts_the_pool_holds_a_steady_state_a_long_pause_exhausts_it() {
     let seed = 1;
-    let calm = simulate(seed, RUNS[0], &short(150, 0.0, 1.0)).unwrap();
+    let calm = simulate(seed, RUNS[0], &short(100, 0.0, 1.0)).unwrap();
     assert!(calm.first_failure.is_none(), "seed {seed}: steady state alone: {:?}", calm.first_failure);
     let st = calm.steady;
-    assert!(st.samples > 100);
+    assert!(st.samples > 80, "{st:?}");
     assert!(st.drift.abs() < 0.02 * calm.nslabs as f64, "seed {seed}: {st:?}");
     assert!(st.mean_rx_slots > 10.0 * st.mean_tx_slots, "rx posted dominate the steady state: {st:?}");
 
@@ -94,8 +94,9 @@ fn without_bursts_the_pool_holds_a_steady_state_a_long_pause_exhausts_it() {
     assert!(bursty.first_panic.as_ref().is_none_or(|p| p.size > 32 * 1024));
     assert_eq!(bursty.failures, bursty.tx_map_errors + bursty.rx_map_errors);
 
-    // 128 MiB over the same traffic and pauses: exhausts later or not at all.
-    let big = simulate(seed, RUNS[2], &short(400, 8.0, 6.0)).unwrap();
+    // 128 MiB over the same traffic and pauses (up to where the 64 MiB run stopped):
+    // exhausts later or not at all.
+    let big = simulate(seed, RUNS[2], &Traffic { duration_ns: bursty.duration_ns, ..short(400, 8.0, 6.0) }).unwrap();
     assert!(big.first_failure.as_ref().is_none_or(|g| g.t_ns > f.t_ns), "seed {seed}");
     assert!(big.steady.mean_used * 2.0 < big.nslabs as f64);
 }
