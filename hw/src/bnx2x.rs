@@ -13,6 +13,10 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 /// PCI identity: Broadcom, BCM57810 (one of the bnx2x parts).
 pub const PCI_VENDOR_BROADCOM: u16 = 0x14e4;
 pub const PCI_DEVICE_57810: u16 = 0x168e;
+/// BCM57711 and BCM57712 (the seed's parts; Linux `bnx2x_main.c` `bnx2x_pci_tbl`:
+/// `PCI_DEVICE_ID_NX2_57711` 0x164f, `PCI_DEVICE_ID_NX2_57712` 0x1662).
+pub const PCI_DEVICE_57711: u16 = 0x164f;
+pub const PCI_DEVICE_57712: u16 = 0x1662;
 
 /// Ring pages are 4 KiB (`BCM_PAGE_SIZE`).
 pub const BCM_PAGE_SIZE: usize = 4096;
@@ -290,8 +294,7 @@ pub const DOORBELL_HDR_DB_TYPE: u8 = 1 << 1;
 
 registers! {
     /// BAR2, the doorbell space: one doorbell per connection id (`DOORBELL_STRIDE` apart).
-    /// The model keeps `DOORBELL_CIDS` of them; BAR0 has no register the model or driver
-    /// uses.
+    /// The model keeps `DOORBELL_CIDS` of them; connection id `q` is fast-path queue `q`.
     pub static DOORBELL_REGISTERS: u64;
     /// TX doorbell of connection `cid` ([`TxDoorbell`]).
     array DOORBELL[DOORBELL_CIDS = 64, DOORBELL_STRIDE = 8] = 0x0, "doorbell_set_prod", Wo, mask 0xFFFF_00FF;
@@ -308,6 +311,217 @@ pub struct StatusBlockIndices {
     pub running_index: U16,
     pub reserved: U16,
 }
+
+// ---- TPA end, status blocks, BAR0 and BAR4 -----------------------------------------------
+
+/// `eth_end_agg_rx_cqe` (64 B, `bnx2x_hsi.h`): the CQE that closes a TPA aggregation.
+/// `pkt_len` is the whole coalesced packet; the bytes past the start CQE's `len_on_bd`
+/// are in the SGE pages listed in `sgl` (indices into the SGE ring, in order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct EndAggRxCqe {
+    pub type_error_flags: u8,
+    pub reserved1: u8,
+    /// Aggregation id (the TPA bin), as in the start CQE.
+    pub queue_index: u8,
+    pub reserved2: u8,
+    pub timestamp_delta: U32,
+    pub num_of_coalesced_segs: U16,
+    pub pkt_len: U16,
+    pub pure_ack_count: u8,
+    pub reserved3: u8,
+    pub reserved4: U16,
+    pub sgl: [U16; U_ETH_SGL_SIZE],
+    pub reserved5: [U32; 7],
+    pub marker: U32,
+}
+
+impl Default for EndAggRxCqe {
+    fn default() -> Self {
+        EndAggRxCqe::new_zeroed()
+    }
+}
+
+/// SGE buffers are one 4 KiB page each (`SGE_PAGE_SIZE` with `PAGES_PER_SGE` 1).
+pub const SGE_PAGE_SIZE: usize = 4096;
+/// Largest packet a TPA aggregation may grow to (the IP total length field).
+pub const TPA_MAX_AGG_LEN: usize = 65535;
+
+/// `host_hc_status_block_e2` (64 B): the fast-path status block of one queue, written by
+/// the device. `index_values[HC_INDEX_ETH_RX_CQ_CONS]` is the RCQ producer as the
+/// driver sees it (`fp->rx_cons_sb`), `index_values[HC_INDEX_ETH_TX_CQ_CONS_COS0]` the
+/// count of transmitted packets (`txdata->tx_cons_sb`), `running_index[SM_RX_ID]` moves on
+/// every update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct HcStatusBlockE2 {
+    pub index_values: [U16; HC_SB_MAX_INDICES_E2],
+    pub running_index: [U16; HC_SB_MAX_SM],
+    pub rsrv: [U32; 11],
+}
+
+/// `HC_SB_MAX_INDICES_E2`, `HC_SB_MAX_SM` (`bnx2x_hsi.h`).
+pub const HC_SB_MAX_INDICES_E2: usize = 8;
+pub const HC_SB_MAX_SM: usize = 2;
+/// Status block indices (`bnx2x.h`: `HC_INDEX_ETH_RX_CQ_CONS`, `HC_INDEX_ETH_TX_CQ_CONS_COS0`).
+pub const HC_INDEX_ETH_RX_CQ_CONS: usize = 1;
+pub const HC_INDEX_ETH_TX_CQ_CONS_COS0: usize = 5;
+/// `SM_RX_ID` (the running index of the rx state machine).
+pub const SM_RX_ID: usize = 0;
+
+/// The default (slow-path) status block, `host_sp_status_block` reduced to what the model
+/// reports (a documented simplification): attention bits and their ack, the slow-path
+/// index of the event queue (`HC_SP_INDEX_EQ_CONS`, moved by each completed slow-path
+/// request) and the running index. 64 bytes, like the fast-path block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct SpStatusBlock {
+    pub attn_bits: U32,
+    pub attn_bits_ack: U32,
+    pub sp_index_values: [U16; 16],
+    pub running_index: U16,
+    pub rsrv: [u8; 22],
+}
+
+/// `HC_SP_INDEX_EQ_CONS`.
+pub const HC_SP_INDEX_EQ_CONS: usize = 7;
+
+/// `igu_regular.sb_id_and_flags` (the IGU acknowledge a driver writes per status block,
+/// `bnx2x_igu_ack_sb_gen`): the index it has seen, whether to update it, and the interrupt
+/// mode to leave the block in.
+pub mod igu {
+    pub const SB_INDEX_MASK: u32 = 0x000F_FFFF;
+    pub const UPDATE_INDEX: u32 = 1 << 20;
+    pub const SEGMENT_ACCESS: u32 = 1 << 21;
+    pub const INTERRUPT_MODE_SHIFT: u32 = 27;
+    pub const INTERRUPT_MODE_MASK: u32 = 0x3 << INTERRUPT_MODE_SHIFT;
+    /// `IGU_INT_ENABLE`, `IGU_INT_DISABLE`, `IGU_INT_NOP` (`bnx2x.h`).
+    pub const INT_ENABLE: u32 = 0;
+    pub const INT_DISABLE: u32 = 1;
+    pub const INT_NOP: u32 = 2;
+
+    /// The dword the driver writes.
+    pub const fn ack(index: u16, update: bool, mode: u32) -> u32 {
+        (index as u32) | if update { UPDATE_INDEX } else { 0 } | ((mode & 0x3) << INTERRUPT_MODE_SHIFT)
+    }
+}
+
+/// Fast-path queues the model offers at most (MSI-X vectors: one default + one per queue).
+pub const MAX_FP_QUEUES: usize = 8;
+/// MSI-X table size of the model: the default status block's vector 0, then one per
+/// fast-path queue (`bnx2x_enable_msix`: `msix_table[0]` is the slow path, then one per
+/// ETH queue).
+pub const MSIX_VECTORS: u16 = MAX_FP_QUEUES as u16 + 1;
+/// BAR4 holds the MSI-X table (offset 0) and PBA, as on the 57712/578xx (`lspci`: "Vector
+/// table: BAR=4 offset=00000000, PBA: BAR=4 offset=00001000").
+pub const BAR_MSIX: u8 = 4;
+pub const BAR_MSIX_LEN: u64 = 0x1_0000;
+pub const MSIX_TABLE_OFFSET: u64 = 0;
+pub const MSIX_PBA_OFFSET: u64 = 0x1000;
+
+/// The queue-setup block of queue `q` in BAR0 starts at `QUEUE_BLOCK_BASE + q *
+/// QUEUE_BLOCK_STRIDE`; its registers ([`QUEUE_REGISTERS`]) are relative to that.
+pub const QUEUE_BLOCK_BASE: u64 = 0x50_0000;
+pub const QUEUE_BLOCK_STRIDE: u64 = 0x400;
+
+/// BAR0 offset of a queue-setup register of queue `q`.
+pub const fn queue_reg(q: usize, reg: u64) -> u64 {
+    QUEUE_BLOCK_BASE + q as u64 * QUEUE_BLOCK_STRIDE + reg
+}
+
+registers! {
+    /// BAR0 registers the model and driver use. The rx producers sit in USTORM internal
+    /// memory (`BAR_USTRORM_INTMEM` 0x400000, `bnx2x_reg.h`); their real offset per queue
+    /// (`USTORM_RX_PRODS_E2_OFFSET`, from the firmware's IRO table) is firmware data the
+    /// model does not have, so it uses `BAR_USTRORM_INTMEM + 8 * q` with the fields of
+    /// `ustorm_eth_rx_producers`, written as two dwords like `bnx2x_update_rx_prod`. The IGU
+    /// acknowledge is where `bnx2x_igu_ack_sb_gen` writes it (`BAR_IGU_INTMEM` 0x440000 +
+    /// (`IGU_CMD_INT_ACK_BASE` 0x400 + sb) * 8); status block 0 is the default one, 1 + q
+    /// queue q's. `SPQ_PROD` is the model's own: a write posts one slow-path request, which
+    /// the device completes on the default status block (standing for the SPQ and its
+    /// event-queue completion).
+    pub static BAR0_REGISTERS: u64;
+    /// `cqe_prod` (b0-15) and `bd_prod` (b16-31) of queue q.
+    array RX_PRODS_LO[RX_PRODS_QUEUES = 8, RX_PRODS_STRIDE = 8] = 0x40_0000, "ustorm_eth_rx_producers[0]", Wo, mask 0xFFFF_FFFF;
+    /// `sge_prod` (b0-15) of queue q.
+    array RX_PRODS_HI[RX_PRODS_HI_QUEUES = 8, RX_PRODS_HI_STRIDE = 8] = 0x40_0004, "ustorm_eth_rx_producers[1]", Wo, mask 0x0000_FFFF;
+    /// `igu_regular` acknowledge of status block sb.
+    array IGU_ACK[IGU_SBS = 9, IGU_ACK_STRIDE = 8] = 0x44_2000, "igu_regular", Wo, mask 0x1BFF_FFFF;
+    /// Where the device writes the default status block (64-bit, two dwords).
+    reg DSB_ADDR_LO = 0x45_0000, "def_sb_addr_lo", Rw, mask 0xFFFF_FFC0;
+    reg DSB_ADDR_HI = 0x45_0004, "def_sb_addr_hi", Rw, mask 0xFFFF_FFFF;
+    /// Slow-path request producer (model's own).
+    reg SPQ_PROD = 0x45_0008, "spq_prod", Rw, mask 0xFFFF;
+    /// Device state: b0 function started, b1 fatal error, b8-15 last queue error code.
+    reg FUNC_STATUS = 0x45_000C, "func_status", Ro, mask 0;
+}
+
+registers! {
+    /// One queue's setup block (model's own; it stands for the CLIENT_SETUP ramrod's
+    /// `client_init_ramrod_data`: ring page bases, status block address, MTU, buffer sizes,
+    /// TPA enable and SGE count). Offsets relative to [`queue_reg`]'s block.
+    pub static QUEUE_REGISTERS: u64;
+    reg Q_RX_BD_LO = 0x00, "rx_bd_page_base_lo", Rw, mask 0xFFFF_F000;
+    reg Q_RX_BD_HI = 0x04, "rx_bd_page_base_hi", Rw, mask 0xFFFF_FFFF;
+    reg Q_RCQ_LO = 0x08, "cqe_page_base_lo", Rw, mask 0xFFFF_F000;
+    reg Q_RCQ_HI = 0x0C, "cqe_page_base_hi", Rw, mask 0xFFFF_FFFF;
+    reg Q_SGE_LO = 0x10, "sge_page_base_lo", Rw, mask 0xFFFF_F000;
+    reg Q_SGE_HI = 0x14, "sge_page_base_hi", Rw, mask 0xFFFF_FFFF;
+    reg Q_TX_BD_LO = 0x18, "tx_bd_page_base_lo", Rw, mask 0xFFFF_F000;
+    reg Q_TX_BD_HI = 0x1C, "tx_bd_page_base_hi", Rw, mask 0xFFFF_FFFF;
+    reg Q_SB_LO = 0x20, "host_sb_addr_lo", Rw, mask 0xFFFF_FFC0;
+    reg Q_SB_HI = 0x24, "host_sb_addr_hi", Rw, mask 0xFFFF_FFFF;
+    /// Bytes the device may place in one rx BD buffer from the mapping start
+    /// (`max_bytes_on_bd`; placement offset included).
+    reg Q_BD_BUF_LEN = 0x28, "max_bytes_on_bd", Rw, mask 0xFFFF;
+    reg Q_MTU = 0x2C, "mtu", Rw, mask 0xFFFF;
+    /// b0 TPA enable, b8-11 `max_sges_for_packet` (1..=8).
+    reg Q_TPA = 0x30, "tpa_en", Rw, mask 0x0F01;
+    /// Write 1: client setup (the device resets its cursors to 0 and starts); 0: halt.
+    reg Q_ENABLE = 0x34, "client_setup", Rw, mask 0x1;
+    /// b0 up, b1 error; b8-15 error code ([`QueueErrorCode`]).
+    reg Q_STATUS = 0x38, "client_status", Ro, mask 0;
+}
+
+/// The register spaces of the model, each as the tables that make it up.
+pub fn register_spaces() -> [(&'static str, Vec<&'static [crate::regs::RegisterDesc]>); 3] {
+    [("BAR0", vec![BAR0_REGISTERS]), ("BAR0 queue block", vec![QUEUE_REGISTERS]), ("BAR2", vec![DOORBELL_REGISTERS])]
+}
+
+/// Why the device stopped a queue (`Q_STATUS` b8-15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum QueueErrorCode {
+    None = 0,
+    /// A ring or buffer access was blocked by the IOMMU.
+    Dma = 1,
+    /// A TX BD chain broke the rules (no START_BD flag, nbd out of range, bad length).
+    TxBd = 2,
+    /// A next-page pointer that is not page aligned.
+    NextPage = 3,
+    /// A setup register out of range (buffer length, MTU, SGE count).
+    Setup = 4,
+}
+
+impl QueueErrorCode {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::None,
+            1 => Self::Dma,
+            2 => Self::TxBd,
+            3 => Self::NextPage,
+            4 => Self::Setup,
+            _ => return None,
+        })
+    }
+}
+
+/// `Q_STATUS` bits.
+pub const Q_STATUS_UP: u32 = 1 << 0;
+pub const Q_STATUS_ERROR: u32 = 1 << 1;
+pub const Q_STATUS_CODE_SHIFT: u32 = 8;
+/// `FUNC_STATUS` bits.
+pub const FUNC_STATUS_STARTED: u32 = 1 << 0;
 
 #[cfg(test)]
 mod tests {
@@ -328,6 +542,12 @@ mod tests {
         assert_eq!(std::mem::offset_of!(FastPathRxCqe, marker), 60);
         assert_eq!(std::mem::offset_of!(TxStartBd, nbd), 8);
         assert_eq!(std::mem::offset_of!(TxStartBd, bd_flags), 14);
+        assert_eq!(size_of::<EndAggRxCqe>(), RCQ_CQE_SIZE);
+        assert_eq!(std::mem::offset_of!(EndAggRxCqe, pkt_len), 10);
+        assert_eq!(std::mem::offset_of!(EndAggRxCqe, sgl), 16);
+        assert_eq!(std::mem::offset_of!(EndAggRxCqe, marker), 60);
+        assert_eq!(size_of::<HcStatusBlockE2>(), 64);
+        assert_eq!(size_of::<SpStatusBlock>(), 64);
     }
 
     #[test]

@@ -48,10 +48,7 @@ const SCANNED: &[(Nic, &[&str])] = &[
         ],
     ),
     (Nic::Enic, &["hw/src/enic.rs", "device-model/src/enic.rs", "device-model/src/enic", "driver/nics/src/enic"]),
-    (
-        Nic::Bnx2x,
-        &["hw/src/bnx2x.rs", "device-model/src/bnx2x.rs", "driver/nics/src/bnx2x.rs", "driver/nics/src/bnx2x"],
-    ),
+    (Nic::Bnx2x, &["hw/src/bnx2x.rs", "device-model/src/bnx2x", "driver/nics/src/bnx2x"]),
 ];
 
 /// Constants whose hex value happens to equal a register offset but that are not offsets,
@@ -100,7 +97,7 @@ impl Nic {
         match self {
             Nic::I82574 => vec![("82574L BAR0".into(), vec![i82574::REGISTERS])],
             Nic::Enic => enic::register_spaces().into_iter().map(|(n, t)| (format!("enic {n}"), t)).collect(),
-            Nic::Bnx2x => vec![("bnx2x BAR2".into(), vec![bnx2x::DOORBELL_REGISTERS])],
+            Nic::Bnx2x => bnx2x::register_spaces().into_iter().map(|(n, t)| (format!("bnx2x {n}"), t)).collect(),
         }
     }
 

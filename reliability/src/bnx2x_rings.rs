@@ -1,19 +1,18 @@
-//! Fuzz harness: the bnx2x ring model (`device-model/src/bnx2x.rs`, the paged BD chains of
-//! `device-model/src/ring.rs`) and the bnx2x port driver (`driver/nics/src/bnx2x.rs`) over the DMA
-//! API, on an IOMMU or on a Xen dom0 with a small SWIOTLB pool.
+//! Fuzz harness: the bnx2x device model (`device-model/src/bnx2x/`: BD/SGE/RCQ/TX chains
+//! followed through their next-page entries, status blocks, IGU, MSI-X, TPA bins) and the
+//! bnx2x driver ([`Bnx2x`], `driver/nics/src/bnx2x/`) over the DMA API, on an IOMMU or on a
+//! Xen dom0 with a small SWIOTLB pool.
 //!
-//! The fuzzer picks the platform (native memory behind an IOMMU, or Xen PV memory bouncing
-//! through a pool of 128-512 slots of any kernel generation), the MTU and the ring sizes, then
-//! runs a sequence of: frames received into the buffer at the rx consumer (and the CQE the
-//! firmware writes for them, optionally with one field overwritten by the fuzzer), raw
-//! CQEs, device writes and reads at any address (through the IOMMU), BD fetches from a
-//! paged chain laid over any pages, config and BAR accesses (doorbells), transmits of
-//! linear and fragmented skbs of any size, completions in any order.
+//! The fuzzer picks the platform, MTU, ring pages, TPA, buffer mode (pool or streaming),
+//! queues, interrupts and a fault plan (hostile completion N, stalled consumer, lost vector),
+//! then runs a sequence of: transmits (plain frames or TCP segments, linear or fragmented),
+//! doorbells, polls, frames from the wire, device DMA writes of any bytes into the status
+//! block, the RCQ or the RX BD ring the driver set up (a hostile status block or CQE), BAR
+//! and config writes of any value at any offset, time passing.
 //!
-//! Invariants: no panic; a refused CQE leaves the rx ring as it was (posted count kept); the
-//! rx ring never holds more buffers than it has BDs; every DMA error is typed with a
-//! non-empty message; bounce-pool use never exceeds the pool; after close the DMA API
-//! reports no leak (mapped == unmapped), the pool is empty and the backend holds no window.
+//! Invariants: no panic; every error has a non-empty message; a delivered packet is never
+//! longer than 64 KiB (TPA) or the MTU's largest frame (plain queue); after close the DMA
+//! API reports no leak, the backend holds no window and the bounce pool is empty.
 
 use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
@@ -21,23 +20,19 @@ use nicqual_backends::emulated::EmulatedBackend;
 use nicqual_dma::dmamap::{DmaApi, DmaPlatform};
 use nicqual_dma::memory::HostMemory;
 use nicqual_dma::swiotlb::{DeviceName, Generation, SwiotlbConfig};
-use nicqual_hw::bnx2x::{self as hw, FastPathRxCqe, RxBd};
-use nicqual_model::PciDevice;
-use nicqual_model::bnx2x::Bnx2xDevice;
-use nicqual_model::ring::{DescRing, RingLayout};
-use nicqual_nics::bnx2x::{Bnx2xPort, PortConfig, PortCounters, RxOutcome, TxOutcome, TxSkb};
+use nicqual_hw::bnx2x as hw;
+use nicqual_model::bnx2x::{Bnx2xDevice, Config};
+use nicqual_model::{FaultKind, FaultPlan, PciDevice};
+use nicqual_nics::bnx2x::{Bnx2x, Bnx2xConfig, BufferMode, QueueCounters};
 use nicqual_pci::Backend;
 use nicqual_pci::health::CheckResult;
-use zerocopy::FromBytes;
 
 const MAX_OPS: usize = 48;
-const CQE_LEN: usize = size_of::<FastPathRxCqe>();
 
-type Port = Bnx2xPort<EmulatedBackend<Bnx2xDevice>>;
+type Drv = Bnx2x<EmulatedBackend<Bnx2xDevice>>;
 
-/// Host memory of 16 MiB (native, Xen PV with every page scattered), built once per
-/// thread: building the Xen frame map is most of a run's cost otherwise.
-const MEMORY_PAGES: u64 = 1 << 12;
+/// Host memory of 64 MiB (native, Xen PV with every page scattered), built once per thread.
+const MEMORY_PAGES: u64 = 1 << 14;
 thread_local! {
     static MEMORY: (HostMemory, HostMemory) =
         (HostMemory::native(MEMORY_PAGES), HostMemory::xen_pv(MEMORY_PAGES, 1, 7));
@@ -45,53 +40,36 @@ thread_local! {
 
 #[derive(Debug, Clone, Arbitrary)]
 pub enum Op {
-    /// A frame of `len` bytes arrives into the buffer at the rx consumer; the firmware's
-    /// CQE goes to the driver, with field `field` (if any) overwritten by `value`.
-    Rx {
-        len: u16,
-        fill: u8,
-        field: Option<u8>,
-        value: u16,
-    },
-    /// A CQE made of raw bytes (the device wrote garbage to the completion queue).
-    RawCqe {
-        raw: Vec<u8>,
-    },
-    /// Transmit a linear part of `linear` bytes and page fragments of the given sizes.
+    /// Transmit on `queue`: a TCP segment (if `tcp`) or a plain frame of `len` bytes, split
+    /// into fragments of the given sizes.
     Tx {
         queue: u8,
-        linear: u16,
+        len: u16,
+        tcp: bool,
+        seq: u16,
+        flags: u8,
         frags: Vec<u16>,
     },
-    /// Complete the in-flight packet at this position.
-    TxDone {
-        pos: u8,
+    Doorbell {
+        queue: u8,
     },
-    /// The device writes `bytes` at `addr` (relative to the rx consumer's buffer if `near`).
-    DevWrite {
-        near: bool,
-        addr: u64,
-        bytes: Vec<u8>,
+    Poll {
+        queue: u8,
+        budget: u8,
     },
-    /// The device reads `len` bytes of transmit data at `addr`.
-    DevRead {
-        near: bool,
-        addr: u64,
+    /// A frame of `len` bytes arrives from the wire on `queue`.
+    Wire {
+        queue: u8,
         len: u16,
+        fill: u8,
     },
-    /// The device fetches BD `index` of a paged rx BD chain over these pages.
-    ChainFetch {
-        near: bool,
-        pages: Vec<u64>,
-        per_page: u8,
-        slots: u16,
-        index: u32,
-    },
-    Config {
-        write: bool,
-        offset: u16,
-        size: u8,
-        value: u32,
+    /// The device DMA-writes `bytes` at `off` into what queue `queue` set up: 0 status
+    /// block, 1 RCQ, 2 RX BD ring, 3 SGE ring, 4 TX ring.
+    DevWrite {
+        queue: u8,
+        target: u8,
+        off: u16,
+        bytes: Vec<u8>,
     },
     Bar {
         write: bool,
@@ -99,22 +77,35 @@ pub enum Op {
         offset: u32,
         value: u32,
     },
-    Advance {
+    Config {
+        offset: u16,
+        size: u8,
+        value: u32,
+    },
+    Wait {
         ns: u32,
     },
 }
 
-/// Platform and port shape, from the input's first bytes.
+/// Platform, port shape and faults, from the input's first bytes.
 #[derive(Debug, Clone, Arbitrary)]
 pub struct Setup {
     xen: bool,
     generation: u8,
-    pool_slots: u16,
+    pool_mib: u8,
     mtu_pick: u8,
     raw_mtu: u16,
-    rx_bds: u8,
-    tx_queues: u8,
-    tx_bds: u16,
+    rx_pages: u8,
+    tx_pages: u8,
+    tpa: bool,
+    max_sges: u8,
+    streaming: bool,
+    queues: u8,
+    interrupts: bool,
+    hostile: Option<u8>,
+    stall: Option<u8>,
+    lose: Option<u8>,
+    seed: u64,
 }
 
 fn generation(i: u8) -> Generation {
@@ -140,239 +131,243 @@ fn check_msg(what: &str, e: &dyn std::fmt::Display) -> Result<(), Violation> {
     Ok(())
 }
 
-/// Run a decoded setup and op list; returns the port's counters at close.
-pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<PortCounters, Violation> {
+fn frame(len: usize, tcp: bool, seq: u16, flags: u8) -> Vec<u8> {
+    let mut f = vec![0u8; len.max(14)];
+    let put = |f: &mut Vec<u8>, at: usize, b: &[u8]| {
+        if let Some(d) = f.get_mut(at..at + b.len()) {
+            d.copy_from_slice(b);
+        }
+    };
+    if tcp && len >= 54 {
+        put(&mut f, 12, &[0x08, 0x00, 0x45]);
+        put(&mut f, 16, &((len - 14) as u16).to_be_bytes());
+        put(&mut f, 23, &[6]);
+        put(&mut f, 26, &[10, 0, 0, 1, 10, 0, 0, 2, 0x9c, 0x40, 0x14, 0x51]);
+        put(&mut f, 38, &(u32::from(seq) * 1000).to_be_bytes());
+        put(&mut f, 46, &[0x50, flags]);
+    } else {
+        put(&mut f, 12, &[0x88, 0xB5]);
+    }
+    for (i, b) in f.iter_mut().enumerate().skip(54) {
+        *b = (i as u8).wrapping_mul(31).wrapping_add(seq as u8);
+    }
+    f
+}
+
+/// Run a decoded setup and op list; returns the counters of queue 0 at close.
+pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<QueueCounters, Violation> {
     let mtu = match setup.mtu_pick % 4 {
         0 => 1500,
         1 => 9000,
-        2 => 9600,
-        _ => u32::from(setup.raw_mtu % 9700).max(46),
+        2 => 4000,
+        _ => u32::from(setup.raw_mtu % 9700).max(40),
     };
-    // One to four 128-slot segments (the pool is whole segments).
-    let pool_slots = 128 * (1 + usize::from(setup.pool_slots % 4));
     let memory = MEMORY.with(|m| if setup.xen { m.1.clone() } else { m.0.clone() });
     let platform = if setup.xen {
-        DmaPlatform::swiotlb(memory, SwiotlbConfig::with_slots(generation(setup.generation), pool_slots))
-            .map_err(|e| violation(format!("pool of {pool_slots} slots: {e}")))?
+        let mib = 4 + usize::from(setup.pool_mib % 16);
+        DmaPlatform::swiotlb(memory, SwiotlbConfig::with_mib(generation(setup.generation), mib))
+            .map_err(|e| violation(format!("pool of {mib} MiB: {e}")))?
     } else {
         DmaPlatform::iommu(memory)
     }
     .shared();
-    let cfg = PortConfig {
-        mtu,
-        rx_bds: 1 + u32::from(setup.rx_bds % 32),
-        tx_queues: 1 + u32::from(setup.tx_queues % 4),
-        tx_bds_per_queue: u32::from(setup.tx_bds % 512),
+    let queues = 1 + usize::from(setup.queues % 3);
+    let cfg = Bnx2xConfig {
+        queues,
+        rx_bd_pages: 1 << (setup.rx_pages % 2),
+        tx_bd_pages: 1 << (setup.tx_pages % 2),
+        tpa: setup.tpa,
+        max_sges: setup.max_sges % 10,
+        buffers: if setup.streaming { BufferMode::Streaming } else { BufferMode::Pool },
+        interrupts: setup.interrupts,
+        tx_timeout_ns: 1_000_000,
+        ..Bnx2xConfig::new(mtu)
     };
-    let backend = EmulatedBackend::new(Bnx2xDevice::new(), "model:bnx2x");
+    let max_frame = cfg.max_frame();
+    let backend =
+        EmulatedBackend::new(Bnx2xDevice::with_config(Config { queues: 3, ..Config::default() }), "model:bnx2x");
     let dma = DmaApi::new(DeviceName::new("bnx2x", "0000:04:00.0"), platform.clone(), u64::MAX);
-    let mut port = match Bnx2xPort::open(backend, dma, cfg.clone()) {
-        Ok(p) => p,
-        Err(e) => return check_msg("open", &e).map(|()| PortCounters::default()),
+    let mut d = match Bnx2x::attach(backend, dma, cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            check_msg("attach", &e)?;
+            return balanced_after_failed_attach(&platform).map(|()| QueueCounters::default());
+        }
     };
-    let rx_bds = cfg.rx_bds as usize;
-    let pool_total = platform.borrow().pool().map(|p| p.config().nslabs);
+    let mut plan = FaultPlan::new(setup.seed);
+    if let Some(n) = setup.hostile {
+        plan = plan.with(FaultKind::HostileCompletion { nth: u32::from(n % 64) }, 0);
+    }
+    if let Some(q) = setup.stall {
+        plan = plan.with(FaultKind::StallConsumer { queue: u16::from(q % 3) }, 0);
+    }
+    if let Some(v) = setup.lose {
+        plan = plan.lose_vector(u16::from(v % 4));
+    }
+    d.backend_mut().device_mut().arm_faults(plan);
     for (i, op) in ops.iter().enumerate() {
-        apply(&mut port, op, i)?;
-        if port.rx_posted() > rx_bds {
-            return Err(violation(format!("op {i}: {} rx buffers posted on a {rx_bds}-BD ring", port.rx_posted())));
-        }
-        if let (Some(total), Some(st)) = (pool_total, platform.borrow().pool_stats())
-            && st.used > total
-        {
-            return Err(violation(format!("op {i}: pool reports {} of {total} slots used", st.used)));
-        }
+        step(&mut d, op, i, max_frame)?;
     }
-    let counters = port.counters;
-    let (report, backend) = port.close();
+    let counters = d.counters(0).unwrap_or_default();
+    let (report, b) = d.close();
     if report.result != CheckResult::Pass {
-        return Err(violation(format!("close: {:?} ({})", report.result, report.detail)));
+        return Err(violation(format!("close: {}", report.detail)));
     }
-    if let Some(st) = platform.borrow().pool_stats()
-        && (st.used != 0 || st.live_mappings != 0)
+    if b.live_mappings() != 0 {
+        return Err(violation(format!("close: backend still holds {} windows", b.live_mappings())));
+    }
+    if let Some(s) = platform.borrow().pool_stats()
+        && s.used != 0
     {
-        return Err(violation(format!(
-            "after close the pool holds {} slots in {} mappings",
-            st.used, st.live_mappings
-        )));
-    }
-    if backend.live_mappings() != 0 {
-        return Err(violation(format!("after close the backend holds {} DMA windows", backend.live_mappings())));
+        return Err(violation(format!("close: {} bounce slots still used", s.used)));
     }
     Ok(counters)
 }
 
-/// An address the device aims at: near the buffer at the rx consumer, or anywhere.
-fn target(port: &Port, near: bool, addr: u64) -> u64 {
-    match (near, port.rx_head_addr()) {
-        (true, Some(head)) => head.wrapping_add(addr % 0x4000).wrapping_sub(0x1000),
-        _ => addr,
+fn balanced_after_failed_attach(platform: &nicqual_dma::dmamap::SharedPlatform) -> Result<(), Violation> {
+    if let Some(s) = platform.borrow().pool_stats()
+        && s.used != 0
+    {
+        return Err(violation(format!("failed attach left {} bounce slots used", s.used)));
     }
+    Ok(())
 }
 
-fn apply(port: &mut Port, op: &Op, i: usize) -> Result<(), Violation> {
+fn step(d: &mut Drv, op: &Op, i: usize, max_frame: usize) -> Result<(), Violation> {
     match op {
-        Op::Rx { len, fill, field, value } => {
-            let Some(addr) = port.rx_head_addr() else {
-                return match port.rx_complete(&FastPathRxCqe::default()) {
-                    RxOutcome::Empty => Ok(()),
-                    other => Err(violation(format!("op {i}: CQE on an empty ring gave {other:?}"))),
-                };
-            };
-            let frame = vec![*fill; usize::from(*len)];
-            let mtu = port.config().mtu;
-            let Ok(mut cqe) = port.backend.device_mut().receive(addr, &frame, mtu) else { return Ok(()) };
-            if let Some(f) = field {
-                let v = *value;
-                match f % 6 {
-                    0 => cqe.type_error_flags = v as u8,
-                    1 => cqe.placement_offset = v as u8,
-                    2 => cqe.pkt_len_or_gro_seg_len.set(v),
-                    3 => cqe.len_on_bd.set(v),
-                    4 => cqe.marker.set(u32::from(v) | 0xFFFF_0000),
-                    _ => cqe.status_flags = v as u8,
+        Op::Tx { queue, len, tcp, seq, flags, frags } => {
+            let f = frame(usize::from(*len % 9800), *tcp, *seq, *flags);
+            let mut parts: Vec<&[u8]> = Vec::new();
+            let mut rest: &[u8] = &f;
+            for &n in frags.iter().take(14) {
+                let n = usize::from(n).min(rest.len());
+                let (a, b) = rest.split_at(n);
+                parts.push(a);
+                rest = b;
+            }
+            parts.push(rest);
+            parts.retain(|p| !p.is_empty());
+            if let Err(e) = d.xmit(usize::from(*queue % 4), &parts) {
+                check_msg(&format!("op {i} xmit"), &e)?;
+            }
+        }
+        Op::Doorbell { queue } => {
+            if let Err(e) = d.doorbell(usize::from(*queue % 4)) {
+                check_msg(&format!("op {i} doorbell"), &e)?;
+            }
+        }
+        Op::Poll { queue, budget } => {
+            let q = usize::from(*queue % 4);
+            let tpa = d.config().tpa;
+            let mut bad = None;
+            let r = d.poll(q, usize::from(*budget), |data, _| {
+                let max = if tpa { hw::TPA_MAX_AGG_LEN } else { max_frame };
+                if data.len() > max {
+                    bad = Some(data.len());
                 }
+            });
+            if let Some(n) = bad {
+                return Err(violation(format!("op {i}: delivered {n} bytes (tpa {tpa}, max frame {max_frame})")));
             }
-            complete(port, &cqe, i)
-        }
-        Op::RawCqe { raw } => {
-            let mut bytes = [0u8; CQE_LEN];
-            for (d, s) in bytes.iter_mut().zip(raw) {
-                *d = *s;
+            if let Err(e) = r {
+                check_msg(&format!("op {i} poll"), &e)?;
             }
-            let Ok(cqe) = FastPathRxCqe::read_from_bytes(&bytes) else { return Ok(()) };
-            complete(port, &cqe, i)
         }
-        Op::Tx { queue, linear, frags } => {
-            let skb = TxSkb {
-                linear: usize::from(*linear),
-                frags: frags.iter().take(hw::MAX_SKB_FRAGS as usize + 2).map(|&f| usize::from(f)).collect(),
+        Op::Wire { queue, len, fill } => {
+            let f = vec![*fill; usize::from(*len % 9800)];
+            d.backend_mut().device_mut().receive_frame(usize::from(*queue % 4), &f);
+        }
+        Op::DevWrite { queue, target, off, bytes } => {
+            let q = usize::from(*queue % 3);
+            let (lo, hi) = match target % 5 {
+                0 => (hw::Q_SB_LO, hw::Q_SB_HI),
+                1 => (hw::Q_RCQ_LO, hw::Q_RCQ_HI),
+                2 => (hw::Q_RX_BD_LO, hw::Q_RX_BD_HI),
+                3 => (hw::Q_SGE_LO, hw::Q_SGE_HI),
+                _ => (hw::Q_TX_BD_LO, hw::Q_TX_BD_HI),
             };
-            match port.tx_submit(usize::from(*queue), &skb) {
-                TxOutcome::Dropped(e) => check_msg(&format!("op {i} tx"), &e),
-                _ => Ok(()),
-            }
-        }
-        Op::TxDone { pos } => {
-            let n = port.tx_in_flight();
-            let done = port.tx_complete(usize::from(*pos));
-            if done != (usize::from(*pos) < n) {
-                return Err(violation(format!("op {i}: tx_complete({pos}) = {done} with {n} in flight")));
-            }
-            Ok(())
-        }
-        Op::DevWrite { near, addr, bytes } => {
-            let a = target(port, *near, *addr);
-            let dev = port.backend.device_mut();
+            let b = d.backend_mut();
+            let base =
+                u64::from(b.read32(0, hw::queue_reg(q, lo))) | u64::from(b.read32(0, hw::queue_reg(q, hi))) << 32;
+            let dev = b.device_mut();
             let now = dev.now_ns();
-            let _ = dev.iommu().write(a, bytes, now);
-            Ok(())
-        }
-        Op::DevRead { near, addr, len } => {
-            let a = target(port, *near, *addr);
-            let _ = port.backend.device_mut().fetch_tx(a, usize::from(*len));
-            Ok(())
-        }
-        Op::ChainFetch { near, pages, per_page, slots, index } => {
-            let pages: Vec<u64> = pages.iter().take(8).map(|&p| target(port, *near, p)).collect();
-            let layout = RingLayout::Paged { pages, per_page: u32::from(*per_page) };
-            if let Ok(ring) = DescRing::<RxBd>::new("rx BD chain", layout, u32::from(*slots)) {
-                let dev = port.backend.device_mut();
-                let now = dev.now_ns();
-                if let Err(e) = ring.fetch(dev.iommu(), *index, now) {
-                    check_msg(&format!("op {i} BD fetch"), &e)?;
-                }
-            }
-            Ok(())
-        }
-        Op::Config { write, offset, size, value } => {
-            let size = [1u8, 2, 4].get(usize::from(*size % 3)).copied().unwrap_or(4);
-            if *write {
-                let _ = port.backend.config_write(*offset, size, *value);
-            } else {
-                let _ = port.backend.config_read(*offset, size);
-            }
-            Ok(())
+            let bytes = bytes.get(..bytes.len().min(256)).unwrap_or_default();
+            let _ = dev.iommu().write(base + u64::from(*off), bytes, now);
         }
         Op::Bar { write, bar, offset, value } => {
-            let dev = port.backend.device_mut();
-            let off = u64::from(*offset);
+            let (bar, off) = (*bar % 6, u64::from(*offset));
             if *write {
-                dev.bar_write32(*bar % 6, off, *value);
+                d.backend_mut().write32(bar, off, *value);
             } else {
-                let _ = dev.bar_read32(*bar % 6, off);
+                let _ = d.backend_mut().read32(bar, off);
             }
-            Ok(())
         }
-        Op::Advance { ns } => {
-            port.backend.device_mut().advance(u64::from(*ns));
-            Ok(())
+        Op::Config { offset, size, value } => {
+            let size = [1u8, 2, 4].get(usize::from(*size % 3)).copied().unwrap_or(4);
+            let _ = d.backend_mut().config_write(*offset, size, *value);
         }
+        Op::Wait { ns } => d.backend_mut().wait(u64::from(*ns)),
     }
-}
-
-fn complete(port: &mut Port, cqe: &FastPathRxCqe, i: usize) -> Result<(), Violation> {
-    let before = port.rx_posted();
-    match port.rx_complete(cqe) {
-        RxOutcome::BadCqe(e) => {
-            check_msg(&format!("op {i} CQE"), &e)?;
-            if port.rx_posted() != before {
-                return Err(violation(format!(
-                    "op {i}: a refused CQE changed the rx ring from {before} to {} buffers ({e})",
-                    port.rx_posted()
-                )));
-            }
-            Ok(())
-        }
-        RxOutcome::Dropped(e) => check_msg(&format!("op {i} rx refill"), &e),
-        RxOutcome::Delivered { len } => {
-            if usize::from(len) > port.config().rx_buf_size() {
-                return Err(violation(format!(
-                    "op {i}: delivered {len} bytes from a {}-byte buffer",
-                    port.config().rx_buf_size()
-                )));
-            }
-            Ok(())
-        }
-        RxOutcome::Empty => Ok(()),
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn setup(xen: bool, pool_slots: u16) -> Setup {
-        Setup { xen, generation: 0, pool_slots, mtu_pick: 1, raw_mtu: 0, rx_bds: 7, tx_queues: 0, tx_bds: 200 }
-    }
-
-    #[test]
-    fn good_frames_are_delivered_and_hostile_cqes_refused_on_both_platforms() {
-        let ops = vec![
-            Op::Rx { len: 9000, fill: 1, field: None, value: 0 },
-            Op::Rx { len: 60, fill: 2, field: Some(3), value: 0xFFFF },
-            Op::RawCqe { raw: vec![0xFF; 64] },
-            Op::Tx { queue: 0, linear: 25158, frags: vec![] },
-            Op::Tx { queue: 0, linear: 128, frags: vec![4096; 6] },
-            Op::TxDone { pos: 1 },
-            Op::DevWrite { near: true, addr: 0x3000, bytes: vec![0xEE; 256] },
-            Op::Rx { len: 1514, fill: 3, field: None, value: 0 },
-        ];
-        for xen in [false, true] {
-            let c = run_ops(&setup(xen, 400), &ops).unwrap();
-            assert_eq!((c.rx_frames, c.rx_bad_cqe, c.tx_packets), (2, 2, 2), "xen {xen}: {c:?}");
+    fn setup(xen: bool, streaming: bool, tpa: bool) -> Setup {
+        Setup {
+            xen,
+            generation: 0,
+            pool_mib: 12,
+            mtu_pick: 0,
+            raw_mtu: 0,
+            rx_pages: 0,
+            tx_pages: 0,
+            tpa,
+            max_sges: 8,
+            streaming,
+            queues: 1,
+            interrupts: true,
+            hostile: None,
+            stall: None,
+            lose: None,
+            seed: 1,
         }
     }
 
     #[test]
-    fn an_exhausted_pool_drops_and_close_still_balances() {
-        // One 128-slot segment, page-aligned 5-slot rx buffers: 21 fit and the 30-BD ring is
-        // left 9 short; neither a 25158-byte linear skb (13 slots) nor an rx refill fits.
+    fn traffic_hostile_writes_and_faults_leave_the_dma_balanced() {
         let ops = vec![
-            Op::Tx { queue: 0, linear: 25158, frags: vec![] },
-            Op::Rx { len: 9000, fill: 1, field: None, value: 0 },
+            Op::Tx { queue: 0, len: 1400, tcp: true, seq: 1, flags: 0x10, frags: vec![] },
+            Op::Tx { queue: 0, len: 1400, tcp: true, seq: 2, flags: 0x18, frags: vec![100, 200] },
+            Op::Tx { queue: 0, len: 300, tcp: false, seq: 3, flags: 0, frags: vec![] },
+            Op::Doorbell { queue: 0 },
+            Op::Poll { queue: 0, budget: 16 },
+            Op::Wire { queue: 1, len: 1514, fill: 7 },
+            Op::Poll { queue: 1, budget: 16 },
+            Op::DevWrite { queue: 0, target: 1, off: 0, bytes: vec![0xFF; 64] },
+            Op::DevWrite { queue: 0, target: 0, off: 2, bytes: vec![0x7F, 0x7F] },
+            Op::Tx { queue: 0, len: 60, tcp: false, seq: 4, flags: 0, frags: vec![] },
+            Op::Doorbell { queue: 0 },
+            Op::Poll { queue: 0, budget: 16 },
+            Op::Bar { write: true, bar: 0, offset: hw::queue_reg(0, hw::Q_ENABLE) as u32, value: 0 },
+            Op::Wait { ns: 5_000_000 },
+            Op::Poll { queue: 1, budget: 16 },
         ];
-        let c = run_ops(&Setup { rx_bds: 29, ..setup(true, 0) }, &ops).unwrap();
-        assert_eq!((c.rx_ring_short, c.tx_map_errors, c.rx_map_errors, c.rx_frames), (9, 1, 1, 0), "{c:?}");
+        for xen in [false, true] {
+            for streaming in [false, true] {
+                for tpa in [false, true] {
+                    let c = run_ops(&setup(xen, streaming, tpa), &ops).unwrap();
+                    assert!(c.tx_packets >= 3, "xen {xen} streaming {streaming} tpa {tpa}: {c:?}");
+                    assert!(c.rx_packets >= 1, "xen {xen} streaming {streaming} tpa {tpa}: {c:?}");
+                }
+            }
+        }
+        let mut hostile = setup(false, true, true);
+        hostile.hostile = Some(0);
+        hostile.stall = Some(0);
+        hostile.lose = Some(1);
+        run_ops(&hostile, &ops).unwrap();
     }
 }

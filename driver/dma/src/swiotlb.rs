@@ -333,6 +333,13 @@ pub struct SwiotlbStats {
     pub maps: u64,
     pub unmaps: u64,
     pub failures: u64,
+    /// Failures an old kernel (classic Xen, legacy) answered with the shared overflow buffer
+    /// (`io_tlb_overflow_buffer`): a single map of at most [`OVERFLOW_BYTES`], or any sg
+    /// entry. A driver that did not check `dma_mapping_error` then DMA'd that frame from or
+    /// into 32 KiB of shared garbage.
+    pub overflow_handouts: u64,
+    /// Failures an old kernel would have panicked on (single map above [`OVERFLOW_BYTES`]).
+    pub would_panic: u64,
     pub bytes_bounced: u64,
 }
 
@@ -729,6 +736,11 @@ impl<S: ByteStore> Swiotlb<S> {
                 OldKernelAction::MappingError
             }
         };
+        match action {
+            OldKernelAction::OverflowBuffer => self.stats.overflow_handouts += 1,
+            OldKernelAction::Panic { .. } => self.stats.would_panic += 1,
+            OldKernelAction::MappingError => {}
+        }
         SwiotlbError::Full {
             device: dev.bdf.clone(),
             size,

@@ -178,6 +178,33 @@ fn failure_messages_are_the_kernels_words() {
 }
 
 #[test]
+fn full_pool_overflow_and_panic_rule_at_the_32_kib_boundary() {
+    // lib/swiotlb.c swiotlb_full(): `size <= io_tlb_overflow || !do_panic` returns the
+    // overflow buffer; swiotlb_map_page passes do_panic = 1, swiotlb_map_sg 0.
+    for generation in [Generation::ClassicXen, Generation::Legacy] {
+        let mut p = pool(generation, 128);
+        map_n(&mut p, 127 * IO_TLB_SIZE).unwrap();
+        let full = |p: &mut Swiotlb, size, kind| match p.alloc(&dev(), 0, size, DmaDirection::ToDevice, kind, 0) {
+            Err(SwiotlbError::Full { action, .. }) => action,
+            other => panic!("{generation:?} {size}: {other:?}"),
+        };
+        assert_eq!(full(&mut p, OVERFLOW_BYTES, MapKind::Single), OldKernelAction::OverflowBuffer);
+        assert!(matches!(full(&mut p, OVERFLOW_BYTES + 1, MapKind::Single), OldKernelAction::Panic { .. }));
+        assert_eq!(full(&mut p, OVERFLOW_BYTES + 1, MapKind::Sg), OldKernelAction::OverflowBuffer);
+        let s = p.stats();
+        assert_eq!((s.failures, s.overflow_handouts, s.would_panic), (3, 2, 1), "{generation:?}");
+        // Nothing was taken from the pool by a failure.
+        assert_eq!((s.used, s.live_mappings), (127, 1));
+    }
+    // 6.x: no overflow buffer, no panic: the caller gets DMA_MAPPING_ERROR.
+    let mut p = pool(Generation::Modern, 128);
+    map_n(&mut p, 127 * IO_TLB_SIZE).unwrap();
+    let e = p.alloc(&dev(), 0, OVERFLOW_BYTES + 1, DmaDirection::ToDevice, MapKind::Single, 0).unwrap_err();
+    assert!(matches!(e, SwiotlbError::Full { action: OldKernelAction::MappingError, .. }));
+    assert_eq!((p.stats().overflow_handouts, p.stats().would_panic), (0, 0));
+}
+
+#[test]
 fn boot_line_and_cmdline_units() {
     let p = Swiotlb::new(SwiotlbConfig::default_for(Generation::Modern));
     assert_eq!(p.boot_line(), "software IO TLB: mapped [mem 0x0000000040000000-0x0000000043ffffff] (64MB)");

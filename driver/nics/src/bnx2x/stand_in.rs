@@ -1,3 +1,6 @@
+//! The stand-in bnx2x port (buffers in a `VecDeque`, CQEs handed in by the caller), kept
+//! only for the seed-001 scenario until it runs on [`super::Bnx2x`]; new code uses that.
+//!
 //! bnx2x port driver at DMA-ring level, over the DMA API.
 //!
 //! What it keeps from Linux `bnx2x_cmn.c`: rx buffers of `rx_buf_size(mtu)` bytes, kmalloc'd
@@ -11,8 +14,6 @@
 //! per direction (`rx_map_errors`, `tx_map_errors`); nothing ever DMAs into a shared
 //! overflow buffer, nothing panics. Every completion is validated ([`validate_cqe`]) before
 //! its length or offset is used.
-
-pub mod preflight;
 
 use crate::backend::Backend;
 use crate::dmamap::{CpuBuffer, DmaApi, DmaError, DmaMapping};
@@ -384,4 +385,5 @@ impl<B: Backend> Bnx2xPort<B> {
 }
 
 #[cfg(test)]
+#[path = "stand_in_tests.rs"]
 mod tests;
