@@ -214,6 +214,7 @@ macro_rules! case {
 }
 
 mod datapath;
+mod queues;
 
 /// Every case, in table order.
 pub fn cases() -> Vec<Case> {
@@ -622,6 +623,7 @@ pub fn cases() -> Vec<Case> {
         }),
     ];
     all.extend(datapath::cases());
+    all.extend(queues::cases());
     all
 }
 
