@@ -168,7 +168,8 @@ pub fn field(loss: Loss, seed: u64) -> Result<Field, DriverError> {
     d.backend_mut().wait(UNPLUGGED_NS);
     d.drain_notifiers()?;
     let icr_pending = d.backend().device().peek(r::ICR);
-    let other_deliveries = d.counters.deliveries.get(OTHER_VECTOR as usize).copied().unwrap_or(0) - before;
+    let other_deliveries =
+        d.counters.deliveries.get(OTHER_VECTOR as usize).copied().unwrap_or(0).saturating_sub(before);
     d.backend_mut().device_mut().set_cable(true);
     d.backend_mut().wait(Config::default().link_up_delay_ns + 20_000_000);
     d.drain_notifiers()?;
