@@ -155,3 +155,105 @@ mod tests {
         assert!(!insert_checksum(&mut f, 500, 24, 0));
     }
 }
+
+/// Layer 4 of a frame built by [`ipv4_frame`] / [`ipv6_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4 {
+    /// TCP with flags SYN (no ACK), checksum filled in.
+    Tcp { sport: u16, dport: u16 },
+    /// UDP, checksum filled in.
+    Udp { sport: u16, dport: u16 },
+    /// No upper layer header (protocol 253, reserved for experiments), `payload` only.
+    None,
+}
+
+fn l4_segment(l4: L4, payload: usize) -> (u8, Vec<u8>) {
+    let data = (0..payload).map(|i| (i as u8).wrapping_mul(7));
+    match l4 {
+        L4::Tcp { sport, dport } => {
+            let mut s = vec![0u8; 20];
+            s[0..2].copy_from_slice(&sport.to_be_bytes());
+            s[2..4].copy_from_slice(&dport.to_be_bytes());
+            s[12] = 5 << 4;
+            s[13] = 0x02;
+            s[14..16].copy_from_slice(&0x4000u16.to_be_bytes());
+            s.extend(data);
+            (IPPROTO_TCP, s)
+        }
+        L4::Udp { sport, dport } => {
+            let mut s = vec![0u8; 8];
+            s[0..2].copy_from_slice(&sport.to_be_bytes());
+            s[2..4].copy_from_slice(&dport.to_be_bytes());
+            let len = (8 + payload) as u16;
+            s[4..6].copy_from_slice(&len.to_be_bytes());
+            s.extend(data);
+            (IPPROTO_UDP, s)
+        }
+        L4::None => (253, data.collect()),
+    }
+}
+
+/// Store the TCP/UDP checksum of `seg` given the pseudo-header sum `pseudo`.
+fn fill_l4_checksum(proto: u8, seg: &mut [u8], pseudo: u64) {
+    let at = match proto {
+        IPPROTO_TCP => 16,
+        IPPROTO_UDP => 6,
+        _ => return,
+    };
+    let c = !fold(ones_sum(seg, pseudo));
+    let c = if proto == IPPROTO_UDP && c == 0 { 0xFFFF } else { c };
+    if let Some(f) = seg.get_mut(at..at + 2) {
+        f.copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// A broadcast Ethernet frame carrying IPv4 from `src` to `dst` (header checksum right,
+/// identification `id`, `frag` = flags/fragment-offset word) and `l4` with `payload`
+/// bytes; TCP/UDP checksums filled in.
+pub fn ipv4_frame(src: [u8; 4], dst: [u8; 4], id: u16, frag: u16, l4: L4, payload: usize) -> Vec<u8> {
+    let (proto, mut seg) = l4_segment(l4, payload);
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0];
+    ip[2..4].copy_from_slice(&((20 + seg.len()) as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&id.to_be_bytes());
+    ip[6..8].copy_from_slice(&frag.to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let c = checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let pseudo = ones_sum(&ip[12..20], 0) + u64::from(proto) + seg.len() as u64;
+    fill_l4_checksum(proto, &mut seg, pseudo);
+    let mut f = vec![0xFF; 6];
+    f.extend_from_slice(&[0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x08, 0x00]);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&seg);
+    f
+}
+
+/// A broadcast Ethernet frame carrying IPv6 from `src` to `dst`, the extension headers
+/// `ext` (each `(next-header value of this header, its bytes)`, chained in order), and
+/// `l4` with `payload` bytes; TCP/UDP checksums filled in (over `src`/`dst`).
+pub fn ipv6_frame(src: [u8; 16], dst: [u8; 16], ext: &[(u8, Vec<u8>)], l4: L4, payload: usize) -> Vec<u8> {
+    let (proto, mut seg) = l4_segment(l4, payload);
+    let mut pseudo = ones_sum(&src, 0) + ones_sum(&dst, 0);
+    pseudo += seg.len() as u64 + u64::from(proto);
+    fill_l4_checksum(proto, &mut seg, pseudo);
+    let mut chain = Vec::new();
+    for (i, (_, bytes)) in ext.iter().enumerate() {
+        let mut h = bytes.clone();
+        if let Some(b) = h.first_mut() {
+            *b = ext.get(i + 1).map_or(proto, |n| n.0);
+        }
+        chain.extend_from_slice(&h);
+    }
+    let first = ext.first().map_or(proto, |e| e.0);
+    let mut ip = vec![0x60, 0, 0, 0, 0, 0, first, 64];
+    ip[4..6].copy_from_slice(&((chain.len() + seg.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let mut f = vec![0xFF; 6];
+    f.extend_from_slice(&[0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x86, 0xDD]);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&chain);
+    f.extend_from_slice(&seg);
+    f
+}

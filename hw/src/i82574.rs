@@ -386,6 +386,7 @@ pub const TCTL_PSP: u32 = tctl::PSP.mask();
 /// RFCTL bits.
 pub const RFCTL_ACK_DIS: u32 = rfctl::ACK_DIS.mask();
 pub const RFCTL_EXTEN: u32 = rfctl::EXTEN.mask();
+pub const RFCTL_IPV6_DIS: u32 = rfctl::IPV6_DIS.mask();
 pub const RFCTL_IPV6_EX_DIS: u32 = rfctl::IPV6_EX_DIS.mask();
 pub const RFCTL_NEW_IPV6_EXT_DIS: u32 = rfctl::NEW_IPV6_EXT_DIS.mask();
 /// RXCSUM.PCSD: the extended write-back carries the RSS hash instead of IP ID/checksum.

@@ -210,6 +210,14 @@ pub const RXD_ERR_IPE: u8 = 1 << 6;
 pub const RXD_ERR_RXE: u8 = 1 << 7;
 /// Extended write-back status_error: IPIDV b9, UDPV b10, ACK b15, errors in 31:24.
 pub const RXDEXT_STAT_IPIDV: u32 = 1 << 9;
+/// Extended write-back packet type, status bits 19:16 (QEMU `E1000_RXD_PKT_TYPE`): MAC
+/// only, IPv4, IPv4 with TCP/UDP, IPv6, IPv6 with TCP/UDP.
+pub const RXDEXT_PKT_TYPE_SHIFT: u32 = 16;
+pub const RXD_PKT_MAC: u32 = 0;
+pub const RXD_PKT_IP4: u32 = 1;
+pub const RXD_PKT_IP4_XDP: u32 = 2;
+pub const RXD_PKT_IP6: u32 = 5;
+pub const RXD_PKT_IP6_XDP: u32 = 6;
 pub const RXDEXT_STAT_UDPV: u32 = 1 << 10;
 pub const RXDEXT_STAT_ACK: u32 = 1 << 15;
 pub const RXDEXT_ERR_CE: u32 = 1 << 24;

@@ -15,6 +15,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use nicqual_backends::emulated::host_region;
 use nicqual_hw::i82574 as r;
 use nicqual_model::i82574::{Config, I82574};
+use nicqual_model::net::{L4, ipv4_frame, ipv6_frame};
 use nicqual_model::{FaultKind, FaultPlan, PciDevice, Perm};
 use nicqual_pci::dma::DmaMemory;
 
@@ -104,20 +105,45 @@ pub enum Op {
     Cable {
         plugged: bool,
     },
-    /// Program queue 0's RX (or TX) ring over window `slot` and enable it, control bits
-    /// from the fuzzer: reaches the ring paths in a few bytes.
+    /// Program queue 0's (or, `q1`, queue 1's) RX (or TX) ring over window `slot` and
+    /// enable it, control bits from the fuzzer: reaches the ring paths in a few bytes.
     Ring {
         tx: bool,
+        q1: bool,
         slot: u8,
         len_descs: u8,
         head: u8,
         tail: u8,
         ctl: u32,
     },
-    /// Move queue 0's tail.
+    /// Move queue 0's (or queue 1's) tail.
     Tail {
         tx: bool,
+        q1: bool,
         tail: u16,
+    },
+    /// RSS set-up: MRQC, RXCSUM (PCSD decides), RFCTL, one RETA value for every entry
+    /// register, the key from a seed; then TARC0/TARC1.
+    Rss {
+        mrqc: u32,
+        rxcsum: u32,
+        rfctl: u32,
+        reta: u32,
+        key_seed: u32,
+        tarc: [u32; 2],
+    },
+    /// An IPv4 or IPv6 frame (extension header bytes `ext` after next-header `ext_nh` for
+    /// IPv6) with protocol from `l4`, cut to `cut` bytes when that is shorter: reaches the
+    /// RSS parser and hash with well-formed and truncated headers.
+    ReceiveIp {
+        v6: bool,
+        l4: u8,
+        src: [u8; 16],
+        ports: u32,
+        frag: u16,
+        ext_nh: u8,
+        ext: Vec<u8>,
+        cut: u16,
     },
     /// A frame arrives from the wire.
     Receive {
@@ -250,7 +276,7 @@ pub fn run_ops(ops: &[Op]) -> Result<(), Violation> {
                 dev.arm_faults(FaultPlan::new(*seed).with(kind, u64::from(*at_ns)));
             }
             Op::Cable { plugged } => dev.set_cable(*plugged),
-            Op::Ring { tx, slot, len_descs, head, tail, ctl } => {
+            Op::Ring { tx, q1, slot, len_descs, head, tail, ctl } => {
                 let (iova, bytes) = match windows.get(usize::from(*slot) % SLOTS).and_then(|w| w.as_ref()) {
                     Some(w) => (w.iova, (w.pages * PAGE) as u32),
                     None => (0, PAGE as u32),
@@ -259,10 +285,11 @@ pub fn run_ops(ops: &[Op]) -> Result<(), Violation> {
                 // most what the window holds, sometimes more (the fuzzer decides).
                 let len = (u32::from(*len_descs) + 1) * 128;
                 let len = if len_descs & 0x80 == 0 { len.min(bytes) } else { len };
+                let q = u32::from(*q1);
                 let (bal, bah, l, h, t, ctl_reg, en) = if *tx {
-                    (r::tdbal(0), r::tdbah(0), r::tdlen(0), r::tdh(0), r::tdt(0), r::TCTL, r::TCTL_EN)
+                    (r::tdbal(q), r::tdbah(q), r::tdlen(q), r::tdh(q), r::tdt(q), r::TCTL, r::TCTL_EN)
                 } else {
-                    (r::rdbal(0), r::rdbah(0), r::rdlen(0), r::rdh(0), r::rdt(0), r::RCTL, r::RCTL_EN)
+                    (r::rdbal(q), r::rdbah(q), r::rdlen(q), r::rdh(q), r::rdt(q), r::RCTL, r::RCTL_EN)
                 };
                 let w = |d: &mut I82574, o: u32, v: u32| d.bar_write32(r::BAR_REGS, u64::from(o), v);
                 w(&mut dev, bal, iova as u32);
@@ -272,12 +299,45 @@ pub fn run_ops(ops: &[Op]) -> Result<(), Violation> {
                 w(&mut dev, t, u32::from(*tail));
                 w(&mut dev, ctl_reg, ctl | en);
             }
-            Op::Tail { tx, tail } => {
-                let o = if *tx { r::tdt(0) } else { r::rdt(0) };
+            Op::Tail { tx, q1, tail } => {
+                let q = u32::from(*q1);
+                let o = if *tx { r::tdt(q) } else { r::rdt(q) };
                 dev.bar_write32(r::BAR_REGS, u64::from(o), u32::from(*tail));
             }
             Op::Receive { frame, has_fcs } => {
                 dev.receive_frame(frame, *has_fcs);
+            }
+            Op::Rss { mrqc, rxcsum, rfctl, reta, key_seed, tarc } => {
+                let w = |d: &mut I82574, o: u32, v: u32| d.bar_write32(r::BAR_REGS, u64::from(o), v);
+                for n in 0..r::RSSRK_LEN {
+                    w(&mut dev, r::RSSRK + 4 * n, key_seed.rotate_left(n).wrapping_mul(0x9E37_79B9));
+                }
+                for n in 0..r::RETA_LEN {
+                    w(&mut dev, r::RETA + 4 * n, reta.rotate_left(n));
+                }
+                w(&mut dev, r::MRQC, *mrqc);
+                w(&mut dev, r::RXCSUM, *rxcsum);
+                w(&mut dev, r::RFCTL, *rfctl);
+                w(&mut dev, r::tarc(0), tarc[0]);
+                w(&mut dev, r::tarc(1), tarc[1]);
+            }
+            Op::ReceiveIp { v6, l4, src, ports, frag, ext_nh, ext, cut } => {
+                let (sport, dport) = ((*ports >> 16) as u16, *ports as u16);
+                let l4 = match l4 % 3 {
+                    0 => L4::Tcp { sport, dport },
+                    1 => L4::Udp { sport, dport },
+                    _ => L4::None,
+                };
+                let dst = src.map(|b| b.rotate_left(3));
+                let mut f = if *v6 {
+                    let ext: Vec<(u8, Vec<u8>)> = if ext.is_empty() { vec![] } else { vec![(*ext_nh, ext.clone())] };
+                    ipv6_frame(*src, dst, &ext, l4, 16)
+                } else {
+                    let a = |x: &[u8; 16]| [x[0], x[1], x[2], x[3]];
+                    ipv4_frame(a(src), a(&dst), *frag, *frag, l4, 16)
+                };
+                f.truncate(usize::from(*cut).max(14));
+                dev.receive_frame(&f, false);
             }
             Op::AdvanceFar { ns } => dev.advance(*ns),
             Op::ClockSet { ns } => {

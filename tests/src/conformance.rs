@@ -228,6 +228,7 @@ mod datapath;
 mod generations;
 mod three_way;
 pub use three_way::{KNOWN_QEMU11, Row3, known_qemu11, run_case_qemu11, run_case3, table3};
+mod queues;
 
 /// Every case, in table order.
 pub fn cases() -> Vec<Case> {
@@ -637,6 +638,7 @@ pub fn cases() -> Vec<Case> {
     ];
     all.extend(datapath::cases());
     all.extend(generations::cases());
+    all.extend(queues::cases());
     all
 }
 

@@ -33,13 +33,18 @@ fn result_of<'a>(checks: &'a [(String, String, String)], name: &str) -> &'a (Str
 
 /// (IVAR entry, the vector Linux's plan routes it to).
 const ROUTED: [(&str, u16); 3] = [("RxQ0", 0), ("TxQ0", 1), ("Other", 2)];
+/// The same for the two-queue-pair plan (checks prefixed `q2:`).
+const ROUTED_Q2: [(&str, u16); 5] = [("RxQ0", 0), ("RxQ1", 1), ("TxQ0", 2), ("TxQ1", 3), ("Other", 4)];
 
-/// Did `drop-irq:V:P` with `seed` fail the liveness check of the entry on V?
-fn drop_fails(entry: &str, vector: u16, p: f64, seed: u64) -> bool {
+/// Did `drop-irq:V:P` with `seed` fail the liveness check of the entry on V, in the group of
+/// `queues` queue pairs?
+fn drop_fails(queues: u8, entry: &str, vector: u16, p: f64, seed: u64) -> bool {
     let fault = format!("drop-irq:{vector}:{p}");
     let seed = seed.to_string();
-    let (code, c) = run(&["--check", &format!("vector[{entry}]"), "--fault", &fault, "--seed", &seed]);
-    let (_, result, detail) = result_of(&c, &format!("vector[{entry}]"));
+    let name = format!("{}vector[{entry}]", if queues == 2 { "q2:" } else { "" });
+    let q = queues.to_string();
+    let (code, c) = run(&["--queues", &q, "--check", &name, "--fault", &fault, "--seed", &seed]);
+    let (_, result, detail) = result_of(&c, &name);
     let failed = result == "fail";
     assert_eq!(code, Some(if failed { 1 } else { 0 }), "seed {seed} {fault}: exit status vs {result}: {detail}");
     failed
@@ -70,6 +75,13 @@ fn five_percent_loss_fails_the_vector_and_recovery_reports_degraded() {
 }
 
 #[test]
+fn five_percent_loss_fails_every_vector_of_the_two_pair_group() {
+    for (entry, v) in ROUTED_Q2 {
+        assert!(drop_fails(2, entry, v, 0.05, 1), "q2:vector[{entry}] passed with drop-irq:{v}:0.05, seed 1");
+    }
+}
+
+#[test]
 fn healthy_runs_raise_no_alarm_and_recovery_of_a_healthy_vector_is_earned() {
     for seed in 1..=3u64 {
         let s = seed.to_string();
@@ -83,20 +95,24 @@ fn healthy_runs_raise_no_alarm_and_recovery_of_a_healthy_vector_is_earned() {
 }
 
 /// Acceptance sweep: for seeds 1-100, `drop-irq:V:0.05` fails the vector's check in at
-/// least 99 runs, for each routed vector (expected misses 100 x 0.95^150 = 0.05).
+/// least 99 runs, for each routed vector of both groups (expected misses 100 x 0.95^150 =
+/// 0.05).
 #[test]
-#[ignore = "sweep: 300 qualify runs (about 10 s); figure in docs/RELIABILITY.md"]
+#[ignore = "sweep: 800 qualify runs (about 20 s); figure in docs/RELIABILITY.md"]
 fn sweep_drop_irq_five_percent_seeds_1_to_100() {
-    for (entry, v) in ROUTED {
-        let caught = (1..=100u64).filter(|&s| drop_fails(entry, v, 0.05, s)).count();
-        println!("drop-irq:{v}:0.05 ({entry}): vector[{entry}] failed in {caught}/100 seeds");
-        assert!(caught >= 99, "{entry}: caught in only {caught}/100 seeds");
+    let groups = [(1u8, &ROUTED[..]), (2, &ROUTED_Q2[..])];
+    for (q, routed) in groups {
+        for &(entry, v) in routed {
+            let caught = (1..=100u64).filter(|&s| drop_fails(q, entry, v, 0.05, s)).count();
+            println!("--queues {q} drop-irq:{v}:0.05 ({entry}): its vector check failed in {caught}/100 seeds");
+            assert!(caught >= 99, "--queues {q} {entry}: caught in only {caught}/100 seeds");
+        }
     }
 }
 
-/// Acceptance sweep: healthy model, seeds 1-1000, every check: 0 failures.
+/// Acceptance sweep: healthy model, seeds 1-1000, every check of both groups: 0 failures.
 #[test]
-#[ignore = "sweep: 1000 qualify runs (about 30 s); figure in docs/RELIABILITY.md"]
+#[ignore = "sweep: 1000 qualify runs (about 40 s); figure in docs/RELIABILITY.md"]
 fn sweep_healthy_seeds_1_to_1000() {
     let mut failures = Vec::new();
     for seed in 1..=1000u64 {

@@ -65,6 +65,11 @@ fn healthy_model_passes_every_check() {
     for v in 0..5 {
         assert!(r.iter().any(|c| c.0 == format!("q2:msix-table[{v}]") && c.1 == "pass"), "vector {v}");
     }
+    // Each check names its group in the record as well.
+    for c in v["checks"].as_array().unwrap() {
+        let want = if c["name"].as_str().unwrap().starts_with("q2:") { "queues=2" } else { "queues=1" };
+        assert_eq!(c["group"], want, "{}", c["name"]);
+    }
     assert_eq!(v["verdict"], "pass");
     assert_eq!(v["device"]["device_id"], "10d3");
 }

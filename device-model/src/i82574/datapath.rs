@@ -18,8 +18,12 @@
 //! * **Wire**: with RCTL.LBM = 01 (MAC loopback) a frame goes straight to this device's own
 //!   receive path; otherwise it goes on the [`crate::wire::WireEnd`] if one is connected and
 //!   the link is up, else it is discarded (counted in [`DatapathCounters::tx_no_link`]).
-//! * **RX** (queue 0; no RSS is modelled, queue 1's registers are storage): receiving needs
-//!   RCTL.EN. The FCS is checked (CRCERRS), then the size: below 64 bytes with FCS → RUC,
+//! * **RX** (two queues): receiving needs RCTL.EN. A frame goes to queue 0 unless RSS
+//!   chooses (MRQC.MRQE = 01 with RXCSUM.PCSD and extended descriptors; [`super::rss`]):
+//!   then bit 7 of RETA entry `hash & 0x7F` names the queue, and the last descriptor's
+//!   write-back carries the Toeplitz hash, the RSS type (MRQ bits 3:0) and the queue (MRQ
+//!   bits 12:8). Extended write-backs also carry the packet type (status 19:16) and, with
+//!   PCSD clear, the IPv4 identification with IPIDV (QEMU `e1000e_build_rx_metadata`). The FCS is checked (CRCERRS), then the size: below 64 bytes with FCS → RUC,
 //!   above 1522 (or, with RCTL.LPE, above [`MAX_JUMBO_FRAME`] = 9234) → ROC, both dropped
 //!   unless RCTL.SBP. Then the address filter (UPE/MPE/BAM, RAL/RAH with AV, MTA hash for
 //!   MO = 00). A frame longer than one receive buffer (RCTL.BSIZE/BSEX) **spans** several
@@ -35,17 +39,20 @@
 //! * **Causes**: RXT0 after RDTR (packet timer, restarted per frame) or RADV (absolute
 //!   timer), both in 1.024 µs units on the virtual clock; RDTR = 0 means immediately;
 //!   RDTR.FPD flushes. RXDMT0 when free descriptors fall to RCTL.RDMTS (1/2, 1/4, 1/8 of
-//!   the ring). Under MSI-X the queue causes are RXQ0 and TXQ0/TXQ1 instead of
-//!   RXT0/RXDMT0/TXDW, as QEMU models it; RXO is an Other cause.
+//!   the ring). Under MSI-X the queue causes are RXQ0/RXQ1 (by the queue that received)
+//!   and TXQ0/TXQ1 instead of RXT0/RXDMT0/TXDW, as QEMU models it; RXO is an Other cause.
+//!   The packet buffer is one FIFO for both queues: a frame waiting for its queue's
+//!   descriptors holds back the frames behind it, whatever their queue.
 //! * **Descriptor DMA that the IOMMU blocks** stops the queue where it is (TDH/RDH are not
 //!   advanced past the bad slot) and is counted; a blocked buffer write sets RXE in the
 //!   descriptor's errors.
 
 use super::I82574;
+use super::rss::{self, Flow, L3};
 use crate::net;
 use crate::ring::{DescRing, HeadTail, RingError, RingLayout};
 use crate::wire::{self, WireEnd};
-use nicqual_hw::i82574::{self as r, Icr};
+use nicqual_hw::i82574::{self as r, Icr, RssType};
 use nicqual_hw::i82574_desc::{self as d, ExtRxWb, LegacyRxDesc, TxDesc, TxKind};
 
 /// Largest frame (with FCS) accepted with RCTL.LPE.
@@ -130,6 +137,8 @@ pub struct Datapath {
     rx_scratch: Vec<u8>,
     rx_pkt_timer: Option<u64>,
     rx_abs_timer: Option<u64>,
+    /// Queues (bit q) whose receive cause waits for RDTR/RADV.
+    rx_delayed: u8,
     tx_pkt_timer: [Option<u64>; 2],
     tx_abs_timer: [Option<u64>; 2],
     /// Re-entrancy guard: loopback delivery from inside TX processing.
@@ -153,6 +162,19 @@ impl Datapath {
             .flatten()
             .min()
     }
+}
+
+/// Where a received frame goes and what its extended write-back says beyond status.
+#[derive(Debug, Clone, Copy, Default)]
+struct RxMeta {
+    /// Receive queue (RSS; 0 without).
+    queue: u32,
+    /// MRQ dword: RSS type 3:0, queue 12:8.
+    mrq: u32,
+    /// RSS hash (PCSD set) or IPv4 identification (PCSD clear, IPIDV).
+    rss_or_csum: u32,
+    /// Extra status bits: packet type 19:16, IPIDV.
+    status: u32,
 }
 
 /// Outcome of offering a frame to the receive path.
@@ -612,7 +634,9 @@ impl I82574 {
     /// Write `buf` (what goes to memory; `data_len` bytes of it are the frame proper) into
     /// RX queue 0. `None`: not enough descriptors now (nothing written).
     fn rx_place(&mut self, buf: &[u8], data_len: usize, crc_bad: bool) -> Option<RxOutcome> {
-        let q = 0;
+        let ext = self.reg(r::RFCTL) & r::RFCTL_EXTEN != 0;
+        let meta = if ext { self.rx_meta(buf.get(..data_len).unwrap_or_default()) } else { RxMeta::default() };
+        let q = meta.queue;
         let geom = self.ring_geom(r::rdlen(q))?;
         let (head, tail) = (self.reg(r::rdh(q)), self.reg(r::rdt(q)));
         let Some(avail) = geom.pending(head, tail) else {
@@ -626,12 +650,11 @@ impl I82574 {
             return None;
         }
         let ring = DescRing::<LegacyRxDesc>::new(
-            "RX0",
+            if q == 0 { "RX0" } else { "RX1" },
             RingLayout::Contiguous { base: self.ring_base(r::rdbal(q), r::rdbah(q)) },
             geom.size(),
         )
         .ok()?;
-        let ext = self.reg(r::RFCTL) & r::RFCTL_EXTEN != 0;
         let csum = self.rx_csum(buf.get(..data_len).unwrap_or_default());
         let mut idx = head;
         let mut off = 0usize;
@@ -666,10 +689,14 @@ impl I82574 {
                 if crc_bad {
                     err |= d::RXDEXT_ERR_CE;
                 }
+                let (mut mrq, mut rss_or_csum) = (0, 0);
                 if last {
-                    err |= csum.1;
+                    err |= csum.1 | meta.status;
+                    (mrq, rss_or_csum) = (meta.mrq, meta.rss_or_csum);
                 }
                 let e = ExtRxWb {
+                    mrq: mrq.into(),
+                    rss_or_csum: rss_or_csum.into(),
                     status_error: (status | err).into(),
                     length: (chunk as u16).into(),
                     ..Default::default()
@@ -717,7 +744,7 @@ impl I82574 {
             }
             self.dp.counters.rx_frames += 1;
         }
-        self.rx_causes(geom, idx, tail);
+        self.rx_causes(q, geom, idx, tail);
         self.dp.in_rx = false;
         Some(outcome)
     }
@@ -761,9 +788,10 @@ impl I82574 {
         (st, err)
     }
 
-    fn rx_causes(&mut self, geom: HeadTail, head: u32, tail: u32) {
+    fn rx_causes(&mut self, q: u32, geom: HeadTail, head: u32, tail: u32) {
         let rdtr = self.reg(r::RDTR) & 0xFFFF;
         let radv = self.reg(r::RADV) & 0xFFFF;
+        self.dp.rx_delayed |= 1 << (q & 1);
         if rdtr == 0 {
             self.raise_rx_cause();
         } else {
@@ -775,16 +803,63 @@ impl I82574 {
         let rdmts = (self.reg(r::RCTL) >> r::RCTL_RDMTS_SHIFT) & 0b11;
         let threshold = geom.size() >> (rdmts + 1).min(3);
         if geom.pending(head, tail).is_some_and(|free| free <= threshold) {
-            let c = if self.msix_enabled() { Icr::RXQ0 } else { Icr::RXDMT0 };
+            let c = if self.msix_enabled() { Self::rxq_cause(q) } else { Icr::RXDMT0 };
             self.set_interrupt_cause(c.bits());
         }
     }
 
+    /// The MSI-X cause of receive queue `q`.
+    fn rxq_cause(q: u32) -> Icr {
+        if q == 0 { Icr::RXQ0 } else { Icr::RXQ1 }
+    }
+
+    /// Raise the receive cause of every queue that has written back since the last one:
+    /// RXQ0/RXQ1 by queue under MSI-X, RXT0 otherwise.
     fn raise_rx_cause(&mut self) {
         self.dp.rx_pkt_timer = None;
         self.dp.rx_abs_timer = None;
-        let c = if self.msix_enabled() { Icr::RXQ0 } else { Icr::RXT0 };
+        let queues = std::mem::take(&mut self.dp.rx_delayed);
+        let c = if !self.msix_enabled() {
+            Icr::RXT0
+        } else {
+            (0..r::QUEUES).filter(|q| queues & (1 << q) != 0).fold(Icr::empty(), |c, q| c | Self::rxq_cause(q))
+        };
         self.set_interrupt_cause(c.bits());
+    }
+
+    /// RSS enabled: MRQC.MRQE = 01 with RXCSUM.PCSD and extended descriptors (the
+    /// write-back's hash field exists only then; QEMU `e1000e_rss_enabled`).
+    fn rss_enabled(&self) -> bool {
+        self.reg(r::MRQC) & r::MRQC_MRQE_MASK == r::MRQC_MRQE_RSS
+            && self.reg(r::RXCSUM) & r::RXCSUM_PCSD != 0
+            && self.reg(r::RFCTL) & r::RFCTL_EXTEN != 0
+    }
+
+    /// Queue and extended write-back fields of `frame` (extended descriptors only).
+    fn rx_meta(&self, frame: &[u8]) -> RxMeta {
+        let flow = Flow::parse(frame);
+        let pkt_type = flow.packet_type(self.reg(r::RFCTL) & r::RFCTL_IPV6_DIS != 0);
+        let mut m = RxMeta { status: pkt_type << d::RXDEXT_PKT_TYPE_SHIFT, ..RxMeta::default() };
+        if self.reg(r::RXCSUM) & r::RXCSUM_PCSD == 0 {
+            // The hash dword carries the IPv4 identification instead (IPIDV).
+            if let L3::V4 { id, .. } = flow.l3 {
+                m.status |= d::RXDEXT_STAT_IPIDV;
+                m.rss_or_csum = u32::from(id);
+            }
+            return m;
+        }
+        if !self.rss_enabled() {
+            return m;
+        }
+        let ty = flow.rss_type(self.reg(r::MRQC), self.reg(r::RFCTL));
+        if ty != RssType::None {
+            let key = rss::key_from_regs((0..r::RSSRK_LEN).map(|n| self.reg(r::RSSRK + 4 * n)));
+            let hash = flow.rss_hash(ty, &key);
+            m.queue = rss::reta_queue(|n| self.reg(r::RETA + 4 * n), hash);
+            m.rss_or_csum = hash;
+        }
+        m.mrq = ty as u32 | m.queue << r::MRQ_QUEUE_SHIFT;
+        m
     }
 
     /// Fire datapath timers that are due.

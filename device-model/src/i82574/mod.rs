@@ -26,6 +26,7 @@ use nicqual_hw::regs::Access;
 use std::sync::LazyLock;
 
 mod datapath;
+pub mod rss;
 pub use datapath::{DatapathCounters, MAX_JUMBO_FRAME, RxOutcome};
 
 /// Words of the register file (128 KiB / 4).
@@ -852,3 +853,6 @@ mod datapath_tests;
 
 #[cfg(test)]
 mod queue_tests;
+
+#[cfg(test)]
+mod rss_tests;

@@ -7,6 +7,7 @@
 pub mod bnx2x_swiotlb_jumbo;
 pub mod dom0_memory_squeeze;
 pub mod enic_jumbo;
+pub mod esxi_lost_vector;
 pub mod netfront_resume;
 pub mod story;
 pub mod traffic;
@@ -36,6 +37,7 @@ pub const SCENARIOS: &[&Scenario] = &[
     &dom0_memory_squeeze::SCENARIO,
     &bnx2x_swiotlb_jumbo::SCENARIO,
     &enic_jumbo::SCENARIO,
+    &esxi_lost_vector::SCENARIO,
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
