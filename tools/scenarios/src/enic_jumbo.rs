@@ -470,8 +470,8 @@ fn crash_path(cells: &[Cell]) -> String {
          the guest), and a larger claim stops at skb_over_panic (a BUG in the receive path). The model contradicts \
          the field's trace for the linear receive path: a fault inside skb_copy_bits needs a non-linear skb (pages \
          or a frag_list) reaching an unmapped page.\n\
-         [inference] ip_do_fragment exists from Linux 4.1, so the field's dom0 ran a later kernel than the driver \
-         modelled; there ip_finish_output_gso segments a forwarded GRO skb longer than the egress MTU and \
+         [inference] ip_do_fragment is a 4.x name (split out of ip_fragment around Linux 4.1: kernel history, not \
+         read here), so the field's dom0 ran a later kernel than the driver modelled; there ip_finish_output_gso segments a forwarded GRO skb longer than the egress MTU and \
          fragments each segment, and enic hands frames up through napi_gro_receive: MTU-9000 GRO skbs forwarded \
          to a 1500 VIF would reach ip_do_fragment -> skb_copy_bits on non-linear segments. Not modelled here.",
         oob::early_tailroom(hw::rx_buf_len_early(1500)),

@@ -66,6 +66,8 @@ pub enum Rule {
 }
 
 /// The linear skb handed up, in bytes from `skb->data` at receive (the Ethernet header).
+/// Early enic receives into one linear buffer, so `data_len` (paged bytes) is always 0 and
+/// is not kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Skb {
     /// `skb->len` after `skb_put`.
