@@ -41,6 +41,7 @@ fn enic_jumbo_key_numbers() {
         "What to change:",
         "64 MiB for the assumed 64 GiB host",
         "is not reproduced by an honest adapter",
+        "The model contradicts the field's trace for the linear receive path",
         "Jumbo support matrix (adapter vNIC MTU 9000):",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
@@ -70,6 +71,19 @@ fn enic_jumbo_key_numbers() {
     assert_eq!((measured(bad, "corrupt_frames"), measured(bad, "overrun_landed")), (0.0, 0.0));
     assert_eq!(check(&v, "enic-jumbo.early-bad-adapter")["result"], "xfail");
     assert_eq!(check(&v, "enic-jumbo.mtu-disagreement")["result"], "pass");
+    // The crash path per MTU and column: nothing past the data on the honest adapter or
+    // under nicqual; the early driver with the misbehaving adapter reads past it or stops at
+    // skb_over_panic.
+    for c in [early, nq, bad] {
+        for m in [1500, 9000] {
+            assert_eq!(measured(c, &format!("oob_copies_mtu{m}")), 0.0, "{c}");
+            assert_eq!(measured(c, &format!("skb_over_panics_mtu{m}")), 0.0, "{c}");
+        }
+    }
+    assert!(measured(early_bad, "oob_copies") + measured(early_bad, "skb_over_panics") > 0.0, "{early_bad}");
+    if measured(early_bad, "oob_copies") > 0.0 {
+        assert!(early_bad["detail"].as_str().unwrap().contains(" first at 0x"), "{early_bad}");
+    }
 }
 
 #[test]

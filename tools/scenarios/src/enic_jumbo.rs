@@ -12,10 +12,18 @@
 //!   its buffer, a buffer or transmit posted at the SWIOTLB overflow buffer;
 //! * **supported** — otherwise.
 //!
+//! On every cell the receive completions the adapter wrote are also read from DMA memory and
+//! run through the field's crash path ([`oob`]): the variant's receive rule builds an skb
+//! (early enic: `skb_put(bytes_written)` into an skb with the room 2.6.29 allocated), and
+//! `ip_fragment`'s slow path splits it for a 1500-byte path; copies past the frame's data
+//! are counted with the first address, `skb_put` past the room as `skb_over_panic`.
+//!
 //! Columns: early enic (2.6.3x) and nicqual's driver, each on a Xen dom0 without an IOMMU
 //! (honest adapter; the SWIOTLB classic Xen gives dom0 on the assumed 64 GiB host: 64 MiB,
 //! see [`classic_xen_swiotlb_bytes`]) and behind an IOMMU with a misbehaving adapter (seeded
 //! faults: overrun, over-length, span, unposted index).
+
+pub mod oob;
 
 use super::Scenario;
 use super::story::{Platform as RecPlatform, Story, check, expect_field_failure, print_checks, record};
@@ -146,9 +154,14 @@ pub struct Cell {
     pub map_failures: u64,
     pub overflow_posted: u64,
     pub rx_buffers_posted: u32,
+    /// Frames the driver handed up.
+    pub rx_delivered: u64,
     pub bounce_hiwater: usize,
     pub first_kernel_line: Option<String>,
     pub virtual_ns: u64,
+    /// The field's crash path on this cell's completions ([`oob`]): the variant's receive
+    /// rule, the skb it builds, `ip_fragment`'s copies towards a [`oob::PATH_MTU`] path.
+    pub oob: oob::OobTally,
 }
 
 impl Cell {
@@ -160,6 +173,8 @@ impl Cell {
             + self.would_use_unposted
             + self.partial_delivered
             + self.overflow_posted
+            + self.oob.oob_copies
+            + self.oob.over_panics
     }
 
     fn detail(&self) -> String {
@@ -169,7 +184,8 @@ impl Cell {
         let drops: Vec<String> = self.dropped.iter().map(|(r, n)| format!("{r} {n}")).collect();
         format!(
             "{}/{} intact, {} corrupt, {} duplicated; {} adapter faults; dropped: {}; IOMMU blocked {}; \
-             past-buffer writes landed {}, reads {}; unposted used {}; overflow buffer posted {} ({} map failures)",
+             past-buffer writes landed {}, reads {}; unposted used {}; overflow buffer posted {} ({} map failures); \
+             fragmentation for a {}-byte path: {} skbs split, {}",
             self.intact,
             self.sent_in_mtu,
             self.corrupt,
@@ -181,7 +197,10 @@ impl Cell {
             self.would_read_past_buffer,
             self.would_use_unposted,
             self.overflow_posted,
-            self.map_failures
+            self.map_failures,
+            oob::PATH_MTU,
+            self.oob.fragmented,
+            self.oob.field_view()
         )
     }
 }
@@ -207,6 +226,15 @@ pub fn cell(seed: u64, mtu: u32, vi: usize) -> Cell {
     };
     c.note = note;
     c.rx_buffers_posted = e.rx_outstanding();
+    let rule = if v.policy == Policy::Early { oob::Rule::Early } else { oob::Rule::Nicqual };
+    let mut snoop = oob::CqSnoop::attach(e.backend_mut().device_mut(), rule);
+    // The completions are read before the driver consumes them.
+    let mut poll = |e: &mut Enic<EmulatedBackend<EnicDevice>>, out: &mut Vec<Vec<u8>>| {
+        if let Some(s) = snoop.as_mut() {
+            s.drain(e.backend_mut().device_mut());
+        }
+        e.poll_rx(out);
+    };
     let mut host = Gen::new(cell_seed, 1);
     let mut peer = Gen::new(cell_seed, 2);
     let max = (mtu + hw::ETH_HLEN) as usize;
@@ -222,7 +250,7 @@ pub fn cell(seed: u64, mtu: u32, vi: usize) -> Cell {
         if e.send(&f).is_ok() {
             host_ok += 1;
         }
-        e.poll_rx(&mut out);
+        poll(&mut e, &mut out);
         if k % PEER_EVERY == PEER_EVERY - 1 {
             let p = peer.packet(peer_len);
             peer_sent += 1;
@@ -230,7 +258,7 @@ pub fn cell(seed: u64, mtu: u32, vi: usize) -> Cell {
                 peer_in_mtu += 1;
             }
             e.backend_mut().device_mut().receive(&p);
-            e.poll_rx(&mut out);
+            poll(&mut e, &mut out);
         }
     }
     let mut seen_host = vec![false; FRAMES as usize];
@@ -265,10 +293,12 @@ pub fn cell(seed: u64, mtu: u32, vi: usize) -> Cell {
     c.would_use_unposted = s.would_use_unposted;
     c.partial_delivered = s.partial_delivered;
     c.map_failures = s.map_failures;
+    c.rx_delivered = s.rx_delivered;
     c.overflow_posted = s.overflow_posted;
     c.bounce_hiwater = e.bounce_usage().map_or(0, |(_, hi, _)| hi);
     c.first_kernel_line = e.bounce_log().first().cloned();
     c.virtual_ns = e.backend().device().now_ns();
+    c.oob = snoop.map(|s| s.tally).unwrap_or_default();
     c.grade = Some(if c.unsafe_events() > 0 {
         Grade::Unsafe
     } else if c.lost_in_mtu > c.faults_injected {
@@ -333,12 +363,20 @@ pub fn checks(cells: &[Cell]) -> Vec<CheckReport> {
         let supported: Vec<String> =
             mine.iter().filter(|c| c.grade == Some(Grade::Supported)).map(|c| c.mtu.to_string()).collect();
         let sum = |f: fn(&Cell) -> u64| mine.iter().map(|c| f(c)).sum::<u64>();
+        let configured = || mine.iter().filter(|c| c.refused.is_none());
+        let oob_per_mtu: Vec<String> = configured()
+            .map(|c| {
+                let first = c.oob.first_oob.map_or(String::new(), |e| format!(" first at {:#x}", e.address));
+                format!("{} {}{first} (skb_over_panic {})", c.mtu, c.oob.oob_copies, c.oob.over_panics)
+            })
+            .collect();
         let detail = format!(
-            "{} on {}: supported at MTU {}; unsafe at {}",
+            "{} on {}: supported at MTU {}; unsafe at {}; out-of-bounds skb_copy_bits per MTU: {}",
             v.policy.name(),
             v.platform.name(),
             if supported.is_empty() { "none".into() } else { supported.join(", ") },
-            if unsafe_mtus.is_empty() { "none".into() } else { unsafe_mtus.join(", ") }
+            if unsafe_mtus.is_empty() { "none".into() } else { unsafe_mtus.join(", ") },
+            oob_per_mtu.join(", ")
         );
         let name = format!(
             "enic-jumbo.{}-{}",
@@ -350,21 +388,30 @@ pub fn checks(cells: &[Cell]) -> Vec<CheckReport> {
         // (with the pool classic Xen had on the assumed host nothing bounces out of room);
         // the story says the field's crash is not reproduced there.
         let field = if v.policy == Policy::Early && v.hostile { expect_field_failure } else { std::convert::identity };
-        out.push(field(
-            check(&name, unsafe_mtus.is_empty(), detail)
-                .measure("corrupt_frames", sum(|c| c.corrupt + c.duplicated) as f64, "frames")
-                .measure("intact_frames", sum(|c| c.intact) as f64, "frames")
-                .measure("adapter_faults", sum(|c| c.faults_injected) as f64, "faults")
-                .measure(
-                    "refused_completions",
-                    mine.iter().flat_map(|c| c.dropped.iter()).map(|(_, n)| *n).sum::<u64>() as f64,
-                    "completions",
-                )
-                .measure("iommu_blocked", sum(|c| c.iommu_blocked) as f64, "writes")
-                .measure("overrun_landed", sum(|c| c.overrun_landed) as f64, "buffers")
-                .measure("overflow_posted", sum(|c| c.overflow_posted) as f64, "buffers")
-                .measure("map_failures", sum(|c| c.map_failures) as f64, "maps"),
-        ));
+        let mut r = check(&name, unsafe_mtus.is_empty(), detail)
+            .measure("corrupt_frames", sum(|c| c.corrupt + c.duplicated) as f64, "frames")
+            .measure("intact_frames", sum(|c| c.intact) as f64, "frames")
+            .measure("adapter_faults", sum(|c| c.faults_injected) as f64, "faults")
+            .measure(
+                "refused_completions",
+                mine.iter().flat_map(|c| c.dropped.iter()).map(|(_, n)| *n).sum::<u64>() as f64,
+                "completions",
+            )
+            .measure("iommu_blocked", sum(|c| c.iommu_blocked) as f64, "writes")
+            .measure("overrun_landed", sum(|c| c.overrun_landed) as f64, "buffers")
+            .measure("overflow_posted", sum(|c| c.overflow_posted) as f64, "buffers")
+            .measure("map_failures", sum(|c| c.map_failures) as f64, "maps")
+            .measure("oob_copies", sum(|c| c.oob.oob_copies) as f64, "copies")
+            .measure("oob_bytes", sum(|c| c.oob.oob_bytes) as f64, "bytes")
+            .measure("skb_over_panics", sum(|c| c.oob.over_panics) as f64, "skbs");
+        for c in configured() {
+            r = r.measure(format!("oob_copies_mtu{}", c.mtu), c.oob.oob_copies as f64, "copies").measure(
+                format!("skb_over_panics_mtu{}", c.mtu),
+                c.oob.over_panics as f64,
+                "skbs",
+            );
+        }
+        out.push(field(r));
     }
     let (above, below) = disagreement();
     out.push(check(
@@ -391,6 +438,55 @@ fn jumbo_timeline(cells: &[Cell]) -> rep::JumboMatrix {
             })
             .collect(),
     }
+}
+
+/// The story's account of the field's crash path on these cells ([`oob`]).
+fn crash_path(cells: &[Cell]) -> String {
+    let none = Cell::default();
+    let (e15, e9) = (find(cells, 1500, 0).unwrap_or(&none), find(cells, 9000, 0).unwrap_or(&none));
+    let honest = |f: fn(&oob::OobTally) -> u64| total(cells, 0, |c| f(&c.oob));
+    let bad = |f: fn(&oob::OobTally) -> u64| total(cells, 2, |c| f(&c.oob));
+    let first = cells.iter().filter(|c| c.variant == 2).find_map(|c| c.oob.first_oob.map(|e| (c.mtu, e)));
+    let first = first.map_or("none".to_string(), |(m, e)| {
+        format!(
+            "MTU {m}, RQ entry {}: skb len {} over {} bytes of data ({} of room), fragment {} read {} bytes from {:#x}",
+            e.rq_index, e.skb.len, e.skb.filled, e.skb.tailroom, e.fragment, e.bytes_past, e.address
+        )
+    });
+    format!(
+        "The field's crash path, modelled on every completion the adapter wrote (early enic 2.6.29 \
+         enic_rq_alloc_buf / enic_rq_indicate_buf, skbuff.c skb_put, ip_output.c ip_fragment's slow path, read): \
+         the early driver posts mtu + 14 bytes of an skb with {} bytes of room at MTU 1500 ({} at 9000) and \
+         skb_put()s bytes_written on eop unless the truncated bit is set; each skb then leaves by a {}-byte path \
+         (the guest's VIF), split by ip_fragment with skb_copy_bits.\n\
+         Honest adapter: a 9014-byte frame into a 1514-byte buffer comes back truncated (the model's adapter sets \
+         the bit) and is dropped; skbs longer \
+         than their data {} at MTU 1500, {} at 9000 ({} skbs fragmented there); out-of-bounds copies {}.\n\
+         Misbehaving adapter (bytes_written past the posted length): {} skbs longer than their data, {} copies \
+         read {} bytes past it (first: {first}); {} fitted the path whole (stale tail sent, no copy); {} completions \
+         claimed more than the room: skb_over_panic.\n\
+         Neither is the field's page fault: skb_copy_bits reads a linear skb only up to skb->len, and skb_put keeps \
+         skb->len inside the skb's allocation, so what is read past the data is mapped, stale memory (sent on to \
+         the guest), and a larger claim stops at skb_over_panic (a BUG in the receive path). The model contradicts \
+         the field's trace for the linear receive path: a fault inside skb_copy_bits needs a non-linear skb (pages \
+         or a frag_list) reaching an unmapped page.\n\
+         [inference] ip_do_fragment is a 4.x name (split out of ip_fragment around Linux 4.1: kernel history, not \
+         read here), so the field's dom0 ran a later kernel than the driver modelled; there ip_finish_output_gso segments a forwarded GRO skb longer than the egress MTU and \
+         fragments each segment, and enic hands frames up through napi_gro_receive: MTU-9000 GRO skbs forwarded \
+         to a 1500 VIF would reach ip_do_fragment -> skb_copy_bits on non-linear segments. Not modelled here.",
+        oob::early_tailroom(hw::rx_buf_len_early(1500)),
+        oob::early_tailroom(hw::rx_buf_len_early(9000)),
+        oob::PATH_MTU,
+        e15.oob.len_past_data,
+        e9.oob.len_past_data,
+        e9.oob.fragmented,
+        honest(|t| t.oob_copies),
+        bad(|t| t.len_past_data),
+        bad(|t| t.oob_copies),
+        bad(|t| t.oob_bytes),
+        bad(|t| t.stale_unfragmented),
+        bad(|t| t.over_panics),
+    )
 }
 
 fn print_matrix(out: &mut dyn Write, cells: &[Cell]) -> std::io::Result<()> {
@@ -446,7 +542,7 @@ pub fn run(seed: u64, out: &mut dyn Write) -> std::io::Result<rep::RunRecord> {
              (enic_rq_indicate_buf: skb_put(skb, bytes_written) on `eop && bytes_written > 0`, only the truncated \
              bit turned into packet_error) shows with a misbehaving adapter (seeded, {} faults over MTUs 68-9000): \
              it would have read past its buffer {} times and used an unposted buffer {} times, handed up {} partial \
-             and {} corrupt or stale frames; {} device writes landed past a buffer.",
+             and {} corrupt or stale frames; {} device writes landed past a buffer.\n{}",
             classic_xen_swiotlb_bytes(HOST_MIB) >> 20,
             HOST_MIB / 1024,
             hw::rx_buf_len_early(9000),
@@ -462,13 +558,15 @@ pub fn run(seed: u64, out: &mut dyn Write) -> std::io::Result<rep::RunRecord> {
             eh(|c| c.would_use_unposted),
             eh(|c| c.partial_delivered),
             eh(|c| c.corrupt + c.duplicated),
-            eh(|c| c.overrun_landed)
+            eh(|c| c.overrun_landed),
+            crash_path(&cells)
         ),
         nicqual: format!(
             "Checked every bounce mapping: posted {} of {} receive buffers at MTU 9000 (a buffer the pool cannot take \
              with room for a transmit is not posted); {} of {} frames intact, none corrupt.\nValidated every completion \
              (colour, type, queue, index against posted and fetched, sop/eop, truncated, length against the posted \
-             buffer and the MTU) before reading a byte: with {} adapter faults over MTUs 68-9000 it refused {} \
+             buffer and the MTU) before reading a byte, so no skb it hands up is longer than its data: {} \
+             out-of-bounds copies when fragmenting. With {} adapter faults over MTUs 68-9000 it refused {} \
              completions ({}; the truncated ones are mostly the peer's {}-byte frames at interface MTUs below its \
              own); the IOMMU blocked {} device writes past a buffer's window; {} corrupt frames, \
              nothing landed outside a buffer.\n\
@@ -477,6 +575,7 @@ pub fn run(seed: u64, out: &mut dyn Write) -> std::io::Result<rep::RunRecord> {
             ENTRIES - 1,
             n9.intact,
             n9.sent_in_mtu,
+            total(&cells, 1, |c| c.oob.oob_copies) + nh(|c| c.oob.oob_copies),
             nh(|c| c.faults_injected),
             nh_drops.iter().map(|(_, n)| n).sum::<u64>(),
             nh_drops.iter().map(|(r, n)| format!("{r} {n}")).collect::<Vec<_>>().join(", "),
@@ -579,5 +678,85 @@ mod tests {
         }
         let nh = find(&cells, 9000, 3).unwrap();
         assert!(nh.faults_injected > 0 && nh.corrupt == 0 && nh.overrun_landed == 0);
+    }
+
+    /// Early enic on a direct platform at MTU 9000, a snoop on its CQ, and one whole-frame
+    /// completion for RQ entry 0 claiming `bytes_written`, as the snoop accounted it.
+    fn early_9000_claiming(bytes_written: u16) -> (Enic<EmulatedBackend<EnicDevice>>, oob::OobTally) {
+        let dev = EnicDevice::new(ADAPTER_MTU, EnicFaultPlan::none());
+        let (mut e, _) =
+            Enic::new(EmulatedBackend::new(dev, "model:enic"), Policy::Early, Platform::Direct, 9000, ENTRIES).unwrap();
+        let mut snoop = oob::CqSnoop::attach(e.backend_mut().device_mut(), oob::Rule::Early).unwrap();
+        let color = e.backend().device().cq_tail_color(0);
+        let c = hw::RqCompletion {
+            completed_index: 0,
+            q_number: 0,
+            sop: true,
+            eop: true,
+            bytes_written,
+            truncated: false,
+            fcs_ok: true,
+            ty: hw::CQ_DESC_TYPE_RQ_ENET,
+            color,
+        };
+        e.backend_mut().device_mut().inject_rq_completion(hw::CqEnetRqDesc::new(c)).unwrap();
+        snoop.drain(e.backend_mut().device_mut());
+        (e, snoop.tally)
+    }
+
+    #[test]
+    fn a_claim_within_the_skb_room_is_copied_past_the_data_by_the_last_fragment() {
+        // 9014 bytes posted, 9070 of room: a claim of 9040 is skb_put whole; the 9026-byte
+        // datagram goes out in six 1480-byte pieces and a 126-byte one, whose copy covers
+        // frame bytes 8914..9040: the last 26 lie past the posted buffer.
+        let (mut e, t) = early_9000_claiming(9040);
+        assert_eq!((t.completions, t.skbs_up, t.len_past_data, t.oob_copies, t.oob_bytes), (1, 1, 1, 1, 26));
+        let ev = t.first_oob.unwrap();
+        assert_eq!((ev.rq_index, ev.fragment, ev.frame_offset, ev.bytes_past), (0, 6, 9014, 26));
+        assert_eq!(ev.skb, oob::Skb { len: 9040, filled: 9014, tailroom: 9070 });
+        // The driver's own early path agrees that it would have read past its buffer.
+        e.poll_rx(&mut Vec::new());
+        assert_eq!(e.stats.would_read_past_buffer, 1);
+    }
+
+    #[test]
+    fn a_claim_past_the_room_is_skb_over_panic_and_copies_nothing() {
+        let (_, t) = early_9000_claiming(9071);
+        assert_eq!((t.over_panics, t.first_over_panic, t.skbs_up, t.oob_copies), (1, Some((9071, 9070)), 0, 0));
+    }
+
+    #[test]
+    fn the_snoop_sees_what_the_driver_delivers() {
+        let cells = matrix(3);
+        for c in cells.iter().filter(|c| c.refused.is_none()) {
+            let t = &c.oob;
+            assert_eq!(t.unreadable, 0, "{c:?}");
+            assert!(t.completions >= c.rx_delivered, "{c:?}");
+            if c.variant < 2 {
+                // Honest adapter: both rules hand up exactly what the driver delivered and
+                // no skb is longer than its data.
+                assert_eq!(t.skbs_up, c.rx_delivered, "MTU {} variant {}", c.mtu, c.variant);
+                assert_eq!((t.len_past_data, t.oob_copies, t.over_panics), (0, 0, 0), "{c:?}");
+            }
+            if VARIANTS[c.variant].policy == Policy::Nicqual {
+                assert_eq!((t.oob_copies, t.over_panics), (0, 0), "{c:?}");
+            }
+        }
+        // At MTU 9000 the early driver's skbs leave by the 1500 path in pieces.
+        assert!(find(&cells, 9000, 0).unwrap().oob.fragmented > 0);
+    }
+
+    #[test]
+    fn out_of_bounds_copies_move_with_the_seed() {
+        let early_bad = |seed| {
+            let cells = matrix(seed);
+            let per_mtu: Vec<(u32, u64, u64)> =
+                cells.iter().filter(|c| c.variant == 2).map(|c| (c.mtu, c.oob.oob_copies, c.oob.over_panics)).collect();
+            per_mtu
+        };
+        let (a, b) = (early_bad(1), early_bad(2));
+        assert_ne!(a, b, "seeds 1 and 2 gave the same early bad-adapter events");
+        // Something past the data in each, either copied or stopped by skb_over_panic.
+        assert!(a.iter().any(|(_, n, p)| n + p > 0) && b.iter().any(|(_, n, p)| n + p > 0));
     }
 }
