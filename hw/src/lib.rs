@@ -9,6 +9,7 @@ pub mod bnx2x;
 pub mod enic;
 pub mod i82574;
 pub mod i82574_desc;
+pub mod igb;
 pub mod pci;
 pub mod regs;
 pub mod xen_netif;

@@ -112,15 +112,15 @@ fn prepare(b: &mut dyn Backend) {
     let _ = b.config_write(pci::COMMAND, 2, cmd | (pci::COMMAND_MEMORY | pci::COMMAND_BUS_MASTER) as u32);
 }
 
-fn rd(b: &mut dyn Backend, reg: u32) -> u32 {
+pub(crate) fn rd(b: &mut dyn Backend, reg: u32) -> u32 {
     b.read32(r::BAR_REGS, reg as u64)
 }
 
-fn wr(b: &mut dyn Backend, reg: u32, v: u32) {
+pub(crate) fn wr(b: &mut dyn Backend, reg: u32, v: u32) {
     b.write32(r::BAR_REGS, reg as u64, v)
 }
 
-fn regs(b: &mut dyn Backend, list: &[(&str, u32)]) -> String {
+pub(crate) fn regs(b: &mut dyn Backend, list: &[(&str, u32)]) -> String {
     let mut s = String::new();
     for (n, o) in list {
         let _ = write!(s, "{n}={:#010x} ", rd(b, *o));

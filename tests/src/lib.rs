@@ -3,6 +3,7 @@
 //! that `nicqual conformance` runs the very same cases.
 
 pub mod conformance;
+pub mod igb;
 
 use nicqual_backends::emulated::EmulatedBackend;
 use nicqual_backends::qtest::{QemuConfig, QtestBackend, Target};

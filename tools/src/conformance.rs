@@ -20,9 +20,25 @@ pub struct Args {
     /// the table then goes to stderr).
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
+    /// Instead: probe QEMU 11.1's igb (82576) interrupt block and print its answers
+    /// (groundwork for a second Intel family; there is no igb model to compare with).
+    #[arg(long, conflicts_with_all = ["filter", "list", "json"])]
+    igb_probe: bool,
 }
 
 pub fn run(a: Args) -> ExitCode {
+    if a.igb_probe {
+        return match nicqual_tests::igb::run(&mut nicqual_tests::igb::fresh_igb) {
+            Ok(rows) => {
+                print!("{}", nicqual_tests::igb::table(&rows));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("nicqual: igb probe: {e}");
+                ExitCode::from(3)
+            }
+        };
+    }
     let all = cases();
     let chosen: Vec<_> = all.iter().filter(|c| a.filter.as_deref().is_none_or(|f| c.name.contains(f))).collect();
     if chosen.is_empty() {

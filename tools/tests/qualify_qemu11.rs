@@ -45,3 +45,31 @@ fn qualify_passes_on_qemu11_with_virtual_time_and_fewer_deviations() {
     assert_eq!(v["summary"]["fail"], 0);
     assert_eq!(v["summary"]["error"], 0);
 }
+
+/// `conformance --json -`: every case carries both QEMUs' answers and verdicts; the
+/// EEPROM-word cases differ from the model on both QEMUs exactly as row G2 documents.
+#[test]
+fn conformance_json_has_three_oracles() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nicqual"))
+        .args(["conformance", "--filter", "eerd.word-0", "--json", "-"])
+        .output()
+        .expect("run nicqual");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema"], "nicqual.conformance/2");
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2);
+    for c in cases {
+        assert_eq!(c["ours"], "0x0000", "{c}");
+        for (answer, verdict, documented) in
+            [("qemu", "verdict", "documented"), ("qemu11", "verdict_qemu11", "documented_qemu11")]
+        {
+            assert_ne!(c[answer], c["ours"], "{c}");
+            assert_eq!(c[verdict], "known-difference", "{c}");
+            assert_eq!(c[documented], "row G2", "{c}");
+        }
+    }
+    assert_eq!(v["summary"]["qemu11"]["unexplained"], 0);
+    // The three-way table went to stderr.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("QEMU 11.1"));
+}

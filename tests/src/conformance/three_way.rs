@@ -49,12 +49,6 @@ impl Row3 {
     pub fn ok(&self) -> bool {
         self.v72.ok() && self.v11.ok()
     }
-
-    /// The row as a two-device row against one QEMU (for callers that take [`Row`]).
-    pub fn against(&self, qemu11: bool) -> Row {
-        let (theirs, verdict) = if qemu11 { (&self.qemu11, &self.v11) } else { (&self.qemu72, &self.v72) };
-        Row { name: self.name, ours: self.ours.clone(), theirs: theirs.clone(), verdict: verdict.clone() }
-    }
 }
 
 /// Run `case` on ours and on QEMU 11.1 only, judged by [`KNOWN_QEMU11`].
