@@ -68,6 +68,10 @@ pub fn run(a: Args) -> ExitCode {
                 }
             }
         }
+        DeviceSpec::ModelBnx2x(_) => {
+            eprintln!("nicqual: regs dumps the 82574L register file; {spec} is not one");
+            ExitCode::from(2)
+        }
         DeviceSpec::QemuE1000e => {
             if !a.fault.is_empty() {
                 eprintln!("nicqual: {spec} takes no fault plan (QEMU's model is not ours)");
