@@ -13,7 +13,13 @@ pub enum DeviceSpec {
     QemuE1000e,
     /// The same on QEMU 11.1 from the Debian forky root, on its virtual clock.
     Qemu11E1000e,
+    /// The emulated bnx2x function with this PCI device id (57810 by default; 57711 and
+    /// 57712 as `model:bnx2x:57711`, `model:bnx2x:57712`).
+    ModelBnx2x(u16),
 }
+
+/// The bnx2x model.
+pub const MODEL_BNX2X: &str = "model:bnx2x";
 
 pub const DEFAULT_DEVICE: &str = "model:i82574l";
 /// QEMU's e1000e, over qtest.
@@ -47,6 +53,9 @@ impl std::str::FromStr for DeviceSpec {
                 .map_err(|e| e.to_string()),
             "qemu:e1000e" | "qemu:82574l" | "qemu:i82574l" => Ok(DeviceSpec::QemuE1000e),
             "qemu11:e1000e" | "qemu11:82574l" | "qemu11:i82574l" => Ok(DeviceSpec::Qemu11E1000e),
+            "model:bnx2x" | "model:bnx2x:57810" => Ok(DeviceSpec::ModelBnx2x(nicqual_hw::bnx2x::PCI_DEVICE_57810)),
+            "model:bnx2x:57711" => Ok(DeviceSpec::ModelBnx2x(nicqual_hw::bnx2x::PCI_DEVICE_57711)),
+            "model:bnx2x:57712" => Ok(DeviceSpec::ModelBnx2x(nicqual_hw::bnx2x::PCI_DEVICE_57712)),
             _ => Err(format!("unknown device {s:?}; `nicqual devices` lists what can be driven")),
         }
     }
@@ -59,6 +68,9 @@ impl std::fmt::Display for DeviceSpec {
             DeviceSpec::Vfio(a) => write!(f, "vfio:{a}"),
             DeviceSpec::QemuE1000e => f.write_str(QEMU_E1000E),
             DeviceSpec::Qemu11E1000e => f.write_str(QEMU11_E1000E),
+            DeviceSpec::ModelBnx2x(nicqual_hw::bnx2x::PCI_DEVICE_57711) => write!(f, "{MODEL_BNX2X}:57711"),
+            DeviceSpec::ModelBnx2x(nicqual_hw::bnx2x::PCI_DEVICE_57712) => write!(f, "{MODEL_BNX2X}:57712"),
+            DeviceSpec::ModelBnx2x(_) => f.write_str(MODEL_BNX2X),
         }
     }
 }
@@ -83,5 +95,9 @@ pub fn list() {
         QEMU11_E1000E,
         "qtest",
         format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID),
+        "{:<16} {:<10} {:<10} Broadcom BCM57810 (bnx2x), ring-level model: BD/SGE/RCQ/TX chains, TPA, status blocks, MSI-X, virtual time; :57711 / :57712 for those ids",
+        MODEL_BNX2X,
+        "emulated",
+        format!("{:04x}:{:04x}", nicqual_hw::bnx2x::PCI_VENDOR_BROADCOM, nicqual_hw::bnx2x::PCI_DEVICE_57810)
     );
 }

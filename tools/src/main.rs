@@ -8,6 +8,7 @@ mod interrupt;
 mod output;
 mod progress;
 mod qualify;
+mod qualify_bnx2x;
 mod regs;
 mod scenario;
 mod serve_qtest;

@@ -25,7 +25,7 @@ pub const DEFAULT_SEED: u64 = 1;
 pub struct Args {
     /// Device to qualify (`nicqual devices` lists them).
     #[arg(long, default_value = DEFAULT_DEVICE)]
-    device: DeviceSpec,
+    pub(crate) device: DeviceSpec,
     /// Fault plan file (TOML, or JSON by extension).
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     seed: Option<u64>,
     #[command(flatten)]
-    out: Outputs,
+    pub(crate) out: Outputs,
     #[command(flatten)]
     pub host: crate::vfio_cli::HostArgs,
     /// Deliberate driver bug, to prove the run catches it (vfio: `dma-unmapped-iova`).
@@ -49,20 +49,20 @@ pub struct Args {
     /// Run only the checks matching GLOB (`*`, `?`; brackets are literal), repeatable. The
     /// set-up steps a selected check relies on still run, unreported.
     #[arg(long = "check", value_name = "GLOB")]
-    check: Vec<String>,
+    pub(crate) check: Vec<String>,
     /// Leave out the checks matching GLOB, repeatable.
     #[arg(long = "skip", value_name = "GLOB")]
-    skip: Vec<String>,
+    pub(crate) skip: Vec<String>,
     /// Run the suite N times on the attached device; a check passes only if it passed every
     /// time (flaky = fail, with the counts).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    repeat: u32,
+    pub(crate) repeat: u32,
     /// Write the frames on the device's wire to FILE (pcap, opens in tshark): on the model,
     /// what its port sends (MAC loopback traffic never reaches the port); on QEMU, both
     /// directions of the socket netdev. Not available on a real function (capture on its
     /// link partner).
     #[arg(long, value_name = "FILE")]
-    pcap: Option<PathBuf>,
+    pub(crate) pcap: Option<PathBuf>,
     /// Run only one queue-pair group: 1 = Linux e1000e's plan (one pair, three vectors:
     /// RxQ0, TxQ0, Other), 2 = two pairs (five vectors, every IVAR entry, RSS key and table;
     /// its checks are prefixed `q2:`). Both run by default, in that order.
@@ -94,6 +94,7 @@ fn all_checks(device: &DeviceSpec, groups: &[u8]) -> Vec<String> {
         DeviceSpec::ModelI82574 => &[],
         DeviceSpec::QemuE1000e | DeviceSpec::Qemu11E1000e => &["wire[socket]", "fault-injection"],
         DeviceSpec::Vfio(_) => &["dma-tx", "iommu-faults", "vfio-setup", "fault-injection"],
+        DeviceSpec::ModelBnx2x(_) => return crate::qualify_bnx2x::all_checks(),
     };
     let mut v = Vec::new();
     for (i, &q) in groups.iter().enumerate() {
@@ -290,11 +291,12 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
             code
         }
         DeviceSpec::Vfio(ref addr) => crate::vfio_cli::qualify(addr, &a, plan, quiet),
+        DeviceSpec::ModelBnx2x(id) => crate::qualify_bnx2x::run(id, &spec, &a, plan, quiet),
     }
 }
 
 /// A qualify run record for `checks` (summary and verdict derived from them).
-fn run_record(
+pub(crate) fn run_record(
     started_at: String,
     backend: rep::BackendInfo,
     device: rep::Device,
@@ -494,34 +496,32 @@ pub(crate) fn qualify_on<B: Backend>(
     rec.wall_ns = t0.elapsed().as_nanos() as u64;
     rec.replay = replay;
     rec.timelines = rep::Timelines { interrupts, ..Default::default() };
-    let written = a.out.write(&rec);
+    finish_run(&rec, a, progress, info.virtual_time, t0, &say)
+}
+
+/// Write the record's outputs, print the outcome, and exit with the verdict's code (2 if
+/// an output could not be written).
+pub(crate) fn finish_run(
+    rec: &rep::RunRecord,
+    a: &Args,
+    progress: Progress,
+    virtual_time: bool,
+    t0: std::time::Instant,
+    say: &impl Fn(String),
+) -> ExitCode {
+    let written = a.out.write(rec);
     progress.inc();
     progress.finish();
-    print_table(&rec.checks, &say);
-    say(format!(
-        "\n{}: {} passed, {} failed, {} not applicable, {} errors; seed {}; {:.1} ms {}, {:.1} ms wall",
-        verdict.as_str().to_uppercase(),
-        summary.pass,
-        summary.fail,
-        summary.na,
-        summary.error,
-        plan.seed,
-        t_end as f64 / 1e6,
-        if info.virtual_time { "virtual" } else { "device clock" },
-        t0.elapsed().as_secs_f64() * 1e3
-    ));
-    if let Some(r) = &rec.replay {
-        say(format!("replay: {r}"));
-    }
+    print_outcome(rec, virtual_time, t0, say);
     if let Err(e) = written {
         eprintln!("nicqual: {e}");
         return ExitCode::from(2);
     }
-    ExitCode::from(verdict.exit_code())
+    ExitCode::from(rec.verdict.exit_code())
 }
 
 /// The command line that replays this run exactly (same seed).
-fn replay_args(a: &Args, seed: u64) -> String {
+pub(crate) fn replay_args(a: &Args, seed: u64) -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if a.seed.is_some() {
         return args.join(" ");
@@ -532,7 +532,7 @@ fn replay_args(a: &Args, seed: u64) -> String {
     v.join(" ")
 }
 
-fn teardown_check<B: Backend>(b: &B, gone: bool, name: &str) -> CheckReport {
+pub(crate) fn teardown_check<B: Backend>(b: &B, gone: bool, name: &str) -> CheckReport {
     let maps = b.live_mappings();
     let msix = b.msix_vectors();
     let faults = b.dma_faults().map_or(String::new(), |f| format!(", {f} DMA fault(s) recorded by the IOMMU"));
@@ -548,7 +548,28 @@ fn teardown_check<B: Backend>(b: &B, gone: bool, name: &str) -> CheckReport {
     )
 }
 
-fn print_table(checks: &[rep::Check], say: &impl Fn(String)) {
+/// The table, the verdict line and the replay command of a finished run.
+pub(crate) fn print_outcome(rec: &rep::RunRecord, virtual_time: bool, t0: std::time::Instant, say: &impl Fn(String)) {
+    print_table(&rec.checks, say);
+    let s = &rec.summary;
+    say(format!(
+        "\n{}: {} passed, {} failed, {} not applicable, {} errors; seed {}; {:.1} ms {}, {:.1} ms wall",
+        rec.verdict.as_str().to_uppercase(),
+        s.pass,
+        s.fail,
+        s.na,
+        s.error,
+        rec.seed,
+        rec.duration_ns as f64 / 1e6,
+        if virtual_time { "virtual" } else { "device clock" },
+        t0.elapsed().as_secs_f64() * 1e3
+    ));
+    if let Some(r) = &rec.replay {
+        say(format!("replay: {r}"));
+    }
+}
+
+pub(crate) fn print_table(checks: &[rep::Check], say: &impl Fn(String)) {
     let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
     say(format!("{:<w$}  {:<6} {:>10}  detail", "check", "result", "time"));
     say("-".repeat(w + 30));

@@ -67,6 +67,10 @@ pub fn run(a: Args) -> ExitCode {
                 }
             }
         }
+        DeviceSpec::ModelBnx2x(_) => {
+            eprintln!("nicqual: regs dumps the 82574L register file; {spec} is not one");
+            ExitCode::from(2)
+        }
         DeviceSpec::QemuE1000e | DeviceSpec::Qemu11E1000e => {
             let (qemu, options) = a.device.qemu().unwrap_or_default();
             if !a.fault.is_empty() {

@@ -4,6 +4,7 @@
 
 use crate::devices::{DEFAULT_DEVICE, DeviceSpec};
 use nicqual_model::FaultPlan;
+use nicqual_model::bnx2x::{Bnx2xDevice, Config as Bnx2xConfig};
 use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_model::qtest_server::{MAX_RAM_MIB, QtestServer, guest_ram_at};
 use std::os::unix::fs::FileTypeExt;
@@ -50,10 +51,6 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> ExitCode {
-    if a.device != DeviceSpec::ModelI82574 {
-        eprintln!("nicqual: serve-qtest serves emulated devices only (model:i82574l), not {}", a.device);
-        return ExitCode::from(2);
-    }
     let plan = match crate::qualify::plan_from(a.faults.as_deref(), &a.fault, a.seed) {
         Ok(p) => p,
         Err(e) => {
@@ -61,10 +58,37 @@ pub fn run(a: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut model = Model::new(Config::default());
-    if !plan.faults.is_empty() {
-        model.arm_faults(plan);
+    match a.device {
+        DeviceSpec::ModelI82574 => {
+            let mut model = Model::new(Config::default());
+            if !plan.faults.is_empty() {
+                model.arm_faults(plan);
+            }
+            serve(&a, model)
+        }
+        DeviceSpec::ModelBnx2x(device_id) => {
+            let mut model = Bnx2xDevice::with_config(Bnx2xConfig { device_id, ..Bnx2xConfig::default() });
+            if let Err(e) = plan.validate_for(model.fault_target()) {
+                eprintln!("nicqual: fault plan for {}: {e}", a.device);
+                return ExitCode::from(2);
+            }
+            if !plan.faults.is_empty() {
+                model.arm_faults(plan);
+            }
+            serve(&a, model)
+        }
+        _ => {
+            eprintln!(
+                "nicqual: serve-qtest serves emulated devices only (model:i82574l, model:bnx2x), not {}",
+                a.device
+            );
+            ExitCode::from(2)
+        }
     }
+}
+
+/// Serve `model` on the socket to the clients `a` asks for.
+fn serve<D: nicqual_model::PciDevice>(a: &Args, model: D) -> ExitCode {
     let server = guest_ram_at(a.mem_path.as_deref(), a.ram_mib, a.reuse_mem_path)
         .and_then(|ram| QtestServer::new(model, a.slot, ram));
     let mut server = match server {

@@ -144,3 +144,29 @@ fn serve_qtest_is_gone_after_the_client_and_refuses_other_devices() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("emulated devices only"));
 }
+
+/// `serve-qtest --device model:bnx2x`: the qtest client reads 14e4:168e from config space,
+/// sizes the BARs (writing all-ones and reading the mask back, as firmware does) and finds
+/// the MSI-X capability with one vector for the default status block and one per queue.
+#[test]
+fn serve_qtest_serves_the_bnx2x_model() {
+    use nicqual_hw::bnx2x as bh;
+    use nicqual_hw::pci;
+    let mut b = served(&["--device", "model:bnx2x"]);
+    assert_eq!(b.config_read(pci::VENDOR_ID, 2).unwrap(), u32::from(bh::PCI_VENDOR_BROADCOM));
+    assert_eq!(b.config_read(pci::DEVICE_ID, 2).unwrap(), u32::from(bh::PCI_DEVICE_57810));
+    let mut sizes = Vec::new();
+    for bar in [0u8, 2, 4] {
+        let off = pci::bar(bar);
+        let orig = b.config_read(off, 4).unwrap();
+        b.config_write(off, 4, 0xFFFF_FFFF).unwrap();
+        let mask = b.config_read(off, 4).unwrap() & !0xF;
+        b.config_write(off, 4, orig).unwrap();
+        sizes.push(u64::from(!mask) + 1);
+    }
+    assert_eq!(sizes, [0x80_0000, 0x80_0000, bh::BAR_MSIX_LEN]);
+    let l = nicqual_pci::caps::msix_layout(|o, s| b.config_read(o, s)).unwrap().expect("MSI-X capability");
+    assert_eq!((l.size, l.table_bir, l.table_off, l.pba_bir), (bh::MSIX_VECTORS, bh::BAR_MSIX, 0, bh::BAR_MSIX));
+    let mut b57711 = served(&["--device", "model:bnx2x:57711"]);
+    assert_eq!(b57711.config_read(pci::DEVICE_ID, 2).unwrap(), u32::from(bh::PCI_DEVICE_57711));
+}

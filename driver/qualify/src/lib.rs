@@ -2,12 +2,14 @@
 //!
 //! * [`i82574`] — the 82574L suite: self-test, interrupt and datapath checks, run through
 //!   the driver's detector, diagnostic and datapath API;
+//! * [`bnx2x`] — the bnx2x suite: rings, TPA, jumbo, interrupts per vector, DMA balance;
 //! * [`wire_socket`] — `wire[socket]`: frames through QEMU's socket netdev (qtest only);
 //! * [`deviations`] — QEMU e1000e's known deviations, as driver and suite options;
 //! * [`record`], [`advice`] — check reports into run records, with what to do first;
 //! * [`vfio_probe`] — the VFIO probe checks (IOMMU faults on unmapped IOVAs).
 
 pub mod advice;
+pub mod bnx2x;
 pub mod deviations;
 pub mod i82574;
 pub mod record;

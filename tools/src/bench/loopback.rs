@@ -40,6 +40,35 @@ pub struct Row {
     pub wb_errors: u64,
 }
 
+impl Row {
+    /// A row from what was counted (`packets` received in `secs`, `cpu` CPU seconds).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        nic: &str,
+        frame_size: usize,
+        batch: usize,
+        packets: u64,
+        secs: f64,
+        cpu: Option<f64>,
+        lost: u64,
+        wb_errors: u64,
+    ) -> Row {
+        Row {
+            nic: nic.into(),
+            frame_size,
+            batch,
+            mpps: packets as f64 / secs / 1e6,
+            gbps: packets as f64 * frame_size as f64 * 8.0 / secs / 1e9,
+            packets,
+            seconds: secs,
+            cpu_seconds: cpu,
+            mpps_per_cpu_second: cpu.map(|c| packets as f64 / c / 1e6),
+            lost,
+            wb_errors,
+        }
+    }
+}
+
 fn frame(size: usize) -> Vec<u8> {
     let mut f: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(29)).collect();
     if let Some(h) = f.get_mut(..14) {
@@ -51,9 +80,38 @@ fn frame(size: usize) -> Vec<u8> {
 }
 
 /// CPU time of the calling thread in ns (first field of /proc/thread-self/schedstat).
-fn thread_cpu_ns() -> Option<u64> {
+pub(crate) fn thread_cpu_ns() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     s.split_whitespace().next()?.parse().ok()
+}
+
+/// Run `round` for 100 ms of warm-up, then for `seconds`: (packets received before the
+/// measured interval, wall seconds measured, CPU seconds this thread got in it).
+pub(crate) fn timed(
+    seconds: f64,
+    sent: &mut u64,
+    got: &mut u64,
+    mut round: impl FnMut(&mut u64, &mut u64) -> Result<(), String>,
+) -> Result<(u64, f64, Option<f64>), String> {
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_millis(100) {
+        round(sent, got)?;
+    }
+    let got0 = *got;
+    let cpu0 = thread_cpu_ns();
+    let t0 = Instant::now();
+    let limit = Duration::from_secs_f64(seconds.max(0.01));
+    loop {
+        for _ in 0..64 {
+            round(sent, got)?;
+        }
+        if t0.elapsed() >= limit || crate::interrupt::interrupted() {
+            break;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu0.zip(thread_cpu_ns()).map(|(a, b)| b.saturating_sub(a) as f64 / 1e9).filter(|&c| c > 0.0);
+    Ok((got0, secs, cpu))
 }
 
 fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
@@ -96,24 +154,7 @@ fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
         Ok(())
     };
     let (mut sent, mut got) = (0u64, 0u64);
-    let warm = Instant::now();
-    while warm.elapsed() < Duration::from_millis(100) {
-        round(&mut d, &mut sent, &mut got)?;
-    }
-    let got0 = got;
-    let cpu0 = thread_cpu_ns();
-    let t0 = Instant::now();
-    let limit = Duration::from_secs_f64(seconds.max(0.01));
-    loop {
-        for _ in 0..64 {
-            round(&mut d, &mut sent, &mut got)?;
-        }
-        if t0.elapsed() >= limit || crate::interrupt::interrupted() {
-            break;
-        }
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu0.zip(thread_cpu_ns()).map(|(a, b)| b.saturating_sub(a) as f64 / 1e9).filter(|&c| c > 0.0);
+    let (got0, secs, cpu) = timed(seconds, &mut sent, &mut got, |s, g| round(&mut d, s, g))?;
     // Collect what is still in the RX ring so `lost` is exact.
     loop {
         let n = d.rx_batch(0, &mut rxv, batch).map_err(err)?;
@@ -131,19 +172,7 @@ fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
     let lost = sent.saturating_sub(got);
     let wb_errors = dp.counters.wb_errors();
     let _ = d.shutdown();
-    Ok(Row {
-        nic: NIC.into(),
-        frame_size: size,
-        batch,
-        mpps: packets as f64 / secs / 1e6,
-        gbps: packets as f64 * size as f64 * 8.0 / secs / 1e9,
-        packets,
-        seconds: secs,
-        cpu_seconds: cpu,
-        mpps_per_cpu_second: cpu.map(|c| packets as f64 / c / 1e6),
-        lost,
-        wb_errors,
-    })
+    Ok(Row::new(NIC, size, batch, packets, secs, cpu, lost, wb_errors))
 }
 
 pub fn run(a: &Args) -> ExitCode {
@@ -152,8 +181,28 @@ pub fn run(a: &Args) -> ExitCode {
         return ExitCode::from(2);
     }
     let max = nicqual_hw::i82574_desc::MAX_JUMBO_FRAME - nicqual_hw::i82574_desc::FCS_LEN;
-    if let Some(s) = a.frame_sizes.iter().find(|&&s| !(14..=max).contains(&s)) {
+    let mut nics = Vec::new();
+    for n in &a.nic {
+        match n.as_str() {
+            "i82574l" | "82574l" | "i82574" => nics.push(false),
+            "bnx2x" => nics.push(true),
+            other => {
+                eprintln!("nicqual: --nic {other}: give i82574l or bnx2x");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if nics.contains(&false)
+        && let Some(s) = a.frame_sizes.iter().find(|&&s| !(14..=max).contains(&s))
+    {
         eprintln!("nicqual: --frame-size {s}: must be in 14..={max} (the 82574L's largest frame with LPE, less FCS)");
+        return ExitCode::from(2);
+    }
+    let bmax = super::bnx2x::max_frame();
+    if nics.contains(&true)
+        && let Some(s) = a.frame_sizes.iter().find(|&&s| !(14..=bmax).contains(&s))
+    {
+        eprintln!("nicqual: --frame-size {s}: must be in 14..={bmax} for the bnx2x (MTU 9000)");
         return ExitCode::from(2);
     }
     let mut rows = Vec::new();
@@ -161,12 +210,14 @@ pub fn run(a: &Args) -> ExitCode {
         "{:<14} {:>10} {:>6} {:>9} {:>9} {:>12} {:>6} {:>9}",
         "nic", "frame_size", "batch", "Mpps", "Gbit/s", "packets", "lost", "Mpps/cpu"
     );
-    for &size in &a.frame_sizes {
+    let runs = nics.iter().flat_map(|&b| a.frame_sizes.iter().map(move |&s| (b, s)));
+    for (bnx2x, size) in runs {
         if crate::interrupt::interrupted() {
             eprintln!("nicqual: bench interrupted: {size} B and later sizes not measured");
             break;
         }
-        match measure(size, a.batch, a.seconds) {
+        let r = if bnx2x { super::bnx2x::measure(size, a.batch, a.seconds) } else { measure(size, a.batch, a.seconds) };
+        match r {
             Ok(r) => {
                 println!(
                     "{:<14} {:>10} {:>6} {:>9.3} {:>9.3} {:>12} {:>6} {:>9}",
@@ -188,7 +239,7 @@ pub fn run(a: &Args) -> ExitCode {
         }
     }
     println!(
-        "one core, MAC loopback on the emulated 82574L; frame_size excludes the 4-byte FCS the MAC appends;\n\
+        "one core, MAC loopback on the emulated NIC(s); frame_size excludes the 4-byte FCS the MAC appends;\n\
          Mpps = packets per wall-clock second, Mpps/cpu = per second of CPU time this thread got"
     );
     if let Some(path) = &a.json {

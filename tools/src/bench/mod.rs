@@ -6,6 +6,7 @@
 //! SWIOTLB map+unmap cost by pool occupancy (`--swiotlb`, `swiotlb.rs`).
 
 mod backend_latency;
+mod bnx2x;
 mod loopback;
 mod swiotlb;
 
@@ -37,6 +38,9 @@ pub struct Args {
     /// With --swiotlb: fewer iterations (a smoke run, not a measurement).
     #[arg(long)]
     pub quick: bool,
+    /// NICs of the loopback mode, comma-separated: `i82574l` (default), `bnx2x`.
+    #[arg(long, value_delimiter = ',', default_values_t = [String::from("i82574l")])]
+    pub nic: Vec<String>,
 }
 
 /// Longest measurement `--seconds` accepts per frame size or operation.

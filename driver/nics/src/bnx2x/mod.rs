@@ -367,7 +367,24 @@ fn page_align(x: usize) -> usize {
 impl<B: Backend> Bnx2x<B> {
     /// Check the identity, enable MSI-X (1 + queues vectors), start the function with its
     /// default status block and bring up every queue.
-    pub fn attach(mut backend: B, mut dma: DmaApi, cfg: Bnx2xConfig) -> Result<Self, Bnx2xError> {
+    pub fn attach(backend: B, dma: DmaApi, cfg: Bnx2xConfig) -> Result<Self, Bnx2xError> {
+        Self::try_attach(backend, dma, cfg).map_err(|(e, _)| e)
+    }
+
+    /// [`Bnx2x::attach`], handing the backend back when it fails (everything the attempt
+    /// mapped is unmapped first).
+    pub fn try_attach(mut backend: B, dma: DmaApi, cfg: Bnx2xConfig) -> Result<Self, (Bnx2xError, B)> {
+        match Self::probe(&mut backend, &cfg) {
+            Ok((identity, msix)) => Self::start(backend, dma, cfg, identity, msix),
+            Err(e) => Err((e, backend)),
+        }
+    }
+
+    /// Identity, bus mastering, MSI-X.
+    fn probe(
+        backend: &mut B,
+        cfg: &Bnx2xConfig,
+    ) -> Result<(Identity, Option<nicqual_pci::caps::MsixLayout>), Bnx2xError> {
         cfg.check()?;
         let vendor = backend.config_read(pci::VENDOR_ID, 2)? as u16;
         let device = backend.config_read(pci::DEVICE_ID, 2)? as u16;
@@ -394,30 +411,45 @@ impl<B: Backend> Bnx2x<B> {
             }
             None => return Err(Bnx2xError::Msix { why: "no MSI-X capability".into() }),
         }
-        dma.attach(&mut backend)?;
+        Ok((Identity { vendor, device }, msix))
+    }
+
+    fn start(
+        mut backend: B,
+        mut dma: DmaApi,
+        cfg: Bnx2xConfig,
+        identity: Identity,
+        msix: Option<nicqual_pci::caps::MsixLayout>,
+    ) -> Result<Self, (Bnx2xError, B)> {
+        if let Err(e) = dma.attach(&mut backend) {
+            let _ = backend.msix_disable();
+            return Err((e.into(), backend));
+        }
         let mut d = Bnx2x {
             ctx: Ctx { backend, dma, cfg, scratch: Vec::with_capacity(hw::TPA_MAX_AGG_LEN) },
-            identity: Identity { vendor, device },
+            identity,
             msix,
             dsb: None,
             spq_prod: 0,
             queues: Vec::new(),
         };
-        let dsb = d.ctx.dma.alloc_coherent(&mut d.ctx.backend, hw::BCM_PAGE_SIZE)?;
+        let dsb = match d.ctx.dma.alloc_coherent(&mut d.ctx.backend, hw::BCM_PAGE_SIZE) {
+            Ok(m) => m,
+            Err(e) => return Err((e.into(), d.close().1)),
+        };
         d.ctx.backend.write32(0, hw::DSB_ADDR_LO, dsb.dma_addr as u32);
         d.ctx.backend.write32(0, hw::DSB_ADDR_HI, (dsb.dma_addr >> 32) as u32);
         d.dsb = Some(dsb);
         let st = d.ctx.backend.read32(0, hw::FUNC_STATUS);
         if st == u32::MAX {
-            return Err(Bnx2xError::DeviceGone { what: "FUNC_STATUS".into() });
+            return Err((Bnx2xError::DeviceGone { what: "FUNC_STATUS".into() }, d.close().1));
         }
         for q in 0..d.ctx.cfg.queues {
             match d.ctx.open_queue(q) {
                 Ok(fq) => d.queues.push(fq),
                 Err(e) => {
                     // Leave nothing mapped behind.
-                    let _ = d.close();
-                    return Err(e);
+                    return Err((e, d.close().1));
                 }
             }
         }
