@@ -11,11 +11,15 @@ pub enum DeviceSpec {
     Vfio(String),
     /// QEMU's own 82574L model (`-device e1000e`), driven over qtest.
     QemuE1000e,
+    /// The emulated Cisco VIC vNIC (1137:0043; `model:enic-vf` presents the VF id 0071).
+    ModelEnic { vf: bool },
 }
 
 pub const DEFAULT_DEVICE: &str = "model:i82574l";
 /// QEMU's e1000e, over qtest.
 pub const QEMU_E1000E: &str = "qemu:e1000e";
+/// The emulated Cisco VIC vNIC.
+pub const MODEL_ENIC: &str = "model:enic";
 
 impl std::str::FromStr for DeviceSpec {
     type Err = String;
@@ -28,6 +32,8 @@ impl std::str::FromStr for DeviceSpec {
                 .map(|a| DeviceSpec::Vfio(a.to_string()))
                 .map_err(|e| e.to_string()),
             "qemu:e1000e" | "qemu:82574l" | "qemu:i82574l" => Ok(DeviceSpec::QemuE1000e),
+            "model:enic" | "model:vic" => Ok(DeviceSpec::ModelEnic { vf: false }),
+            "model:enic-vf" => Ok(DeviceSpec::ModelEnic { vf: true }),
             _ => Err(format!("unknown device {s:?}; `nicqual devices` lists what can be driven")),
         }
     }
@@ -39,6 +45,8 @@ impl std::fmt::Display for DeviceSpec {
             DeviceSpec::ModelI82574 => f.write_str(DEFAULT_DEVICE),
             DeviceSpec::Vfio(a) => write!(f, "vfio:{a}"),
             DeviceSpec::QemuE1000e => f.write_str(QEMU_E1000E),
+            DeviceSpec::ModelEnic { vf: false } => f.write_str(MODEL_ENIC),
+            DeviceSpec::ModelEnic { vf: true } => f.write_str("model:enic-vf"),
         }
     }
 }
@@ -57,5 +65,12 @@ pub fn list() {
         "qtest",
         format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID),
         nicqual_backends::qtest::QEMU_ENV
+    );
+    println!(
+        "{:<16} {:<10} {:<10} Cisco VIC vNIC, register-level model (resource table, devcmd, WQ/RQ/CQ, INTR_CTRL, MSI-X), virtual time; model:enic-vf is the VF ({:04x})",
+        MODEL_ENIC,
+        "emulated",
+        format!("{:04x}:{:04x}", nicqual_hw::enic::PCI_VENDOR_ID_CISCO, nicqual_hw::enic::PCI_DEVICE_ID_CISCO_VIC_ENET),
+        nicqual_hw::enic::PCI_DEVICE_ID_CISCO_VIC_ENET_VF
     );
 }

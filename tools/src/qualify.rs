@@ -84,9 +84,12 @@ fn say_pcap(p: &std::path::Path, r: std::io::Result<u64>) {
 
 /// Every check `spec` gets, in run order: the suite, the device's own checks, teardown.
 fn all_checks(device: &DeviceSpec) -> Vec<String> {
+    if let DeviceSpec::ModelEnic { .. } = device {
+        return nicqual_qualify::enic::CHECKS.iter().chain(&["teardown"]).map(|s| s.to_string()).collect();
+    }
     let mut v = check_names();
     let extra: &[&str] = match device {
-        DeviceSpec::ModelI82574 => &[],
+        DeviceSpec::ModelI82574 | DeviceSpec::ModelEnic { .. } => &[],
         DeviceSpec::QemuE1000e => &["wire[socket]", "fault-injection"],
         DeviceSpec::Vfio(_) => &["dma-tx", "iommu-faults", "vfio-setup", "fault-injection"],
     };
@@ -270,7 +273,117 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
             code
         }
         DeviceSpec::Vfio(ref addr) => crate::vfio_cli::qualify(addr, &a, plan, quiet),
+        DeviceSpec::ModelEnic { vf } => qualify_enic(&a, &spec, plan, quiet, vf),
     }
+}
+
+/// `qualify --device model:enic`: the enic suite (`nicqual_qualify::enic`) on the emulated
+/// vNIC (adapter MTU 9000, as a jumbo UCS adapter policy sets it), then teardown, the
+/// table and the record, as for the 82574L.
+fn qualify_enic(a: &Args, spec: &str, plan: FaultPlan, quiet: bool, vf: bool) -> ExitCode {
+    use nicqual_model::enic::{EnicConfig, EnicDevice, EnicFaultPlan};
+    if let Err(e) = plan.validate_for(EnicDevice::fault_target()) {
+        eprintln!("nicqual: fault plan for {spec}: {e}");
+        return ExitCode::from(2);
+    }
+    if plan.faults.iter().any(|f| matches!(f.kind, nicqual_model::FaultKind::StallConsumer { .. })) {
+        // The model freezes a WQ's fetch_index, but the enic driver never reads it (it
+        // frees WQ slots from completions): no check could see the fault act.
+        eprintln!(
+            "nicqual: fault plan for {spec}: stall-consumer freezes a WQ fetch_index no enic check reads; refused"
+        );
+        return ExitCode::from(2);
+    }
+    if a.pcap.is_some() {
+        eprintln!("nicqual: --pcap: {spec}'s traffic stays in the adapter's loopback, nothing reaches a wire");
+        return ExitCode::from(2);
+    }
+    if a.repeat > 1 {
+        eprintln!("nicqual: --repeat applies to the 82574L suite; {spec} runs its suite once");
+        return ExitCode::from(2);
+    }
+    let select = Selection { check: a.check.clone(), skip: a.skip.clone() };
+    let dev =
+        EnicDevice::with_config(EnicConfig { vnic_mtu: 9000, vf, ..EnicConfig::default() }, EnicFaultPlan::none());
+    let mut backend = EmulatedBackend::new(dev, spec.to_string());
+    let info = backend.info();
+    let mut id = [0u32; 4];
+    for (v, off) in id.iter_mut().zip([0u16, 0x2C, 0x08, 0x04]) {
+        *v = backend.config_read(off, 4).unwrap_or(u32::MAX);
+    }
+    let started_at = rep::now_rfc3339();
+    let t0 = std::time::Instant::now();
+    let to_stdout = !a.out.uses_stdout();
+    let say = |line: String| {
+        if to_stdout { println!("{line}") } else { eprintln!("{line}") }
+    };
+    let progress = Progress::new(nicqual_qualify::enic::CHECKS.len() as u64 + 2, "qualify", quiet);
+    progress.step("attach");
+    let armed = plan.clone();
+    let run = nicqual_qualify::enic::run_suite(
+        backend,
+        &select,
+        move |b| b.device_mut().arm_faults(armed),
+        |n| {
+            progress.step(n);
+            progress.inc();
+        },
+    );
+    let run = match run {
+        Ok(r) => r,
+        Err(e) => {
+            progress.finish();
+            eprintln!("nicqual: attach to {spec} failed: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut checks = run.checks;
+    progress.step("teardown");
+    let (mac, t_end) = match run.driver {
+        Some(mut drv) => {
+            let mac = drv.mac();
+            let gone = drv.backend_mut().read32(nicqual_hw::enic::BAR_REGS, 0) == u32::MAX;
+            let t_end = drv.backend().now_ns();
+            let backend = drv.shutdown();
+            if select.wants("teardown") {
+                checks.push(teardown_check(&backend, gone));
+            }
+            (Some(mac), t_end)
+        }
+        None => {
+            if select.wants("teardown") {
+                checks.push(CheckReport::new(
+                    "teardown",
+                    CheckResult::Na,
+                    "a re-attach failed and released the backend with it: nothing left to tear down",
+                ));
+            }
+            (None, 0)
+        }
+    };
+    progress.inc();
+    progress.finish();
+    let checks: Vec<rep::Check> = checks.iter().map(record::check).collect();
+    let summary = rep::Summary::of(&checks);
+    let verdict = summary.verdict();
+    let device = rep::Device {
+        spec: spec.into(),
+        name: Some(format!("Cisco VIC vNIC{} (nicqual model)", if vf { " VF" } else { "" })),
+        vendor_id: format!("{:04x}", id[0] & 0xFFFF),
+        device_id: format!("{:04x}", id[0] >> 16),
+        subsystem_vendor_id: format!("{:04x}", id[1] & 0xFFFF),
+        subsystem_id: format!("{:04x}", id[1] >> 16),
+        revision: Some((id[2] & 0xFF) as u8),
+        mac: mac.map(record::fmt_mac),
+        driver: "nicqual-nics enic".into(),
+        ..Default::default()
+    };
+    let mut rec = run_record(started_at, record::backend(&info), device, &plan, checks);
+    rec.duration_ns = t_end;
+    rec.wall_ns = t0.elapsed().as_nanos() as u64;
+    rec.replay = (verdict != rep::Verdict::Pass).then(|| format!("nicqual {}", replay_args(a, plan.seed)));
+    let written = a.out.write(&rec);
+    conclude(&rec, written, info.virtual_time, t0, &say)
 }
 
 /// A qualify run record for `checks` (summary and verdict derived from them).
@@ -431,17 +544,30 @@ pub(crate) fn qualify_on<B: Backend>(
     let written = a.out.write(&rec);
     progress.inc();
     progress.finish();
-    print_table(&rec.checks, &say);
+    conclude(&rec, written, info.virtual_time, t0, &say)
+}
+
+/// Print the table, the summary line and the replay command of `rec`; exit 2 when the
+/// record could not be written, else by the verdict.
+fn conclude(
+    rec: &rep::RunRecord,
+    written: Result<(), impl std::fmt::Display>,
+    virtual_time: bool,
+    t0: std::time::Instant,
+    say: &impl Fn(String),
+) -> ExitCode {
+    let s = &rec.summary;
+    print_table(&rec.checks, say);
     say(format!(
         "\n{}: {} passed, {} failed, {} not applicable, {} errors; seed {}; {:.1} ms {}, {:.1} ms wall",
-        verdict.as_str().to_uppercase(),
-        summary.pass,
-        summary.fail,
-        summary.na,
-        summary.error,
-        plan.seed,
-        t_end as f64 / 1e6,
-        if info.virtual_time { "virtual" } else { "device clock" },
+        rec.verdict.as_str().to_uppercase(),
+        s.pass,
+        s.fail,
+        s.na,
+        s.error,
+        rec.seed,
+        rec.duration_ns as f64 / 1e6,
+        if virtual_time { "virtual" } else { "device clock" },
         t0.elapsed().as_secs_f64() * 1e3
     ));
     if let Some(r) = &rec.replay {
@@ -451,7 +577,7 @@ pub(crate) fn qualify_on<B: Backend>(
         eprintln!("nicqual: {e}");
         return ExitCode::from(2);
     }
-    ExitCode::from(verdict.exit_code())
+    ExitCode::from(rec.verdict.exit_code())
 }
 
 /// The command line that replays this run exactly (same seed).

@@ -68,6 +68,10 @@ pub fn run(a: Args) -> ExitCode {
                 }
             }
         }
+        DeviceSpec::ModelEnic { .. } => {
+            eprintln!("nicqual: regs dumps the 82574L's registers; {spec} has none of them");
+            ExitCode::from(2)
+        }
         DeviceSpec::QemuE1000e => {
             if !a.fault.is_empty() {
                 eprintln!("nicqual: {spec} takes no fault plan (QEMU's model is not ours)");

@@ -813,13 +813,20 @@ impl<B: Backend> Enic<B> {
         Some(raw)
     }
 
-    /// The entry after `cursor` is fresh while `cursor`'s is not: the adapter wrote the
+    /// The entry at `cursor` is not fresh but the one after it is: the adapter wrote the
     /// entry at `cursor` with the previous lap's colour (it writes in order, so the later
     /// entry proves the earlier one was written).
-    fn next_is_fresh(&self, ring: usize, cursor: CqCursor) -> bool {
+    /// Also when the adapter's `cq_tail` (validated: inside the ring) has moved past the
+    /// cursor although the entry there is not fresh: the adapter wrote it, with the wrong
+    /// colour, and no later entry may come to prove it.
+    fn stale_entry(&mut self, ring: usize, cq: u32, cursor: CqCursor) -> bool {
         let mut next = cursor;
         next.consume();
-        self.read_cq(ring, next).is_some()
+        if self.read_cq(ring, next).is_some() {
+            return true;
+        }
+        let tail = self.b.read32(hw::BAR_REGS, self.res.cq_block(cq) + hw::CQ_TAIL);
+        tail < self.entries && tail != cursor.index()
     }
 
     /// Collect WQ completions: free every descriptor through `completed_index`.
@@ -828,7 +835,7 @@ impl<B: Backend> Enic<B> {
         for _ in 0..self.entries {
             let entry = self.cq_tx.index();
             let Some(raw) = self.read_cq(self.lay.cq_tx, self.cq_tx) else {
-                if self.next_is_fresh(self.lay.cq_tx, self.cq_tx) {
+                if self.stale_entry(self.lay.cq_tx, self.res.tx_cq(), self.cq_tx) {
                     self.stats.stale_colour += 1;
                     self.log_tx(TxCompletionError::StaleColour { entry });
                     self.cq_tx.consume();
@@ -892,7 +899,7 @@ impl<B: Backend> Enic<B> {
         for _ in 0..self.entries {
             let entry = self.cq_rx.index();
             let Some(raw) = self.read_cq(self.lay.cq_rx, self.cq_rx) else {
-                if self.policy == Policy::Nicqual && self.next_is_fresh(self.lay.cq_rx, self.cq_rx) {
+                if self.policy == Policy::Nicqual && self.stale_entry(self.lay.cq_rx, 0, self.cq_rx) {
                     self.stats.stale_colour += 1;
                     let e = CompletionError::StaleColour { entry };
                     self.stats.count_drop(&e);

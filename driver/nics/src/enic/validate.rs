@@ -33,7 +33,9 @@ pub enum CompletionError {
     OverPosted { index: u16, bytes_written: u16, posted: u32 },
     #[error("RQ[{index}]: frame of {bytes_written} bytes is larger than MTU {mtu} + {hdr} allows")]
     OverMtu { index: u16, bytes_written: u16, mtu: u32, hdr: u32 },
-    #[error("CQ0 entry {entry}: written with the previous lap's colour while the next entry is fresh")]
+    #[error(
+        "CQ0 entry {entry}: written with the previous lap's colour (a later entry is fresh, or cq_tail has passed it)"
+    )]
     StaleColour { entry: u32 },
 }
 
@@ -48,7 +50,9 @@ pub enum TxCompletionError {
         "WQ CQ entry {entry}: completed_index {index} was never posted (outstanding: {outstanding} from WQ index {to_clean})"
     )]
     IndexNotPosted { entry: u32, index: u16, to_clean: u32, outstanding: u32 },
-    #[error("WQ CQ entry {entry}: written with the previous lap's colour while the next entry is fresh")]
+    #[error(
+        "WQ CQ entry {entry}: written with the previous lap's colour (a later entry is fresh, or cq_tail has passed it)"
+    )]
     StaleColour { entry: u32 },
 }
 
