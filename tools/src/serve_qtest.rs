@@ -50,10 +50,6 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> ExitCode {
-    if a.device != DeviceSpec::ModelI82574 {
-        eprintln!("nicqual: serve-qtest serves emulated devices only (model:i82574l), not {}", a.device);
-        return ExitCode::from(2);
-    }
     let plan = match crate::qualify::plan_from(a.faults.as_deref(), &a.fault, a.seed) {
         Ok(p) => p,
         Err(e) => {
@@ -61,10 +57,39 @@ pub fn run(a: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut model = Model::new(Config::default());
-    if !plan.faults.is_empty() {
-        model.arm_faults(plan);
+    match a.device {
+        DeviceSpec::ModelI82574 => {
+            let mut model = Model::new(Config::default());
+            if !plan.faults.is_empty() {
+                model.arm_faults(plan);
+            }
+            serve(&a, model)
+        }
+        DeviceSpec::ModelEnic { vf } => {
+            use nicqual_model::enic::{EnicConfig, EnicDevice, EnicFaultPlan};
+            if let Err(e) = plan.validate_for(EnicDevice::fault_target()) {
+                eprintln!("nicqual: fault plan for {}: {e}", a.device);
+                return ExitCode::from(2);
+            }
+            let cfg = EnicConfig { vnic_mtu: 9000, vf, ..EnicConfig::default() };
+            let mut model = EnicDevice::with_config(cfg, EnicFaultPlan::none());
+            if !plan.faults.is_empty() {
+                model.arm_faults(plan);
+            }
+            serve(&a, model)
+        }
+        _ => {
+            eprintln!(
+                "nicqual: serve-qtest serves emulated devices only (model:i82574l, model:enic), not {}",
+                a.device
+            );
+            ExitCode::from(2)
+        }
     }
+}
+
+/// Serve `model` on the socket to `a.clients` clients, one after another.
+fn serve<D: nicqual_model::PciDevice>(a: &Args, model: D) -> ExitCode {
     let server = guest_ram_at(a.mem_path.as_deref(), a.ram_mib, a.reuse_mem_path)
         .and_then(|ram| QtestServer::new(model, a.slot, ram));
     let mut server = match server {
