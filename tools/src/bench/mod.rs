@@ -18,6 +18,11 @@ pub struct Args {
     /// appends the 4-byte FCS); comma-separated.
     #[arg(long = "frame-size", value_delimiter = ',', default_values_t = [64usize, 1514, 9018])]
     pub frame_sizes: Vec<usize>,
+    /// NICs whose loopback to measure, comma-separated or repeated: `i82574l` (the
+    /// emulated 82574L in MAC loopback), `enic` (the emulated VIC vNIC, whose adapter loops
+    /// WQ 0 back to RQ 0). Rows of every NIC go to the same table and JSON.
+    #[arg(long = "nic", value_delimiter = ',', default_values_t = ["i82574l".to_string()])]
+    pub nics: Vec<String>,
     /// Packets per rx_batch / tx_batch call.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,

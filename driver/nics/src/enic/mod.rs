@@ -338,6 +338,8 @@ pub struct Enic<B: Backend> {
     pub drop_log: Vec<CompletionError>,
     /// Why each refused transmit completion was refused (bounded).
     pub tx_drop_log: Vec<TxCompletionError>,
+    /// Receive copy buffer reused for every delivered frame.
+    rx_scratch: Vec<u8>,
 }
 
 const DROP_LOG_CAP: usize = 64;
@@ -453,6 +455,7 @@ impl<B: Backend> Enic<B> {
             stats: EnicStats::default(),
             drop_log: Vec::new(),
             tx_drop_log: Vec::new(),
+            rx_scratch: Vec::with_capacity(buf_len as usize),
         };
         e.map_memory()?;
         e.irq = e.setup_msix();
@@ -752,11 +755,48 @@ impl<B: Backend> Enic<B> {
     /// Transmit one frame (one WQ descriptor, completion requested), then collect WQ
     /// completions. The adapter sends synchronously and loops the frame back to the RQ.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), EnicError> {
+        self.poll_tx();
+        self.queue_tx(frame)?;
+        self.ring_wq_doorbell()?;
+        self.poll_tx();
+        Ok(())
+    }
+
+    /// Transmit up to `n` copies of `frame` with one doorbell (the batched hot path: no
+    /// allocation, one descriptor and one buffer copy per frame), then collect WQ
+    /// completions. Returns the frames queued (fewer when the WQ fills).
+    pub fn send_batch(&mut self, frame: &[u8], n: u32) -> Result<u32, EnicError> {
+        self.poll_tx();
+        let mut queued = 0;
+        while queued < n {
+            match self.queue_tx(frame) {
+                Ok(()) => queued += 1,
+                Err(EnicError::TxRingFull { .. }) if queued > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        self.ring_wq_doorbell()?;
+        self.poll_tx();
+        Ok(queued)
+    }
+
+    /// Publish queued WQ descriptors (`wmb(); posted_index`) and check the WQ's error status.
+    fn ring_wq_doorbell(&mut self) -> Result<(), EnicError> {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        self.b.write32(hw::BAR_REGS, self.res.wq + hw::Q_POSTED_INDEX, self.wq_to_use);
+        let status = self.b.read32(hw::BAR_REGS, self.res.wq + hw::WQ_ERROR_STATUS);
+        if status != 0 {
+            return Err(EnicError::QueueError { queue: "WQ0", status, offset: self.res.wq + hw::WQ_ERROR_STATUS });
+        }
+        Ok(())
+    }
+
+    /// Write one frame into the next WQ slot's buffer and its descriptor (not yet published).
+    fn queue_tx(&mut self, frame: &[u8]) -> Result<(), EnicError> {
         let max = (self.mtu + hw::VLAN_ETH_HLEN) as usize;
         if frame.len() > max || frame.is_empty() {
             return Err(EnicError::TxTooLong { len: frame.len(), mtu: self.mtu, hdr: hw::VLAN_ETH_HLEN });
         }
-        self.poll_tx();
         if self.wq_outstanding + 1 >= self.entries {
             return Err(EnicError::TxRingFull { entries: self.wq_outstanding });
         }
@@ -787,13 +827,6 @@ impl<B: Backend> Enic<B> {
         self.wq_to_use = (i + 1) % self.entries;
         self.wq_outstanding += 1;
         self.stats.tx_frames += 1;
-        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
-        self.b.write32(hw::BAR_REGS, self.res.wq + hw::Q_POSTED_INDEX, self.wq_to_use);
-        let status = self.b.read32(hw::BAR_REGS, self.res.wq + hw::WQ_ERROR_STATUS);
-        if status != 0 {
-            return Err(EnicError::QueueError { queue: "WQ0", status, offset: self.res.wq + hw::WQ_ERROR_STATUS });
-        }
-        self.poll_tx();
         Ok(())
     }
 
@@ -890,7 +923,13 @@ impl<B: Backend> Enic<B> {
     /// Service the receive CQ: deliver good frames to `out`, drop and count the rest,
     /// repost buffers. Returns frames delivered.
     pub fn poll_rx(&mut self, out: &mut Vec<Vec<u8>>) -> usize {
-        let before = out.len();
+        self.poll_rx_with(&mut |f| out.push(f.to_vec()))
+    }
+
+    /// As [`Enic::poll_rx`], handing each good frame to `deliver` as a slice of the driver's
+    /// own scratch buffer (no allocation per frame). Returns frames delivered.
+    pub fn poll_rx_with(&mut self, deliver: &mut dyn FnMut(&[u8])) -> usize {
+        let before = self.stats.rx_delivered;
         // Where the adapter's fetch pointer is; all-ones or out of range means it cannot
         // be trusted, and then no completion names a fetched buffer.
         let fetch = self.b.read32(hw::BAR_REGS, self.res.rq + hw::Q_FETCH_INDEX);
@@ -917,13 +956,25 @@ impl<B: Backend> Enic<B> {
             let Ok(d) = CqEnetRqDesc::read_from_bytes(&raw) else { break };
             let c = d.decode();
             match self.policy {
-                Policy::Nicqual => self.rx_nicqual(&c, entry, fetch, out),
-                Policy::Early => self.rx_early(&c, out),
+                Policy::Nicqual => self.rx_nicqual(&c, entry, fetch, deliver),
+                Policy::Early => self.rx_early(&c, deliver),
             }
         }
         self.ring_rq_doorbell();
         self.return_credits(0, work);
-        out.len() - before
+        (self.stats.rx_delivered - before) as usize
+    }
+
+    /// Copy `len` bytes of RX buffer `index` into the scratch buffer and hand them over.
+    fn deliver(&mut self, index: u32, len: usize, counted: u32, deliver: &mut dyn FnMut(&[u8])) {
+        let mut buf = std::mem::take(&mut self.rx_scratch);
+        buf.resize(len, 0);
+        if self.mem.read_bulk(self.lay.rx_buf(index), &mut buf).is_some() {
+            self.stats.rx_delivered += 1;
+            self.stats.rx_bytes += u64::from(counted);
+            deliver(&buf);
+        }
+        self.rx_scratch = buf;
     }
 
     fn rq_state(&self, fetch_index: u32) -> RqState {
@@ -961,17 +1012,12 @@ impl<B: Backend> Enic<B> {
         }
     }
 
-    fn rx_nicqual(&mut self, c: &hw::RqCompletion, entry: u32, fetch: u32, out: &mut Vec<Vec<u8>>) {
+    fn rx_nicqual(&mut self, c: &hw::RqCompletion, entry: u32, fetch: u32, out: &mut dyn FnMut(&[u8])) {
         let st = self.rq_state(fetch);
         let buf_len = self.buf_len;
         match validate::check(c, entry, st, |_| buf_len) {
             Ok(a) => {
-                let mut frame = vec![0u8; a.len as usize];
-                if self.mem.read_bulk(self.lay.rx_buf(a.index), &mut frame).is_some() {
-                    self.stats.rx_delivered += 1;
-                    self.stats.rx_bytes += u64::from(a.len);
-                    out.push(frame);
-                }
+                self.deliver(a.index, a.len as usize, a.len, out);
                 self.reclaim_through(a.skipped);
             }
             Err(e) => {
@@ -990,7 +1036,7 @@ impl<B: Backend> Enic<B> {
 
     /// The 2.6.3x receive path: walk `to_clean` through `completed_index` (whatever it
     /// says), drop truncated frames, `skb_put(bytes_written)` the rest.
-    fn rx_early(&mut self, c: &hw::RqCompletion, out: &mut Vec<Vec<u8>>) {
+    fn rx_early(&mut self, c: &hw::RqCompletion, out: &mut dyn FnMut(&[u8])) {
         let idx = u32::from(c.completed_index) % self.entries;
         let dist = (idx + self.entries - self.rq_to_clean) % self.entries;
         if u32::from(c.completed_index) >= self.entries || dist >= self.rq_outstanding {
@@ -1011,12 +1057,7 @@ impl<B: Backend> Enic<B> {
         if !(c.sop && c.eop) {
             self.stats.partial_delivered += 1;
         }
-        let mut frame = vec![0u8; n.min(self.buf_len) as usize];
-        if self.mem.read_bulk(self.lay.rx_buf(idx), &mut frame).is_some() {
-            self.stats.rx_delivered += 1;
-            self.stats.rx_bytes += u64::from(n);
-            out.push(frame);
-        }
+        self.deliver(idx, n.min(self.buf_len) as usize, n, out);
         self.reclaim_through(dist);
     }
 }
