@@ -45,6 +45,35 @@ pub struct Row {
     pub wb_errors: u64,
 }
 
+impl Row {
+    /// A row from what was counted over `secs` wall-clock seconds (`cpu` of CPU time).
+    #[allow(clippy::too_many_arguments)]
+    fn measured(
+        nic: &str,
+        frame_size: usize,
+        batch: usize,
+        packets: u64,
+        secs: f64,
+        cpu: Option<f64>,
+        lost: u64,
+        wb_errors: u64,
+    ) -> Row {
+        Row {
+            nic: nic.into(),
+            frame_size,
+            batch,
+            mpps: packets as f64 / secs / 1e6,
+            gbps: packets as f64 * frame_size as f64 * 8.0 / secs / 1e9,
+            packets,
+            seconds: secs,
+            cpu_seconds: cpu,
+            mpps_per_cpu_second: cpu.map(|c| packets as f64 / c / 1e6),
+            lost,
+            wb_errors,
+        }
+    }
+}
+
 fn frame(size: usize) -> Vec<u8> {
     let mut f: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(29)).collect();
     if let Some(h) = f.get_mut(..14) {
@@ -136,19 +165,7 @@ fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
     let lost = sent.saturating_sub(got);
     let wb_errors = dp.counters.wb_errors();
     let _ = d.shutdown();
-    Ok(Row {
-        nic: NIC.into(),
-        frame_size: size,
-        batch,
-        mpps: packets as f64 / secs / 1e6,
-        gbps: packets as f64 * size as f64 * 8.0 / secs / 1e9,
-        packets,
-        seconds: secs,
-        cpu_seconds: cpu,
-        mpps_per_cpu_second: cpu.map(|c| packets as f64 / c / 1e6),
-        lost,
-        wb_errors,
-    })
+    Ok(Row::measured(NIC, size, batch, packets, secs, cpu, lost, wb_errors))
 }
 
 /// One enic loopback measurement: interface and adapter MTU 9000, 512-entry rings.
@@ -186,19 +203,7 @@ fn measure_enic(size: usize, batch: usize, seconds: f64) -> Result<Row, String> 
     let lost = e.stats.tx_frames.saturating_sub(e.stats.rx_delivered);
     let wb_errors = e.stats.dropped_total() + e.stats.tx_bad_completions + e.stats.stale_colour;
     let _ = e.shutdown();
-    Ok(Row {
-        nic: ENIC.into(),
-        frame_size: size,
-        batch,
-        mpps: packets as f64 / secs / 1e6,
-        gbps: packets as f64 * size as f64 * 8.0 / secs / 1e9,
-        packets,
-        seconds: secs,
-        cpu_seconds: cpu,
-        mpps_per_cpu_second: cpu.map(|c| packets as f64 / c / 1e6),
-        lost,
-        wb_errors,
-    })
+    Ok(Row::measured(ENIC, size, batch, packets, secs, cpu, lost, wb_errors))
 }
 
 const ENIC: &str = "model:enic";
