@@ -2,7 +2,8 @@
 //! formats (16 bytes each, little-endian) and the jumbo-frame limits, as Linux
 //! `drivers/net/ethernet/cisco/enic/` declares them (`vnic_resource.h`, `vnic_wq.h`,
 //! `vnic_rq.h`, `vnic_cq.h`, `wq_enet_desc.h`, `rq_enet_desc.h`, `cq_enet_desc.h`,
-//! `cq_desc.h`, `enic.h`); see `shared/reference/rings-dma.md` §2.
+//! `cq_desc.h`, `enic.h`, `vnic_intr.h`, `vnic_devcmd.h`, `vnic_enet.h`); see
+//! `shared/reference/rings-dma.md` §2.
 
 use crate::regs::{RegisterDesc, registers};
 use zerocopy::little_endian::{U16, U32, U64};
@@ -42,6 +43,29 @@ pub const RES_TYPE_RQ: u8 = 2;
 pub const RES_TYPE_CQ: u8 = 3;
 pub const RES_TYPE_NIC_CFG: u8 = 5;
 pub const RES_TYPE_INTR_CTRL: u8 = 10;
+/// The MSI-X table and pending-bit array (`RES_TYPE_INTR_TABLE`, `RES_TYPE_INTR_PBA`).
+pub const RES_TYPE_INTR_TABLE: u8 = 11;
+pub const RES_TYPE_INTR_PBA: u8 = 12;
+/// The devcmd window (`RES_TYPE_DEVCMD`).
+pub const RES_TYPE_DEVCMD: u8 = 16;
+/// Entries a bounded table walk reads at most (`RES_TYPE_MAX` is far below this).
+pub const RES_TABLE_MAX_ENTRIES: u64 = 64;
+
+/// What a resource of type `ty` with `count` instances occupies in its BAR, as Linux's
+/// `vnic_dev_discover_res` sizes it: WQ/RQ/CQ/INTR_CTRL are `count` blocks of
+/// [`VNIC_RES_STRIDE`]; DEVCMD and the legacy PBA are `count` bytes; the MSI-X table is
+/// `count` 16-byte entries and the PBA `count` bits (rounded to 8 bytes). `None` for a
+/// type the driver skips.
+pub const fn res_len(ty: u8, count: u32) -> Option<u64> {
+    let n = count as u64;
+    match ty {
+        RES_TYPE_WQ | RES_TYPE_RQ | RES_TYPE_CQ | RES_TYPE_INTR_CTRL => Some(n * VNIC_RES_STRIDE),
+        RES_TYPE_DEVCMD => Some(n),
+        RES_TYPE_INTR_TABLE => Some(n * 16),
+        RES_TYPE_INTR_PBA => Some(n.div_ceil(64) * 8),
+        _ => None,
+    }
+}
 
 // ---- control blocks (every u32 followed by a pad: byte offsets) ---------------------------
 //
@@ -87,16 +111,104 @@ registers! {
     reg CQ_HEAD = 0x20, "cq_head", Rw, mask 0xFFFF_FFFF;
     reg CQ_TAIL = 0x28, "cq_tail", Rw, mask 0xFFFF_FFFF;
     reg CQ_TAIL_COLOR = 0x30, "cq_tail_color", Rw, mask 0x1;
+    reg CQ_INTERRUPT_ENABLE = 0x38, "interrupt_enable", Rw, mask 0x1;
+    /// Write a completion entry to the ring for each completion (`cq_entry_enable`).
+    reg CQ_ENTRY_ENABLE = 0x40, "cq_entry_enable", Rw, mask 0x1;
+    reg CQ_MESSAGE_ENABLE = 0x48, "cq_message_enable", Rw, mask 0x1;
+    /// Which interrupt (INTR_CTRL instance and MSI-X vector) the CQ asserts.
+    reg CQ_INTERRUPT_OFFSET = 0x50, "interrupt_offset", Rw, mask 0xFFFF_FFFF;
 }
 
 registers! {
-    /// The NIC_CFG block as the model serves it.
-    pub static NIC_CFG_REGISTERS: u64;
-    /// The vNIC's configured MTU as the adapter reports it (`vnic_enet_config.mtu`, read by
-    /// the driver through the devcmd `CMD_GET_CONFIG`; the model serves it at this offset
-    /// of the NIC_CFG block instead of running devcmds).
-    reg NIC_CFG_MTU = 0x00, "mtu", Ro, mask 0;
+    /// `vnic_intr_ctrl`: one per interrupt.
+    pub static INTR_REGISTERS: u64;
+    /// Coalescing timer in the adapter's units (the model: microseconds).
+    reg INTR_COALESCING_TIMER = 0x00, "coalescing_timer", Rw, mask 0xFFFF;
+    reg INTR_COALESCING_VALUE = 0x08, "coalescing_value", Rw, mask 0xFFFF;
+    reg INTR_COALESCING_TYPE = 0x10, "coalescing_type", Rw, mask 0x3;
+    /// Set the mask when the interrupt is asserted (MSI-X mode: Linux sets it).
+    reg INTR_MASK_ON_ASSERTION = 0x18, "mask_on_assertion", Rw, mask 0x1;
+    reg INTR_MASK = 0x20, "mask", Rw, mask 0x1;
+    /// Events not yet returned by the driver.
+    reg INTR_INT_CREDITS = 0x28, "int_credits", Ro, mask 0;
+    /// Bits 0-15 credits to return, bit 16 unmask, bit 17 reset the coalescing timer.
+    reg INTR_INT_CREDIT_RETURN = 0x30, "int_credit_return", Wo, mask 0x3_FFFF;
 }
+
+/// `int_credit_return`: credits in bits 0-15 (`VNIC_INTR_UNMASK_SHIFT` 16,
+/// `VNIC_INTR_RESET_TIMER_SHIFT` 17).
+pub const INTR_CREDITS_MASK: u32 = 0xFFFF;
+pub const INTR_UNMASK: u32 = 1 << 16;
+pub const INTR_RESET_TIMER: u32 = 1 << 17;
+
+registers! {
+    /// `struct vnic_devcmd`: status, command, then `VNIC_DEVCMD_NARGS` 64-bit arguments.
+    pub static DEVCMD_REGISTERS: u64;
+    reg DEVCMD_STATUS = 0x00, "status", Ro, mask 0;
+    reg DEVCMD_CMD = 0x04, "cmd", Rw, mask 0xFFFF_FFFF;
+    array DEVCMD_ARGS[DEVCMD_ARGS_LEN = 30, DEVCMD_ARGS_STRIDE = 4] = 0x08, "args (dwords)", Rw, mask 0xFFFF_FFFF;
+}
+
+/// `VNIC_DEVCMD_NARGS`.
+pub const DEVCMD_NARGS: usize = 15;
+/// Bytes of the devcmd window.
+pub const DEVCMD_LEN: u64 = DEVCMD_ARGS + DEVCMD_ARGS_LEN * DEVCMD_ARGS_STRIDE;
+/// `enum vnic_devcmd_status`.
+pub const STAT_BUSY: u32 = 1 << 0;
+pub const STAT_ERROR: u32 = 1 << 1;
+
+/// Devcmd encoding (`_CMDCF`): number bits 0-13, vNIC type bits 14-23, flags 24-29,
+/// direction 30-31.
+pub const CMD_DIR_WRITE: u32 = 1;
+pub const CMD_DIR_READ: u32 = 2;
+pub const CMD_DIR_RW: u32 = 3;
+pub const CMD_FLAGS_NOWAIT: u32 = 1;
+pub const CMD_VTYPE_ENET: u32 = 1;
+pub const CMD_VTYPE_FC: u32 = 2;
+pub const CMD_VTYPE_ALL: u32 = 7;
+
+/// `_CMDCF(dir, flags, vtype, nr)`.
+pub const fn cmdcf(dir: u32, flags: u32, vtype: u32, nr: u32) -> u32 {
+    (dir << 30) | (flags << 24) | (vtype << 14) | nr
+}
+
+/// A devcmd's number (`_CMD_N`), direction (`_CMD_DIR`) and no-wait flag.
+pub const fn cmd_n(cmd: u32) -> u32 {
+    cmd & 0x3FFF
+}
+pub const fn cmd_dir(cmd: u32) -> u32 {
+    (cmd >> 30) & 3
+}
+pub const fn cmd_nowait(cmd: u32) -> bool {
+    (cmd >> 24) & 0x3F & CMD_FLAGS_NOWAIT != 0
+}
+
+/// The commands a driver needs at bring-up (`enum vnic_devcmd_cmd`).
+pub const CMD_DEV_SPEC: u32 = cmdcf(CMD_DIR_RW, 0, CMD_VTYPE_ALL, 2);
+pub const CMD_GET_MAC_ADDR: u32 = cmdcf(CMD_DIR_READ, 0, CMD_VTYPE_ENET | CMD_VTYPE_FC, 9);
+pub const CMD_OPEN: u32 = cmdcf(CMD_DIR_WRITE, CMD_FLAGS_NOWAIT, CMD_VTYPE_ALL, 23);
+pub const CMD_OPEN_STATUS: u32 = cmdcf(CMD_DIR_READ, 0, CMD_VTYPE_ALL, 24);
+pub const CMD_CLOSE: u32 = cmdcf(0, 0, CMD_VTYPE_ALL, 25);
+pub const CMD_ENABLE: u32 = cmdcf(CMD_DIR_WRITE, CMD_FLAGS_NOWAIT, CMD_VTYPE_ALL, 28);
+pub const CMD_ENABLE_WAIT: u32 = cmdcf(CMD_DIR_WRITE, 0, CMD_VTYPE_ALL, 28);
+pub const CMD_DISABLE: u32 = cmdcf(0, 0, CMD_VTYPE_ALL, 29);
+pub const CMD_INIT_STATUS: u32 = cmdcf(CMD_DIR_READ, 0, CMD_VTYPE_ALL, 31);
+pub const CMD_DEINIT: u32 = cmdcf(0, CMD_FLAGS_NOWAIT, CMD_VTYPE_ALL, 34);
+pub const CMD_INIT: u32 = cmdcf(CMD_DIR_WRITE, CMD_FLAGS_NOWAIT, CMD_VTYPE_ALL, 35);
+
+/// `enum vnic_devcmd_error` (in `args[0]` when `STAT_ERROR` is set).
+pub const ERR_EINVAL: u64 = 1;
+pub const ERR_EBUSY: u64 = 4;
+pub const ERR_ECMDUNKNOWN: u64 = 5;
+pub const ERR_EBADSTATE: u64 = 6;
+
+/// `struct vnic_enet_config` (what `CMD_DEV_SPEC` reads, by offset and size): flags u32,
+/// wq_desc_count u32, rq_desc_count u32, mtu u16, ...
+pub const ENET_CONFIG_WQ_DESC_COUNT: u64 = 4;
+pub const ENET_CONFIG_RQ_DESC_COUNT: u64 = 8;
+pub const ENET_CONFIG_MTU: u64 = 12;
+/// Bytes of `vnic_enet_config` the model serves (through `num_arfs`).
+pub const ENET_CONFIG_LEN: usize = 46;
 
 /// High dword of the 64-bit queue ring base.
 pub const Q_RING_BASE_HI: u64 = Q_RING_BASE + 4;
@@ -104,12 +216,13 @@ pub const Q_RING_BASE_HI: u64 = Q_RING_BASE + 4;
 pub const CQ_RING_BASE_HI: u64 = CQ_RING_BASE + 4;
 
 /// The register spaces of the control blocks, each as the tables that make it up.
-pub fn register_spaces() -> [(&'static str, Vec<&'static [RegisterDesc]>); 4] {
+pub fn register_spaces() -> [(&'static str, Vec<&'static [RegisterDesc]>); 5] {
     [
         ("WQ", vec![QUEUE_REGISTERS, WQ_REGISTERS]),
         ("RQ", vec![QUEUE_REGISTERS, RQ_REGISTERS]),
         ("CQ", vec![CQ_REGISTERS]),
-        ("NIC_CFG", vec![NIC_CFG_REGISTERS]),
+        ("INTR_CTRL", vec![INTR_REGISTERS]),
+        ("DEVCMD", vec![DEVCMD_REGISTERS]),
     ]
 }
 

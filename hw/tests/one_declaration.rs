@@ -4,7 +4,7 @@
 //!
 //! 1. **Tables are consistent.** In every register space — the 82574L BAR0
 //!    ([`i82574::REGISTERS`]), each enic control block (WQ = shared queue part + WQ tail,
-//!    RQ = shared part + RQ tail, CQ, NIC_CFG; offsets relative to the block) and the bnx2x
+//!    RQ = shared part + RQ tail, CQ, INTR_CTRL, DEVCMD; offsets relative to the block) and the bnx2x
 //!    doorbell BAR — no two register instances share an offset, no two share a name,
 //!    every offset is dword aligned, and every register's fields fit in 32 bits without
 //!    overlapping. The 82574L's pattern-test registers are writable and their masks are the

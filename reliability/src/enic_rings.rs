@@ -8,7 +8,9 @@
 //! written by the adapter with any index, length, flags and colour, the adapter's own receive
 //! faults (overrun, over-length, span, unposted index), register reads and writes anywhere in
 //! BAR0 (ring bases, sizes, indices, CQ cursors), device writes anywhere in IOVA space, surprise
-//! removal, and TX/RX service.
+//! removal, TX/RX service, armed device faults (`hostile-completion:N` corrupting one
+//! field of the N-th completion, `lose-vector:N`), devcmds written raw, interrupt waits, and
+//! (in the setup) one resource table entry rewritten before bring-up.
 //!
 //! Invariants: no panic. For nicqual's driver: no device write ever lands in the guard after
 //! a receive buffer (`overrun_landed` stays 0: the IOMMU window per buffer stops it), no
@@ -22,7 +24,8 @@ use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
 use nicqual_backends::emulated::EmulatedBackend;
 use nicqual_hw::enic::{self as hw, CqEnetRqDesc, RqCompletion};
-use nicqual_model::enic::{BAR0_LEN, EnicDevice, EnicFault, EnicFaultPlan};
+use nicqual_model::enic::{BAR0_LEN, DEVCMD_BASE, EnicDevice, EnicFault, EnicFaultPlan, INTR_COUNT};
+use nicqual_model::{Fault, FaultKind, FaultPlan};
 use nicqual_nics::enic::{Enic, Platform, Policy};
 use std::collections::VecDeque;
 
@@ -72,6 +75,24 @@ pub enum Op {
         bytes: Vec<u8>,
     },
     Remove,
+    /// Arm `hostile-completion:nth` (seeded) on the device.
+    Hostile {
+        nth: u8,
+        seed: u64,
+    },
+    /// Arm `lose-vector:vector` (vector taken modulo the device's).
+    LoseVector {
+        vector: u8,
+    },
+    /// A raw devcmd: arguments, then the command word.
+    Devcmd {
+        cmd: u32,
+        a0: u64,
+    },
+    /// Wait for the RX or TX vector (bounded).
+    WaitIrq {
+        tx: bool,
+    },
 }
 
 #[derive(Debug, Clone, Arbitrary)]
@@ -82,6 +103,8 @@ pub struct Setup {
     early: bool,
     xen: bool,
     pool_slots: u16,
+    /// Rewrite resource table entry `entry % 8` before bring-up (type, BAR, offset, count).
+    table: Option<(u8, u8, u8, u32, u32)>,
 }
 
 /// Run one input.
@@ -124,7 +147,10 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
         1..=4 => 64,
         _ => 96,
     };
-    let dev = EnicDevice::new(u32::from(setup.adapter_mtu), EnicFaultPlan::none());
+    let mut dev = EnicDevice::new(u32::from(setup.adapter_mtu), EnicFaultPlan::none());
+    if let Some((entry, ty, bar, off, count)) = setup.table {
+        let _ = dev.set_resource(usize::from(entry % 8), ty, bar, off, count);
+    }
     let mut e =
         match Enic::new(EmulatedBackend::new(dev, "model:enic"), policy, platform, u32::from(setup.mtu), entries) {
             Ok((e, _)) => e,
@@ -195,6 +221,26 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
                 honest = false;
                 e.backend_mut().device_mut().surprise_remove();
             }
+            Op::Hostile { nth, seed } => {
+                honest = false;
+                let mut plan = FaultPlan::new(*seed);
+                plan.faults.push(Fault { kind: FaultKind::HostileCompletion { nth: u32::from(*nth) }, at_ns: 0 });
+                e.backend_mut().device_mut().arm_faults(plan);
+            }
+            Op::LoseVector { vector } => {
+                let v = u16::from(*vector) % INTR_COUNT as u16;
+                e.backend_mut().device_mut().arm_faults(FaultPlan::new(0).lose_vector(v));
+            }
+            Op::Devcmd { cmd, a0 } => {
+                honest = false;
+                let d = e.backend_mut().device_mut();
+                d.reg_write32(DEVCMD_BASE + hw::DEVCMD_ARGS, *a0 as u32);
+                d.reg_write32(DEVCMD_BASE + hw::DEVCMD_ARGS + 4, (*a0 >> 32) as u32);
+                d.reg_write32(DEVCMD_BASE + hw::DEVCMD_CMD, *cmd);
+            }
+            Op::WaitIrq { tx } => {
+                let _ = e.wait_irq(*tx, 20_000);
+            }
         }
         if !nicqual {
             continue;
@@ -242,7 +288,7 @@ mod tests {
     use super::*;
 
     fn setup(early: bool, xen: bool) -> Setup {
-        Setup { adapter_mtu: 9000, mtu: 9000, entries: 1, early, xen, pool_slots: 500 }
+        Setup { adapter_mtu: 9000, mtu: 9000, entries: 1, early, xen, pool_slots: 500, table: None }
     }
 
     #[test]
@@ -283,6 +329,24 @@ mod tests {
             Op::Send { len: 60, fill: 3 },
             Op::PollRx,
         ];
+        let armed = vec![
+            Op::Hostile { nth: 1, seed: 7 },
+            Op::LoseVector { vector: 0 },
+            Op::Send { len: 1514, fill: 1 },
+            Op::WaitIrq { tx: false },
+            Op::Send { len: 60, fill: 2 },
+            Op::PollRx,
+            Op::Devcmd { cmd: nicqual_hw::enic::CMD_DISABLE, a0: 0 },
+            Op::Send { len: 60, fill: 3 },
+            Op::PollRx,
+        ];
+        for early in [false, true] {
+            assert!(run_ops(&setup(early, false), &armed).is_ok(), "early {early}");
+        }
+        // A broken resource table is refused at bring-up with a typed error.
+        let mut broken = setup(false, false);
+        broken.table = Some((1, hw::RES_TYPE_WQ, 0, 0xFF, u32::MAX));
+        assert_eq!(run_ops(&broken, &ops).unwrap(), 0);
         for early in [false, true] {
             assert!(run_ops(&setup(early, false), &ops).is_ok(), "early {early}");
         }

@@ -16,6 +16,8 @@ pub enum DeviceSpec {
     /// The emulated bnx2x function with this PCI device id (57810 by default; 57711 and
     /// 57712 as `model:bnx2x:57711`, `model:bnx2x:57712`).
     ModelBnx2x(u16),
+    /// The emulated Cisco VIC vNIC (1137:0043; `model:enic-vf` presents the VF id 0071).
+    ModelEnic { vf: bool },
 }
 
 /// The bnx2x model.
@@ -40,6 +42,8 @@ impl DeviceSpec {
         }
     }
 }
+/// The emulated Cisco VIC vNIC.
+pub const MODEL_ENIC: &str = "model:enic";
 
 impl std::str::FromStr for DeviceSpec {
     type Err = String;
@@ -56,6 +60,8 @@ impl std::str::FromStr for DeviceSpec {
             "model:bnx2x" | "model:bnx2x:57810" => Ok(DeviceSpec::ModelBnx2x(nicqual_hw::bnx2x::PCI_DEVICE_57810)),
             "model:bnx2x:57711" => Ok(DeviceSpec::ModelBnx2x(nicqual_hw::bnx2x::PCI_DEVICE_57711)),
             "model:bnx2x:57712" => Ok(DeviceSpec::ModelBnx2x(nicqual_hw::bnx2x::PCI_DEVICE_57712)),
+            "model:enic" | "model:vic" => Ok(DeviceSpec::ModelEnic { vf: false }),
+            "model:enic-vf" => Ok(DeviceSpec::ModelEnic { vf: true }),
             _ => Err(format!("unknown device {s:?}; `nicqual devices` lists what can be driven")),
         }
     }
@@ -71,6 +77,8 @@ impl std::fmt::Display for DeviceSpec {
             DeviceSpec::ModelBnx2x(nicqual_hw::bnx2x::PCI_DEVICE_57711) => write!(f, "{MODEL_BNX2X}:57711"),
             DeviceSpec::ModelBnx2x(nicqual_hw::bnx2x::PCI_DEVICE_57712) => write!(f, "{MODEL_BNX2X}:57712"),
             DeviceSpec::ModelBnx2x(_) => f.write_str(MODEL_BNX2X),
+            DeviceSpec::ModelEnic { vf: false } => f.write_str(MODEL_ENIC),
+            DeviceSpec::ModelEnic { vf: true } => f.write_str("model:enic-vf"),
         }
     }
 }
@@ -94,10 +102,19 @@ pub fn list() {
         "{:<16} {:<10} {:<10} QEMU 11.1's e1000e (Debian forky root, scripts/forky-root.sh) over qtest, virtual time",
         QEMU11_E1000E,
         "qtest",
-        format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID),
+        format!("{:04x}:{:04x}", r::VENDOR_ID, r::DEVICE_ID)
+    );
+    println!(
         "{:<16} {:<10} {:<10} Broadcom BCM57810 (bnx2x), ring-level model: BD/SGE/RCQ/TX chains, TPA, status blocks, MSI-X, virtual time; :57711 / :57712 for those ids",
         MODEL_BNX2X,
         "emulated",
-        format!("{:04x}:{:04x}", nicqual_hw::bnx2x::PCI_VENDOR_BROADCOM, nicqual_hw::bnx2x::PCI_DEVICE_57810)
+        format!("{:04x}:{:04x}", nicqual_hw::bnx2x::PCI_VENDOR_BROADCOM, nicqual_hw::bnx2x::PCI_DEVICE_57810),
+    );
+    println!(
+        "{:<16} {:<10} {:<10} Cisco VIC vNIC, register-level model (resource table, devcmd, WQ/RQ/CQ, INTR_CTRL, MSI-X), virtual time; model:enic-vf is the VF ({:04x})",
+        MODEL_ENIC,
+        "emulated",
+        format!("{:04x}:{:04x}", nicqual_hw::enic::PCI_VENDOR_ID_CISCO, nicqual_hw::enic::PCI_DEVICE_ID_CISCO_VIC_ENET),
+        nicqual_hw::enic::PCI_DEVICE_ID_CISCO_VIC_ENET_VF
     );
 }

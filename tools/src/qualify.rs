@@ -90,8 +90,11 @@ fn say_pcap(p: &std::path::Path, r: std::io::Result<u64>) {
 /// Every check `spec` gets, in run order: per queue-pair group the suite and its teardown,
 /// the device's own checks (on the last group's driver) before the last teardown.
 fn all_checks(device: &DeviceSpec, groups: &[u8]) -> Vec<String> {
+    if let DeviceSpec::ModelEnic { .. } = device {
+        return nicqual_qualify::enic::CHECKS.iter().chain(&["teardown"]).map(|s| s.to_string()).collect();
+    }
     let extra: &[&str] = match device {
-        DeviceSpec::ModelI82574 => &[],
+        DeviceSpec::ModelI82574 | DeviceSpec::ModelEnic { .. } => &[],
         DeviceSpec::QemuE1000e | DeviceSpec::Qemu11E1000e => &["wire[socket]", "fault-injection"],
         DeviceSpec::Vfio(_) => &["dma-tx", "iommu-faults", "vfio-setup", "fault-injection"],
         DeviceSpec::ModelBnx2x(_) => return crate::qualify_bnx2x::all_checks(),
@@ -292,7 +295,122 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
         }
         DeviceSpec::Vfio(ref addr) => crate::vfio_cli::qualify(addr, &a, plan, quiet),
         DeviceSpec::ModelBnx2x(id) => crate::qualify_bnx2x::run(id, &spec, &a, plan, quiet),
+        DeviceSpec::ModelEnic { vf } => qualify_enic(&a, &spec, plan, quiet, vf),
     }
+}
+
+/// `qualify --device model:enic`: the enic suite (`nicqual_qualify::enic`) on the emulated
+/// vNIC (adapter MTU 9000, as a jumbo UCS adapter policy sets it), then teardown, the
+/// table and the record, as for the 82574L.
+fn qualify_enic(a: &Args, spec: &str, plan: FaultPlan, quiet: bool, vf: bool) -> ExitCode {
+    use nicqual_model::enic::{EnicConfig, EnicDevice, EnicFaultPlan};
+    if let Err(e) = plan.validate_for(EnicDevice::fault_target()) {
+        eprintln!("nicqual: fault plan for {spec}: {e}");
+        return ExitCode::from(2);
+    }
+    if plan.faults.iter().any(|f| matches!(f.kind, nicqual_model::FaultKind::StallConsumer { .. })) {
+        // The model freezes a WQ's fetch_index, but the enic driver never reads it (it
+        // frees WQ slots from completions): no check could see the fault act.
+        eprintln!(
+            "nicqual: fault plan for {spec}: stall-consumer freezes a WQ fetch_index no enic check reads; refused"
+        );
+        return ExitCode::from(2);
+    }
+    if a.pcap.is_some() {
+        eprintln!("nicqual: --pcap: {spec}'s traffic stays in the adapter's loopback, nothing reaches a wire");
+        return ExitCode::from(2);
+    }
+    if a.repeat > 1 {
+        eprintln!("nicqual: --repeat applies to the 82574L suite; {spec} runs its suite once");
+        return ExitCode::from(2);
+    }
+    let select = Selection { check: a.check.clone(), skip: a.skip.clone() };
+    let dev =
+        EnicDevice::with_config(EnicConfig { vnic_mtu: 9000, vf, ..EnicConfig::default() }, EnicFaultPlan::none());
+    let mut backend = EmulatedBackend::new(dev, spec.to_string());
+    let info = backend.info();
+    let mut id = [0u32; 4];
+    for (v, off) in id.iter_mut().zip([0u16, 0x2C, 0x08, 0x04]) {
+        *v = backend.config_read(off, 4).unwrap_or(u32::MAX);
+    }
+    let started_at = rep::now_rfc3339();
+    let t0 = std::time::Instant::now();
+    let to_stdout = !a.out.uses_stdout();
+    let say = |line: String| {
+        if to_stdout { println!("{line}") } else { eprintln!("{line}") }
+    };
+    let progress = Progress::new(nicqual_qualify::enic::CHECKS.len() as u64 + 2, "qualify", quiet);
+    progress.step("attach");
+    let armed = plan.clone();
+    let run = nicqual_qualify::enic::run_suite(
+        backend,
+        &select,
+        move |b| b.device_mut().arm_faults(armed),
+        |n| {
+            progress.step(n);
+            progress.inc();
+        },
+    );
+    let run = match run {
+        Ok(r) => r,
+        Err(e) => {
+            progress.finish();
+            eprintln!("nicqual: attach to {spec} failed: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut checks = run.checks;
+    progress.step("teardown");
+    let (mac, t_end) = match run.driver {
+        Some(mut drv) => {
+            let mac = drv.mac();
+            let gone = drv.backend_mut().read32(nicqual_hw::enic::BAR_REGS, 0) == u32::MAX;
+            let t_end = drv.backend().now_ns();
+            let backend = drv.shutdown();
+            if select.wants("teardown") {
+                checks.push(teardown_check(&backend, gone, "teardown"));
+            }
+            (Some(mac), t_end)
+        }
+        None => {
+            if select.wants("teardown") {
+                checks.push(CheckReport::new(
+                    "teardown",
+                    CheckResult::Na,
+                    "a re-attach failed and released the backend with it: nothing left to tear down",
+                ));
+            }
+            (None, 0)
+        }
+    };
+    progress.inc();
+    progress.finish();
+    let checks: Vec<rep::Check> = checks.iter().map(record::check).collect();
+    let summary = rep::Summary::of(&checks);
+    let verdict = summary.verdict();
+    let device = rep::Device {
+        spec: spec.into(),
+        name: Some(format!("Cisco VIC vNIC{} (nicqual model)", if vf { " VF" } else { "" })),
+        vendor_id: format!("{:04x}", id[0] & 0xFFFF),
+        device_id: format!("{:04x}", id[0] >> 16),
+        subsystem_vendor_id: format!("{:04x}", id[1] & 0xFFFF),
+        subsystem_id: format!("{:04x}", id[1] >> 16),
+        revision: Some((id[2] & 0xFF) as u8),
+        mac: mac.map(record::fmt_mac),
+        driver: "nicqual-nics enic".into(),
+        ..Default::default()
+    };
+    let mut rec = run_record(started_at, record::backend(&info), device, &plan, checks);
+    rec.duration_ns = t_end;
+    rec.wall_ns = t0.elapsed().as_nanos() as u64;
+    rec.replay = (verdict != rep::Verdict::Pass).then(|| format!("nicqual {}", replay_args(a, plan.seed)));
+    let written = a.out.write(&rec);
+    print_outcome(&rec, info.virtual_time, t0, &say);
+    if let Err(e) = written {
+        eprintln!("nicqual: {e}");
+        return ExitCode::from(2);
+    }
+    ExitCode::from(rec.verdict.exit_code())
 }
 
 /// A qualify run record for `checks` (summary and verdict derived from them).

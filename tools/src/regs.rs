@@ -67,6 +67,10 @@ pub fn run(a: Args) -> ExitCode {
                 }
             }
         }
+        DeviceSpec::ModelEnic { .. } => {
+            eprintln!("nicqual: regs dumps the 82574L's registers; {spec} has none of them");
+            ExitCode::from(2)
+        }
         DeviceSpec::ModelBnx2x(_) => {
             eprintln!("nicqual: regs dumps the 82574L register file; {spec} is not one");
             ExitCode::from(2)

@@ -77,9 +77,22 @@ pub fn run(a: Args) -> ExitCode {
             }
             serve(&a, model)
         }
+        DeviceSpec::ModelEnic { vf } => {
+            use nicqual_model::enic::{EnicConfig, EnicDevice, EnicFaultPlan};
+            if let Err(e) = plan.validate_for(EnicDevice::fault_target()) {
+                eprintln!("nicqual: fault plan for {}: {e}", a.device);
+                return ExitCode::from(2);
+            }
+            let cfg = EnicConfig { vnic_mtu: 9000, vf, ..EnicConfig::default() };
+            let mut model = EnicDevice::with_config(cfg, EnicFaultPlan::none());
+            if !plan.faults.is_empty() {
+                model.arm_faults(plan);
+            }
+            serve(&a, model)
+        }
         _ => {
             eprintln!(
-                "nicqual: serve-qtest serves emulated devices only (model:i82574l, model:bnx2x), not {}",
+                "nicqual: serve-qtest serves emulated devices only (model:i82574l, model:bnx2x, model:enic), not {}",
                 a.device
             );
             ExitCode::from(2)

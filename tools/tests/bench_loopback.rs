@@ -36,3 +36,34 @@ fn bench_refuses_sizes_the_chip_cannot_carry() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("9500"));
 }
+
+#[test]
+fn enic_rows_go_into_the_same_json_as_the_82574l_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_nicqual"))
+        .args(["bench", "--nic", "i82574l,enic", "--seconds", "0.02", "--frame-size", "64,9000", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run nicqual bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows: Vec<(String, u64)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["nic"].as_str().unwrap().to_string(), r["frame_size"].as_u64().unwrap()))
+        .collect();
+    let want: Vec<(String, u64)> =
+        [("model:i82574l", 64), ("model:i82574l", 9000), ("model:enic", 64), ("model:enic", 9000)]
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), s))
+            .collect();
+    assert_eq!(rows, want);
+    for r in v["results"].as_array().unwrap() {
+        assert!(r["packets"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!((r["lost"].as_u64(), r["wb_errors"].as_u64()), (Some(0), Some(0)), "{r}");
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_nicqual")).args(["bench", "--nic", "bnx2x"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,5 +1,6 @@
 use super::*;
 use crate::iommu::{HostRegion, Perm};
+use nicqual_hw::pci;
 
 /// Guest memory for a test: rings and buffers in one block mapped at IOVA 0x10_0000.
 struct Mem {
@@ -14,15 +15,46 @@ const WQ_RING: u64 = IOVA + 0xC00;
 const BUFS: u64 = IOVA + 0x1000;
 const N: u32 = 4;
 
+/// Run devcmd `cmd` with `a0`, letting virtual time pass until it is no longer busy;
+/// returns (status, args[0]).
+fn devcmd(d: &mut EnicDevice, cmd: u32, a0: u64, a1: u64) -> (u32, u64) {
+    for (k, v) in [a0 as u32, (a0 >> 32) as u32, a1 as u32, (a1 >> 32) as u32].into_iter().enumerate() {
+        d.reg_write32(DEVCMD_BASE + hw::DEVCMD_ARGS + 4 * k as u64, v);
+    }
+    d.reg_write32(DEVCMD_BASE + hw::DEVCMD_CMD, cmd);
+    assert_ne!(d.reg_read32(DEVCMD_BASE + hw::DEVCMD_STATUS) & hw::STAT_BUSY, 0, "busy right after the write");
+    d.advance(DEVCMD_BUSY_NS);
+    let st = d.reg_read32(DEVCMD_BASE + hw::DEVCMD_STATUS);
+    let a0 = u64::from(d.reg_read32(DEVCMD_BASE + hw::DEVCMD_ARGS))
+        | u64::from(d.reg_read32(DEVCMD_BASE + hw::DEVCMD_ARGS + 4)) << 32;
+    (st, a0)
+}
+
+/// The bring-up sequence: open, init, enable (each waited for).
+fn enable(d: &mut EnicDevice) {
+    assert_eq!(devcmd(d, hw::CMD_OPEN, 0, 0).0, 0);
+    d.advance(OPEN_NS);
+    assert_eq!(devcmd(d, hw::CMD_OPEN_STATUS, 0, 0), (0, 0));
+    assert_eq!(devcmd(d, hw::CMD_INIT, 0, 0).0, 0);
+    d.advance(OPEN_NS);
+    assert_eq!(devcmd(d, hw::CMD_INIT_STATUS, 0, 0), (0, 0));
+    assert_eq!(devcmd(d, hw::CMD_ENABLE_WAIT, 0, 0).0, 0);
+    assert!(d.is_enabled());
+}
+
 fn setup(mem: &mut Mem, plan: EnicFaultPlan, buf_len: u16) -> EnicDevice {
     let mut d = EnicDevice::new(9000, plan);
     d.iommu().map(IOVA, mem.buf.clone(), Perm::READ_WRITE).unwrap();
+    enable(&mut d);
     for (i, base) in [CQ0_RING, CQ1_RING].into_iter().enumerate() {
         let o = CQ_BASE + i as u64 * hw::VNIC_RES_STRIDE;
         d.reg_write32(o + hw::CQ_RING_BASE, base as u32);
         d.reg_write32(o + hw::CQ_RING_SIZE, N);
         d.reg_write32(o + hw::CQ_COLOR_ENABLE, 1);
+        d.reg_write32(o + hw::CQ_ENTRY_ENABLE, 1);
         d.reg_write32(o + hw::CQ_TAIL_COLOR, 1);
+        d.reg_write32(o + hw::CQ_INTERRUPT_ENABLE, 1);
+        d.reg_write32(o + hw::CQ_INTERRUPT_OFFSET, i as u32);
     }
     d.reg_write32(RQ_BASE + hw::Q_RING_BASE, RQ_RING as u32);
     d.reg_write32(RQ_BASE + hw::Q_RING_SIZE, N);
@@ -45,16 +77,138 @@ fn cq0(mem: &Mem, i: usize) -> RqCompletion {
 }
 
 #[test]
-fn resource_table_lists_the_blocks_and_mtu_is_reported() {
+fn resource_table_lists_every_block_inside_bar0() {
     let mut d = EnicDevice::new(1500, EnicFaultPlan::none());
     assert_eq!(d.reg_read32(0), hw::VNIC_RES_MAGIC);
-    assert_eq!(d.reg_read32(hw::RES_HDR_LEN), u32::from(hw::RES_TYPE_WQ));
-    assert_eq!(d.reg_read32(hw::RES_HDR_LEN + 4), WQ_BASE as u32);
-    assert_eq!(d.reg_read32(hw::RES_HDR_LEN + 2 * hw::RES_ENTRY_LEN + 8), 2);
-    assert_eq!(d.reg_read32(hw::RES_HDR_LEN + 4 * hw::RES_ENTRY_LEN), 0, "end of list");
-    assert_eq!(d.reg_read32(NIC_CFG_BASE + hw::NIC_CFG_MTU), 1500);
+    assert_eq!(d.reg_read32(4), hw::VNIC_RES_VERSION);
+    let mut seen = Vec::new();
+    for i in 0..hw::RES_TABLE_MAX_ENTRIES {
+        let o = hw::RES_HDR_LEN + i * hw::RES_ENTRY_LEN;
+        let w = d.reg_read32(o);
+        let (ty, bar) = ((w & 0xFF) as u8, (w >> 8) as u8);
+        if ty == hw::RES_TYPE_EOL {
+            break;
+        }
+        let (off, count) = (u64::from(d.reg_read32(o + 4)), d.reg_read32(o + 8));
+        assert_eq!(bar, hw::BAR_REGS);
+        assert!(off + hw::res_len(ty, count).unwrap() <= BAR0_LEN, "type {ty} at {off:#x}");
+        seen.push((ty, off, count));
+    }
+    assert_eq!(seen, RESOURCES);
+    assert_eq!(d.config_read(0, 4), 0x0043_1137);
     d.surprise_remove();
     assert_eq!(d.reg_read32(RQ_BASE + hw::Q_FETCH_INDEX), u32::MAX);
+}
+
+#[test]
+fn devcmds_run_in_order_and_report_the_adapter_mtu_and_mac() {
+    let mut d = EnicDevice::new(9000, EnicFaultPlan::none());
+    // Init before open, enable before init: refused with ERR_EBADSTATE.
+    assert_eq!(devcmd(&mut d, hw::CMD_INIT, 0, 0), (hw::STAT_ERROR, hw::ERR_EBADSTATE));
+    assert_eq!(devcmd(&mut d, hw::CMD_OPEN, 0, 0).0, 0);
+    assert_eq!(devcmd(&mut d, hw::CMD_OPEN_STATUS, 0, 0), (0, 1), "still opening");
+    assert_eq!(devcmd(&mut d, hw::CMD_ENABLE_WAIT, 0, 0), (hw::STAT_ERROR, hw::ERR_EBADSTATE));
+    d.advance(OPEN_NS);
+    assert_eq!(devcmd(&mut d, hw::CMD_OPEN_STATUS, 0, 0), (0, 0));
+    let mtu = devcmd(&mut d, hw::CMD_DEV_SPEC, hw::ENET_CONFIG_MTU, 2);
+    assert_eq!(mtu, (0, 9000));
+    assert_eq!(devcmd(&mut d, hw::CMD_DEV_SPEC, 45, 2).0, hw::STAT_ERROR, "past vnic_enet_config");
+    assert_eq!(devcmd(&mut d, hw::CMD_DEV_SPEC, 0, 3).0, hw::STAT_ERROR, "size 3");
+    let mac = devcmd(&mut d, hw::CMD_GET_MAC_ADDR, 0, 0).1.to_le_bytes();
+    assert_eq!(mac[..6], EnicConfig::default().mac);
+    assert_eq!(devcmd(&mut d, 0xFFFF_FFFF, 0, 0), (hw::STAT_ERROR, hw::ERR_ECMDUNKNOWN));
+    // A command written while the previous one is busy is dropped and counted.
+    d.reg_write32(DEVCMD_BASE + hw::DEVCMD_CMD, hw::CMD_DISABLE);
+    d.reg_write32(DEVCMD_BASE + hw::DEVCMD_CMD, hw::CMD_CLOSE);
+    assert_eq!((d.stats.devcmd_overrun, d.reg_read32(DEVCMD_BASE + hw::DEVCMD_CMD)), (1, hw::CMD_DISABLE));
+}
+
+#[test]
+fn completions_credit_their_interrupt_which_masks_on_assertion_until_credits_return() {
+    let mut mem = Mem { buf: HostRegion::zeroed(0x20000) };
+    let mut d = setup(&mut mem, EnicFaultPlan::none(), 2000);
+    d.config_write(pci::COMMAND, 2, u32::from(pci::COMMAND_BUS_MASTER | pci::COMMAND_MEMORY));
+    d.config_write(CAP_MSIX + pci::MSIX_MSG_CTRL, 2, u32::from(pci::MSIX_CTRL_ENABLE));
+    for v in 0..INTR_COUNT as u64 {
+        let e = MSIX_TABLE_BASE + v * pci::MSIX_ENTRY_SIZE;
+        d.reg_write32(e + pci::MSIX_ENTRY_ADDR_LO, pci::MSI_ADDRESS_BASE as u32);
+        d.reg_write32(e + pci::MSIX_ENTRY_DATA, 0x40 + v as u32);
+        d.reg_write32(e + pci::MSIX_ENTRY_VECTOR_CTRL, 0);
+    }
+    let i0 = INTR_BASE;
+    d.reg_write32(i0 + hw::INTR_MASK_ON_ASSERTION, 1);
+    d.reg_write32(RQ_BASE + hw::Q_POSTED_INDEX, 3);
+    assert_eq!(d.receive(&[1; 100]), RxFate::Written);
+    assert_eq!(d.receive(&[2; 100]), RxFate::Written);
+    let m = d.take_interrupts();
+    assert_eq!(m.iter().map(|m| m.data).collect::<Vec<_>>(), [0x40], "one message, then masked");
+    assert_eq!(d.intr_state(0), Some((2, true)));
+    // Return one credit and unmask: one still outstanding, so it asserts again.
+    d.reg_write32(i0 + hw::INTR_INT_CREDIT_RETURN, 1 | hw::INTR_UNMASK | hw::INTR_RESET_TIMER);
+    assert_eq!(d.take_interrupts().len(), 1);
+    d.reg_write32(i0 + hw::INTR_INT_CREDIT_RETURN, 1 | hw::INTR_UNMASK);
+    assert_eq!((d.take_interrupts().len(), d.intr_state(0)), (0, Some((0, false))));
+    // A coalescing timer delays the message until the clock reaches it.
+    d.reg_write32(i0 + hw::INTR_COALESCING_TIMER, 8);
+    assert_eq!(d.receive(&[3; 100]), RxFate::Written);
+    assert!(d.take_interrupts().is_empty());
+    assert_eq!(d.next_deadline_ns(), Some(d.now_ns() - wire_ns(100) + 8_000));
+    d.advance(8_000);
+    assert_eq!(d.take_interrupts().len(), 1);
+    // A lost vector: its table entry reads all-ones and its messages vanish.
+    d.arm_faults("lose-vector:0".parse().unwrap());
+    d.reg_write32(i0 + hw::INTR_COALESCING_TIMER, 0);
+    d.reg_write32(i0 + hw::INTR_INT_CREDIT_RETURN, 1 | hw::INTR_UNMASK);
+    assert_eq!(d.reg_read32(MSIX_TABLE_BASE), u32::MAX);
+    assert_eq!(d.receive(&[4; 100]), RxFate::Dropped, "no buffer left: 3 posted");
+    d.reg_write32(RQ_BASE + hw::Q_POSTED_INDEX, 0);
+    assert_eq!(d.receive(&[4; 100]), RxFate::Written);
+    assert!(d.take_interrupts().is_empty());
+    assert_eq!(d.stats.msix_lost, 1);
+}
+
+#[test]
+fn hostile_completion_corrupts_exactly_the_nth_entry() {
+    for seed in 0..16u64 {
+        let mut mem = Mem { buf: HostRegion::zeroed(0x20000) };
+        let mut d = setup(&mut mem, EnicFaultPlan::none(), 2000);
+        let mut plan: FaultPlan = "hostile-completion:1".parse().unwrap();
+        plan.seed = seed;
+        d.arm_faults(plan);
+        d.reg_write32(RQ_BASE + hw::Q_POSTED_INDEX, 3);
+        for k in 0..3u8 {
+            assert_eq!(d.receive(&[k; 100]), RxFate::Written);
+        }
+        let honest = |i: u16| RqCompletion {
+            completed_index: i,
+            q_number: 0,
+            sop: true,
+            eop: true,
+            bytes_written: 100,
+            truncated: false,
+            fcs_ok: true,
+            ty: hw::CQ_DESC_TYPE_RQ_ENET,
+            color: true,
+        };
+        assert_eq!(cq0(&mem, 0), honest(0), "seed {seed}");
+        assert_eq!(cq0(&mem, 2), honest(2), "seed {seed}");
+        let bad = cq0(&mem, 1);
+        let h = d.hostile_completions();
+        assert_eq!(h.len(), 1, "seed {seed}");
+        assert_eq!((h[0].cq, h[0].slot), (0, 1));
+        let good = honest(1);
+        let changed = match h[0].field {
+            HostileField::Type => bad.ty != good.ty,
+            HostileField::Queue => bad.q_number != 0,
+            HostileField::Index => u32::from(bad.completed_index) >= N,
+            HostileField::SopEop => !(bad.sop && bad.eop),
+            HostileField::Truncated => bad.truncated,
+            HostileField::BytesWritten => bad.bytes_written > 2000,
+            HostileField::Colour => !bad.color,
+        };
+        assert!(changed, "seed {seed}: {:?} not corrupted: {bad:?}", h[0].field);
+        assert_ne!(bad, good);
+    }
 }
 
 #[test]
@@ -124,6 +278,10 @@ fn transmit_loops_back_and_completes_on_the_wq_cq() {
     let o = (WQ_RING - IOVA) as usize;
     mem.buf.write(o, zerocopy::IntoBytes::as_bytes(&w)).unwrap();
     d.reg_write32(WQ_BASE + hw::Q_POSTED_INDEX, 1);
+    assert_eq!(d.reg_read32(WQ_BASE + hw::Q_FETCH_INDEX), 1);
+    // With the vNIC disabled nothing moves.
+    devcmd(&mut d, hw::CMD_DISABLE, 0, 0);
+    d.reg_write32(WQ_BASE + hw::Q_POSTED_INDEX, 2);
     assert_eq!(d.reg_read32(WQ_BASE + hw::Q_FETCH_INDEX), 1);
     let wc =
         <CqDesc as zerocopy::FromBytes>::read_from_bytes(&mem.buf.read_vec((CQ1_RING - IOVA) as usize, 16).unwrap())

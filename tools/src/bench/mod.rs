@@ -19,6 +19,11 @@ pub struct Args {
     /// appends the 4-byte FCS); comma-separated.
     #[arg(long = "frame-size", value_delimiter = ',', default_values_t = [64usize, 1514, 9018])]
     pub frame_sizes: Vec<usize>,
+    /// NICs whose loopback to measure, comma-separated or repeated: `i82574l` (the
+    /// emulated 82574L in MAC loopback), `bnx2x` (the emulated BCM57810 in MAC loopback),
+    /// `enic` (the emulated VIC vNIC, whose adapter loops WQ 0 back to RQ 0). Rows of every NIC go to the same table and JSON.
+    #[arg(long = "nic", value_delimiter = ',', default_values_t = ["i82574l".to_string()])]
+    pub nics: Vec<String>,
     /// Packets per rx_batch / tx_batch call.
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
@@ -38,9 +43,6 @@ pub struct Args {
     /// With --swiotlb: fewer iterations (a smoke run, not a measurement).
     #[arg(long)]
     pub quick: bool,
-    /// NICs of the loopback mode, comma-separated: `i82574l` (default), `bnx2x`.
-    #[arg(long, value_delimiter = ',', default_values_t = [String::from("i82574l")])]
-    pub nic: Vec<String>,
 }
 
 /// Longest measurement `--seconds` accepts per frame size or operation.

@@ -1,6 +1,17 @@
 //! Cisco VIC (enic) driver on any [`Backend`] (BAR0 registers, DMA through the backend's
-//! map/unmap): one WQ, one RQ, two CQs with colour-bit ownership ([`cursor::CqCursor`], the
-//! driver's own), the vNIC MTU read from the adapter.
+//! map/unmap, MSI-X through its notifiers).
+//!
+//! Bring-up follows Linux's `vnic_dev.c` / `enic_main.c`: the BAR0 resource table is walked
+//! (bounded) and every entry validated (type, BAR, `offset + count * stride` inside the BAR)
+//! before any block is touched; the devcmd channel opens and initialises the vNIC
+//! (`CMD_OPEN`/`CMD_OPEN_STATUS`, `CMD_INIT`/`CMD_INIT_STATUS`, each wait bounded), reads the
+//! adapter's MTU (`CMD_DEV_SPEC` of `vnic_enet_config.mtu`) and MAC (`CMD_GET_MAC_ADDR`),
+//! then the queues are programmed and the vNIC enabled (`CMD_ENABLE_WAIT`). The driver uses
+//! WQ 0 and RQ 0 with their CQs (RQ 0 on CQ 0, WQ 0 on CQ `rq_count`, as Linux assigns
+//! them), colour-bit ownership with its own cursor ([`cursor::CqCursor`]), and an MSI-X
+//! vector per CQ whose credits it returns (with unmask) after each service pass; without
+//! MSI-X it polls. [`Enic::shutdown`] disables, closes, unmaps everything and gives the
+//! backend back.
 //!
 //! Defence ([`Policy::Nicqual`]):
 //! * the vNIC MTU is read from the adapter and compared with the interface MTU before any
@@ -26,7 +37,7 @@ use crate::dma::DmaMemory;
 use cursor::CqCursor;
 use nicqual_hw::enic::{self as hw, CqDesc, CqEnetRqDesc, RqEnetDesc, WqEnetDesc};
 use nicqual_pci::BackendError;
-use validate::{CompletionError, RqState};
+use validate::{CompletionError, RqState, TxCompletionError};
 use zerocopy::{FromBytes, IntoBytes};
 
 /// How the driver treats the adapter.
@@ -93,8 +104,24 @@ pub enum EnicError {
     BadMagic { found: u32 },
     #[error("resource table lists no {what} (type {ty})")]
     MissingResource { what: &'static str, ty: u8 },
-    #[error("resource {what} at BAR0 {offset:#x} lies outside the {limit:#x}-byte register window")]
-    ResourceOutOfRange { what: &'static str, offset: u64, limit: u64 },
+    #[error(
+        "resource table entry {entry} ({what}): {count} at BAR{bar} {offset:#x} ({len:#x} bytes) lies outside the {limit:#x}-byte BAR"
+    )]
+    ResourceOutOfRange { entry: u64, what: &'static str, bar: u8, offset: u64, count: u32, len: u64, limit: u64 },
+    #[error("resource table entry {entry} ({what}) names BAR{bar}, which the function does not have")]
+    ResourceBadBar { entry: u64, what: &'static str, bar: u8 },
+    #[error("resource table has no end-of-list within {max} entries")]
+    ResourceTableUnterminated { max: u64 },
+    #[error("devcmd {cmd:#010x}: the previous command is still busy (status {status:#x} at BAR0 {offset:#x})")]
+    DevcmdBusy { cmd: u32, status: u32, offset: u64 },
+    #[error("devcmd {cmd:#010x} failed: STAT_ERROR with error {code} in args[0]")]
+    DevcmdFailed { cmd: u32, code: u64 },
+    #[error("devcmd {cmd:#010x}: still busy after {waited_ns} ns")]
+    DevcmdTimeout { cmd: u32, waited_ns: u64 },
+    #[error("{what}: still in progress after {waited_ns} ns")]
+    BringUpTimeout { what: &'static str, waited_ns: u64 },
+    #[error("adapter MTU {mtu} (CMD_DEV_SPEC vnic_enet_config.mtu) is outside {min}..=65535")]
+    AdapterMtu { mtu: u32, min: u32 },
     #[error("interface MTU {mtu} is outside {min}..={max} (ENIC_MAX_MTU)")]
     MtuUnsupported { mtu: u32, min: u32, max: u32 },
     #[error(
@@ -127,7 +154,7 @@ pub struct EnicStats {
     pub rx_delivered: u64,
     pub rx_bytes: u64,
     /// Drops per [`validate::REASONS`] entry.
-    pub rx_dropped: [u64; 9],
+    pub rx_dropped: [u64; validate::REASONS.len()],
     /// Posted buffers the adapter skipped (completed a later index first).
     pub rx_skipped: u64,
     /// Guard bytes after a buffer found overwritten: the device wrote past the posted
@@ -150,6 +177,13 @@ pub struct EnicStats {
     pub rx_not_posted: u64,
     /// TX frames refused because their bounce mapping failed (nicqual).
     pub tx_map_refused: u64,
+    /// MSI-X messages seen on the RX and TX vectors, and credits returned.
+    pub rx_irqs: u64,
+    pub tx_irqs: u64,
+    pub credits_returned: u64,
+    /// Completion entries written with the previous lap's colour while the next entry is
+    /// fresh (the adapter wrote the stale one last and out of turn): skipped.
+    pub stale_colour: u64,
 }
 
 impl EnicStats {
@@ -176,8 +210,6 @@ const IOVA_BASE: u64 = 0x4000_0000;
 /// Guard bytes after each receive buffer (filled with [`GUARD_BYTE`]).
 const GUARD: usize = 64;
 const GUARD_BYTE: u8 = 0xA5;
-const CQ_RX: u32 = 0;
-const CQ_TX: u32 = 1;
 
 /// Where things live in the DMA region.
 #[derive(Debug, Clone, Copy)]
@@ -225,13 +257,47 @@ impl Layout {
     }
 }
 
-/// BAR0 offsets found in the resource table.
-#[derive(Debug, Clone, Copy)]
-struct Resources {
-    wq: u64,
-    rq: u64,
-    cq: u64,
-    nic_cfg: u64,
+/// What the resource table lists (BAR0 offsets of instance 0, and counts), validated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Resources {
+    pub devcmd: u64,
+    pub wq: u64,
+    pub wq_count: u32,
+    pub rq: u64,
+    pub rq_count: u32,
+    pub cq: u64,
+    pub cq_count: u32,
+    /// Interrupt control blocks (absent: no interrupts).
+    pub intr: Option<u64>,
+    pub intr_count: u32,
+    /// Entries walked before end-of-list.
+    pub entries: u64,
+}
+
+impl Resources {
+    /// CQ serving WQ 0 (`enic_cq_wq`: after the RQs' CQs).
+    pub fn tx_cq(&self) -> u32 {
+        self.rq_count
+    }
+
+    fn cq_block(&self, i: u32) -> u64 {
+        self.cq + u64::from(i) * hw::VNIC_RES_STRIDE
+    }
+
+    fn intr_block(&self, i: u32) -> Option<u64> {
+        self.intr.map(|b| b + u64::from(i) * hw::VNIC_RES_STRIDE)
+    }
+}
+
+/// How the driver learns of completions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IrqMode {
+    /// One MSI-X vector per CQ (RX on vector 0, TX on vector `rq_count`), credits returned
+    /// after each service pass.
+    Msix { vectors: u16 },
+    /// No MSI-X (the backend or device has none, or no INTR_CTRL): the driver polls.
+    Polled { why: String },
 }
 
 /// The driver, owning the backend that reaches the vNIC.
@@ -243,6 +309,10 @@ pub struct Enic<B: Backend> {
     base_iova: u64,
     policy: Policy,
     res: Resources,
+    mac: [u8; 6],
+    irq: IrqMode,
+    /// IOVAs the driver mapped (unmapped at shutdown).
+    maps: Vec<u64>,
     lay: Layout,
     entries: u32,
     mtu: u32,
@@ -266,11 +336,20 @@ pub struct Enic<B: Backend> {
     pub stats: EnicStats,
     /// Why each refused completion was refused (bounded; the counters keep the totals).
     pub drop_log: Vec<CompletionError>,
+    /// Why each refused transmit completion was refused (bounded).
+    pub tx_drop_log: Vec<TxCompletionError>,
+    /// Receive copy buffer reused for every delivered frame.
+    rx_scratch: Vec<u8>,
 }
 
 const DROP_LOG_CAP: usize = 64;
-/// Largest BAR0 offset the driver will touch.
-const BAR0_LIMIT: u64 = 0x10_0000;
+/// Devcmd polling: every [`DEVCMD_POLL_NS`], at most [`DEVCMD_POLLS`] times (Linux waits
+/// up to 100 x 100 us in `_vnic_dev_cmd`; the model is far quicker).
+const DEVCMD_POLL_NS: u64 = 1_000;
+const DEVCMD_POLLS: u64 = 1_000;
+/// Open/init status polling: every 10 us, at most 2 000 times (20 ms; Linux waits 2 s).
+const OPEN_POLL_NS: u64 = 10_000;
+const OPEN_POLLS: u64 = 2_000;
 
 impl<B: Backend> Enic<B> {
     /// Bring up the vNIC with `entries` per ring (a multiple of 32, 64..=4096) for an
@@ -294,11 +373,19 @@ impl<B: Backend> Enic<B> {
         if !(hw::ENIC_MIN_MTU..=hw::ENIC_MAX_MTU).contains(&mtu) {
             return Err(EnicError::MtuUnsupported { mtu, min: hw::ENIC_MIN_MTU, max: hw::ENIC_MAX_MTU });
         }
+        // Memory decoding and bus mastering (`pci_enable_device`, `pci_set_master`).
+        let cmd = b.config_read(nicqual_hw::pci::COMMAND, 2)?;
+        let on = u32::from(nicqual_hw::pci::COMMAND_MEMORY | nicqual_hw::pci::COMMAND_BUS_MASTER);
+        b.config_write(nicqual_hw::pci::COMMAND, 2, (cmd & 0xFFFF) | on)?;
         let res = read_resources(&mut b)?;
-        let adapter_mtu = b.read32(hw::BAR_REGS, res.nic_cfg + hw::NIC_CFG_MTU);
-        if adapter_mtu == u32::MAX {
-            return Err(EnicError::DeviceGone { found: adapter_mtu });
+        dev_open(&mut b, &res)?;
+        let adapter_mtu = devcmd(&mut b, &res, hw::CMD_DEV_SPEC, [hw::ENET_CONFIG_MTU, 2])? as u32;
+        if adapter_mtu < hw::ENIC_MIN_MTU {
+            return Err(EnicError::AdapterMtu { mtu: adapter_mtu, min: hw::ENIC_MIN_MTU });
         }
+        let mac_word = devcmd(&mut b, &res, hw::CMD_GET_MAC_ADDR, [0, 0])?.to_le_bytes();
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(mac_word.get(..6).unwrap_or(&[0; 6]));
         let note = match mtu.cmp(&adapter_mtu) {
             std::cmp::Ordering::Greater if policy == Policy::Nicqual => {
                 return Err(EnicError::MtuAboveAdapter { host: mtu, adapter: adapter_mtu });
@@ -334,6 +421,9 @@ impl<B: Backend> Enic<B> {
             base_iova,
             policy,
             res,
+            mac,
+            irq: IrqMode::Polled { why: "not set up yet".into() },
+            maps: Vec::new(),
             lay,
             entries,
             mtu,
@@ -364,14 +454,126 @@ impl<B: Backend> Enic<B> {
             rx_slots,
             stats: EnicStats::default(),
             drop_log: Vec::new(),
+            tx_drop_log: Vec::new(),
+            rx_scratch: Vec::with_capacity(buf_len as usize),
         };
         e.map_memory()?;
+        e.irq = e.setup_msix();
         e.program_queues();
         for _ in 0..entries - 1 {
             e.post_rx_buffer();
         }
         e.ring_rq_doorbell();
+        devcmd(&mut e.b, &e.res, hw::CMD_ENABLE_WAIT, [0, 0])?;
         Ok((e, note))
+    }
+
+    /// The resource table as the driver read and validated it.
+    pub fn resources(&self) -> Resources {
+        self.res
+    }
+
+    /// The MAC address the adapter reported (`CMD_GET_MAC_ADDR`).
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    pub fn irq_mode(&self) -> &IrqMode {
+        &self.irq
+    }
+
+    /// MSI-X vectors of the RX and TX CQs (`None` when polling).
+    pub fn vectors(&self) -> Option<(u16, u16)> {
+        matches!(self.irq, IrqMode::Msix { .. }).then(|| (0, self.res.tx_cq() as u16))
+    }
+
+    /// Credits outstanding on the interrupt of the RX (`tx` false) or TX CQ, as the adapter
+    /// reports them (`int_credits`); `None` without INTR_CTRL or when the read is all-ones.
+    pub fn intr_credits(&mut self, tx: bool) -> Option<u32> {
+        let i = if tx { self.res.tx_cq() } else { 0 };
+        let o = self.res.intr_block(i)?;
+        let v = self.b.read32(hw::BAR_REGS, o + hw::INTR_INT_CREDITS);
+        (v != u32::MAX).then_some(v)
+    }
+
+    /// Wait (up to `bound_ns`, in 1 us steps) for the RX (`tx` false) or TX vector's
+    /// notifier; returns the signals seen (0 on timeout or without MSI-X).
+    pub fn wait_irq(&mut self, tx: bool, bound_ns: u64) -> u64 {
+        let Some((rx, txv)) = self.vectors() else { return 0 };
+        let v = if tx { txv } else { rx };
+        for _ in 0..bound_ns.div_ceil(1_000).max(1) {
+            let n = self.b.notifier(v).map_or(0, |n| n.take());
+            if n > 0 {
+                if tx {
+                    self.stats.tx_irqs += n;
+                } else {
+                    self.stats.rx_irqs += n;
+                }
+                return n;
+            }
+            self.b.wait(1_000);
+        }
+        0
+    }
+
+    /// Ask the backend for one MSI-X vector per CQ used, and program the INTR_CTRL blocks
+    /// (mask on assertion, no coalescing, unmasked). Falls back to polling, saying why.
+    fn setup_msix(&mut self) -> IrqMode {
+        let tx = self.res.tx_cq();
+        if self.res.intr.is_none() || self.res.intr_count <= tx {
+            return IrqMode::Polled {
+                why: format!("{} interrupt control block(s) for CQs 0 and {tx}", self.res.intr_count),
+            };
+        }
+        let vectors = tx as u16 + 1;
+        if let Err(e) = self.b.msix_enable(vectors) {
+            return IrqMode::Polled { why: e.to_string() };
+        }
+        for i in [0, tx] {
+            if let Some(o) = self.res.intr_block(i) {
+                self.b.write32(hw::BAR_REGS, o + hw::INTR_COALESCING_TIMER, 0);
+                self.b.write32(hw::BAR_REGS, o + hw::INTR_MASK_ON_ASSERTION, 1);
+                self.b.write32(hw::BAR_REGS, o + hw::INTR_INT_CREDIT_RETURN, hw::INTR_CREDITS_MASK | hw::INTR_UNMASK);
+                self.b.write32(hw::BAR_REGS, o + hw::INTR_MASK, 0);
+            }
+        }
+        IrqMode::Msix { vectors }
+    }
+
+    /// Give back `n` credits on CQ `cq`'s interrupt and unmask it (`vnic_intr_return_credits`
+    /// with unmask and timer reset), as the end of a service pass does.
+    fn return_credits(&mut self, cq: u32, n: u32) {
+        if !matches!(self.irq, IrqMode::Msix { .. }) {
+            return;
+        }
+        if let Some(o) = self.res.intr_block(cq) {
+            let v = (n.min(hw::INTR_CREDITS_MASK)) | hw::INTR_UNMASK | hw::INTR_RESET_TIMER;
+            self.b.write32(hw::BAR_REGS, o + hw::INTR_INT_CREDIT_RETURN, v);
+            self.stats.credits_returned += u64::from(n);
+        }
+    }
+
+    /// Tear down: disable the vNIC and the queues (`CMD_DISABLE`), close it, release MSI-X,
+    /// unmap every DMA mapping, and return the backend (whose `live_mappings()` is then 0
+    /// and `msix_vectors()` 0). A device that is gone gets no register write.
+    pub fn shutdown(mut self) -> B {
+        let gone = self.b.read32(hw::BAR_REGS, 0) == u32::MAX;
+        if !gone {
+            let _ = devcmd(&mut self.b, &self.res, hw::CMD_DISABLE, [0, 0]);
+            for o in [self.res.wq, self.res.rq] {
+                self.b.write32(hw::BAR_REGS, o + hw::Q_ENABLE, 0);
+            }
+            for i in [0, self.res.tx_cq()] {
+                let o = self.res.cq_block(i);
+                self.b.write32(hw::BAR_REGS, o + hw::CQ_INTERRUPT_ENABLE, 0);
+            }
+            let _ = devcmd(&mut self.b, &self.res, hw::CMD_CLOSE, [0, 0]);
+        }
+        let _ = self.b.msix_disable();
+        for iova in std::mem::take(&mut self.maps) {
+            let _ = self.b.dma_unmap(iova);
+        }
+        self.b
     }
 
     pub fn policy(&self) -> Policy {
@@ -410,7 +612,9 @@ impl<B: Backend> Enic<B> {
         let iova = self.iova(off);
         let part =
             self.mem.slice(off, len).ok_or(EnicError::Map { what, iova, why: "outside the DMA region".into() })?;
-        self.b.dma_map(&part, iova, perm).map_err(|e| EnicError::Map { what, iova, why: e.to_string() })
+        self.b.dma_map(&part, iova, perm).map_err(|e| EnicError::Map { what, iova, why: e.to_string() })?;
+        self.maps.push(iova);
+        Ok(())
     }
 
     fn map_memory(&mut self) -> Result<(), EnicError> {
@@ -432,8 +636,9 @@ impl<B: Backend> Enic<B> {
 
     fn program_queues(&mut self) {
         let n = self.entries;
-        for (i, ring) in [self.lay.cq_rx, self.lay.cq_tx].into_iter().enumerate() {
-            let o = self.res.cq + i as u64 * hw::VNIC_RES_STRIDE;
+        let msix = matches!(self.irq, IrqMode::Msix { .. });
+        for (i, ring) in [(0, self.lay.cq_rx), (self.res.tx_cq(), self.lay.cq_tx)] {
+            let o = self.res.cq_block(i);
             let base = self.iova(ring);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_RING_BASE, base as u32);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_RING_BASE_HI, (base >> 32) as u32);
@@ -442,8 +647,11 @@ impl<B: Backend> Enic<B> {
             self.b.write32(hw::BAR_REGS, o + hw::CQ_HEAD, 0);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_TAIL, 0);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_TAIL_COLOR, 1);
+            self.b.write32(hw::BAR_REGS, o + hw::CQ_ENTRY_ENABLE, 1);
+            self.b.write32(hw::BAR_REGS, o + hw::CQ_INTERRUPT_OFFSET, i);
+            self.b.write32(hw::BAR_REGS, o + hw::CQ_INTERRUPT_ENABLE, u32::from(msix));
         }
-        for (o, ring, cq) in [(self.res.rq, self.lay.rq_ring, CQ_RX), (self.res.wq, self.lay.wq_ring, CQ_TX)] {
+        for (o, ring, cq) in [(self.res.rq, self.lay.rq_ring, 0), (self.res.wq, self.lay.wq_ring, self.res.tx_cq())] {
             let base = self.iova(ring);
             self.b.write32(hw::BAR_REGS, o + hw::Q_RING_BASE, base as u32);
             self.b.write32(hw::BAR_REGS, o + hw::Q_RING_BASE_HI, (base >> 32) as u32);
@@ -547,11 +755,48 @@ impl<B: Backend> Enic<B> {
     /// Transmit one frame (one WQ descriptor, completion requested), then collect WQ
     /// completions. The adapter sends synchronously and loops the frame back to the RQ.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), EnicError> {
+        self.poll_tx();
+        self.queue_tx(frame)?;
+        self.ring_wq_doorbell()?;
+        self.poll_tx();
+        Ok(())
+    }
+
+    /// Transmit up to `n` copies of `frame` with one doorbell (the batched hot path: no
+    /// allocation, one descriptor and one buffer copy per frame), then collect WQ
+    /// completions. Returns the frames queued (fewer when the WQ fills).
+    pub fn send_batch(&mut self, frame: &[u8], n: u32) -> Result<u32, EnicError> {
+        self.poll_tx();
+        let mut queued = 0;
+        while queued < n {
+            match self.queue_tx(frame) {
+                Ok(()) => queued += 1,
+                Err(EnicError::TxRingFull { .. }) if queued > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        self.ring_wq_doorbell()?;
+        self.poll_tx();
+        Ok(queued)
+    }
+
+    /// Publish queued WQ descriptors (`wmb(); posted_index`) and check the WQ's error status.
+    fn ring_wq_doorbell(&mut self) -> Result<(), EnicError> {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        self.b.write32(hw::BAR_REGS, self.res.wq + hw::Q_POSTED_INDEX, self.wq_to_use);
+        let status = self.b.read32(hw::BAR_REGS, self.res.wq + hw::WQ_ERROR_STATUS);
+        if status != 0 {
+            return Err(EnicError::QueueError { queue: "WQ0", status, offset: self.res.wq + hw::WQ_ERROR_STATUS });
+        }
+        Ok(())
+    }
+
+    /// Write one frame into the next WQ slot's buffer and its descriptor (not yet published).
+    fn queue_tx(&mut self, frame: &[u8]) -> Result<(), EnicError> {
         let max = (self.mtu + hw::VLAN_ETH_HLEN) as usize;
         if frame.len() > max || frame.is_empty() {
             return Err(EnicError::TxTooLong { len: frame.len(), mtu: self.mtu, hdr: hw::VLAN_ETH_HLEN });
         }
-        self.poll_tx();
         if self.wq_outstanding + 1 >= self.entries {
             return Err(EnicError::TxRingFull { entries: self.wq_outstanding });
         }
@@ -582,13 +827,6 @@ impl<B: Backend> Enic<B> {
         self.wq_to_use = (i + 1) % self.entries;
         self.wq_outstanding += 1;
         self.stats.tx_frames += 1;
-        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
-        self.b.write32(hw::BAR_REGS, self.res.wq + hw::Q_POSTED_INDEX, self.wq_to_use);
-        let status = self.b.read32(hw::BAR_REGS, self.res.wq + hw::WQ_ERROR_STATUS);
-        if status != 0 {
-            return Err(EnicError::QueueError { queue: "WQ0", status, offset: self.res.wq + hw::WQ_ERROR_STATUS });
-        }
-        self.poll_tx();
         Ok(())
     }
 
@@ -608,17 +846,60 @@ impl<B: Backend> Enic<B> {
         Some(raw)
     }
 
+    /// The entry at `cursor` is not fresh but the one after it is: the adapter wrote the
+    /// entry at `cursor` with the previous lap's colour (it writes in order, so the later
+    /// entry proves the earlier one was written).
+    /// Also when the adapter's `cq_tail` (validated: inside the ring) has moved past the
+    /// cursor although the entry there is not fresh: the adapter wrote it, with the wrong
+    /// colour, and no later entry may come to prove it.
+    fn stale_entry(&mut self, ring: usize, cq: u32, cursor: CqCursor) -> bool {
+        let mut next = cursor;
+        next.consume();
+        if self.read_cq(ring, next).is_some() {
+            return true;
+        }
+        let tail = self.b.read32(hw::BAR_REGS, self.res.cq_block(cq) + hw::CQ_TAIL);
+        tail < self.entries && tail != cursor.index()
+    }
+
     /// Collect WQ completions: free every descriptor through `completed_index`.
     pub fn poll_tx(&mut self) {
+        let mut work = 0u32;
         for _ in 0..self.entries {
-            let Some(raw) = self.read_cq(self.lay.cq_tx, self.cq_tx) else { break };
+            let entry = self.cq_tx.index();
+            let Some(raw) = self.read_cq(self.lay.cq_tx, self.cq_tx) else {
+                if self.stale_entry(self.lay.cq_tx, self.res.tx_cq(), self.cq_tx) {
+                    self.stats.stale_colour += 1;
+                    self.log_tx(TxCompletionError::StaleColour { entry });
+                    self.cq_tx.consume();
+                    work += 1;
+                    continue;
+                }
+                break;
+            };
             self.cq_tx.consume();
+            work += 1;
             let Ok(c) = CqDesc::read_from_bytes(&raw) else { break };
             let idx = u32::from(c.completed_index());
             let dist =
                 if idx < self.entries { (idx + self.entries - self.wq_to_clean) % self.entries } else { u32::MAX };
-            if c.ty() != hw::CQ_DESC_TYPE_WQ_ENET || c.q_number() != 0 || dist >= self.wq_outstanding {
+            let bad = if c.ty() != hw::CQ_DESC_TYPE_WQ_ENET {
+                Some(TxCompletionError::BadType { entry, ty: c.ty() })
+            } else if c.q_number() != 0 {
+                Some(TxCompletionError::BadQueue { entry, q: c.q_number() })
+            } else if dist >= self.wq_outstanding {
+                Some(TxCompletionError::IndexNotPosted {
+                    entry,
+                    index: c.completed_index(),
+                    to_clean: self.wq_to_clean,
+                    outstanding: self.wq_outstanding,
+                })
+            } else {
+                None
+            };
+            if let Some(e) = bad {
                 self.stats.tx_bad_completions += 1;
+                self.log_tx(e);
                 continue;
             }
             for k in 0..=dist {
@@ -630,29 +911,70 @@ impl<B: Backend> Enic<B> {
             self.wq_to_clean = (idx + 1) % self.entries;
             self.stats.tx_completions += 1;
         }
+        self.return_credits(self.res.tx_cq(), work);
+    }
+
+    fn log_tx(&mut self, e: TxCompletionError) {
+        if self.tx_drop_log.len() < DROP_LOG_CAP {
+            self.tx_drop_log.push(e);
+        }
     }
 
     /// Service the receive CQ: deliver good frames to `out`, drop and count the rest,
     /// repost buffers. Returns frames delivered.
     pub fn poll_rx(&mut self, out: &mut Vec<Vec<u8>>) -> usize {
-        let before = out.len();
+        self.poll_rx_with(&mut |f| out.push(f.to_vec()))
+    }
+
+    /// As [`Enic::poll_rx`], handing each good frame to `deliver` as a slice of the driver's
+    /// own scratch buffer (no allocation per frame). Returns frames delivered.
+    pub fn poll_rx_with(&mut self, deliver: &mut dyn FnMut(&[u8])) -> usize {
+        let before = self.stats.rx_delivered;
         // Where the adapter's fetch pointer is; all-ones or out of range means it cannot
         // be trusted, and then no completion names a fetched buffer.
         let fetch = self.b.read32(hw::BAR_REGS, self.res.rq + hw::Q_FETCH_INDEX);
         let fetch = if fetch < self.entries { fetch } else { self.rq_to_clean };
+        let mut work = 0u32;
         for _ in 0..self.entries {
             let entry = self.cq_rx.index();
-            let Some(raw) = self.read_cq(self.lay.cq_rx, self.cq_rx) else { break };
+            let Some(raw) = self.read_cq(self.lay.cq_rx, self.cq_rx) else {
+                if self.policy == Policy::Nicqual && self.stale_entry(self.lay.cq_rx, 0, self.cq_rx) {
+                    self.stats.stale_colour += 1;
+                    let e = CompletionError::StaleColour { entry };
+                    self.stats.count_drop(&e);
+                    if self.drop_log.len() < DROP_LOG_CAP {
+                        self.drop_log.push(e);
+                    }
+                    self.cq_rx.consume();
+                    work += 1;
+                    continue;
+                }
+                break;
+            };
             self.cq_rx.consume();
+            work += 1;
             let Ok(d) = CqEnetRqDesc::read_from_bytes(&raw) else { break };
             let c = d.decode();
             match self.policy {
-                Policy::Nicqual => self.rx_nicqual(&c, entry, fetch, out),
-                Policy::Early => self.rx_early(&c, out),
+                Policy::Nicqual => self.rx_nicqual(&c, entry, fetch, deliver),
+                Policy::Early => self.rx_early(&c, deliver),
             }
         }
         self.ring_rq_doorbell();
-        out.len() - before
+        self.return_credits(0, work);
+        (self.stats.rx_delivered - before) as usize
+    }
+
+    /// Copy `len` bytes of RX buffer `index` into the scratch buffer and hand them over.
+    fn deliver(&mut self, index: u32, len: usize, counted: u32, deliver: &mut dyn FnMut(&[u8])) {
+        let mut buf = std::mem::take(&mut self.rx_scratch);
+        buf.resize(len, 0);
+        if self.mem.read_bulk(self.lay.rx_buf(index), &mut buf).is_some() {
+            self.stats.rx_delivered += 1;
+            self.stats.rx_bytes += u64::from(counted);
+            deliver(&buf);
+        }
+        self.rx_scratch = buf;
     }
 
     fn rq_state(&self, fetch_index: u32) -> RqState {
@@ -690,17 +1012,12 @@ impl<B: Backend> Enic<B> {
         }
     }
 
-    fn rx_nicqual(&mut self, c: &hw::RqCompletion, entry: u32, fetch: u32, out: &mut Vec<Vec<u8>>) {
+    fn rx_nicqual(&mut self, c: &hw::RqCompletion, entry: u32, fetch: u32, out: &mut dyn FnMut(&[u8])) {
         let st = self.rq_state(fetch);
         let buf_len = self.buf_len;
         match validate::check(c, entry, st, |_| buf_len) {
             Ok(a) => {
-                let mut frame = vec![0u8; a.len as usize];
-                if self.mem.read_bulk(self.lay.rx_buf(a.index), &mut frame).is_some() {
-                    self.stats.rx_delivered += 1;
-                    self.stats.rx_bytes += u64::from(a.len);
-                    out.push(frame);
-                }
+                self.deliver(a.index, a.len as usize, a.len, out);
                 self.reclaim_through(a.skipped);
             }
             Err(e) => {
@@ -719,7 +1036,7 @@ impl<B: Backend> Enic<B> {
 
     /// The 2.6.3x receive path: walk `to_clean` through `completed_index` (whatever it
     /// says), drop truncated frames, `skb_put(bytes_written)` the rest.
-    fn rx_early(&mut self, c: &hw::RqCompletion, out: &mut Vec<Vec<u8>>) {
+    fn rx_early(&mut self, c: &hw::RqCompletion, out: &mut dyn FnMut(&[u8])) {
         let idx = u32::from(c.completed_index) % self.entries;
         let dist = (idx + self.entries - self.rq_to_clean) % self.entries;
         if u32::from(c.completed_index) >= self.entries || dist >= self.rq_outstanding {
@@ -740,18 +1057,16 @@ impl<B: Backend> Enic<B> {
         if !(c.sop && c.eop) {
             self.stats.partial_delivered += 1;
         }
-        let mut frame = vec![0u8; n.min(self.buf_len) as usize];
-        if self.mem.read_bulk(self.lay.rx_buf(idx), &mut frame).is_some() {
-            self.stats.rx_delivered += 1;
-            self.stats.rx_bytes += u64::from(n);
-            out.push(frame);
-        }
+        self.deliver(idx, n.min(self.buf_len) as usize, n, out);
         self.reclaim_through(dist);
     }
 }
 
-/// Walk the BAR0 resource table (bounded) and find the blocks the driver needs.
-fn read_resources<B: Backend>(b: &mut B) -> Result<Resources, EnicError> {
+/// Walk the BAR0 resource table (bounded by [`hw::RES_TABLE_MAX_ENTRIES`]) and validate
+/// every entry the driver uses, as `vnic_dev_discover_res` does: the BAR must exist and
+/// `offset + count * stride` (per [`hw::res_len`]) must lie inside it. Types the driver does
+/// not use are skipped.
+pub fn read_resources<B: Backend>(b: &mut B) -> Result<Resources, EnicError> {
     let magic = b.read32(hw::BAR_REGS, 0);
     if magic == u32::MAX {
         return Err(EnicError::DeviceGone { found: magic });
@@ -759,37 +1074,131 @@ fn read_resources<B: Backend>(b: &mut B) -> Result<Resources, EnicError> {
     if magic != hw::VNIC_RES_MAGIC {
         return Err(EnicError::BadMagic { found: magic });
     }
-    let (mut wq, mut rq, mut cq, mut cfg) = (None, None, None, None);
-    for i in 0..64u64 {
+    let mut r = Resources::default();
+    let (mut devcmd, mut wq, mut rq, mut cq) = (None, None, None, None);
+    let mut terminated = false;
+    for i in 0..hw::RES_TABLE_MAX_ENTRIES {
         let o = hw::RES_HDR_LEN + i * hw::RES_ENTRY_LEN;
-        let ty = (b.read32(hw::BAR_REGS, o) & 0xFF) as u8;
+        let w = b.read32(hw::BAR_REGS, o);
+        if w == u32::MAX {
+            return Err(EnicError::DeviceGone { found: w });
+        }
+        let (ty, bar) = ((w & 0xFF) as u8, ((w >> 8) & 0xFF) as u8);
         if ty == hw::RES_TYPE_EOL {
+            r.entries = i;
+            terminated = true;
             break;
         }
-        let off = u64::from(b.read32(hw::BAR_REGS, o + 4));
-        let count = b.read32(hw::BAR_REGS, o + 8);
-        let slot = match ty {
-            hw::RES_TYPE_WQ => &mut wq,
-            hw::RES_TYPE_RQ => &mut rq,
-            hw::RES_TYPE_CQ if count >= 2 => &mut cq,
-            hw::RES_TYPE_NIC_CFG => &mut cfg,
+        let what = match ty {
+            hw::RES_TYPE_DEVCMD => "DEVCMD",
+            hw::RES_TYPE_WQ => "WQ",
+            hw::RES_TYPE_RQ => "RQ",
+            hw::RES_TYPE_CQ => "CQ",
+            hw::RES_TYPE_INTR_CTRL => "INTR_CTRL",
             _ => continue,
         };
-        *slot = Some(off);
-    }
-    let need = |v: Option<u64>, what: &'static str, ty: u8, blocks: u64| -> Result<u64, EnicError> {
-        let off = v.ok_or(EnicError::MissingResource { what, ty })?;
-        if off + blocks * hw::VNIC_RES_STRIDE > BAR0_LIMIT {
-            return Err(EnicError::ResourceOutOfRange { what, offset: off, limit: BAR0_LIMIT });
+        let offset = u64::from(b.read32(hw::BAR_REGS, o + 4));
+        let count = b.read32(hw::BAR_REGS, o + 8);
+        let limit = b.bar_len(bar).ok_or(EnicError::ResourceBadBar { entry: i, what, bar })?;
+        let len = hw::res_len(ty, count).unwrap_or(0);
+        if bar != hw::BAR_REGS || offset.checked_add(len).is_none_or(|end| end > limit) {
+            return Err(EnicError::ResourceOutOfRange { entry: i, what, bar, offset, count, len, limit });
         }
-        Ok(off)
+        match ty {
+            hw::RES_TYPE_DEVCMD if count >= hw::DEVCMD_LEN as u32 => devcmd = Some(offset),
+            hw::RES_TYPE_WQ => wq = Some((offset, count)),
+            hw::RES_TYPE_RQ => rq = Some((offset, count)),
+            hw::RES_TYPE_CQ => cq = Some((offset, count)),
+            hw::RES_TYPE_INTR_CTRL if count > 0 => {
+                r.intr = Some(offset);
+                r.intr_count = count;
+            }
+            _ => {}
+        }
+    }
+    if !terminated {
+        return Err(EnicError::ResourceTableUnterminated { max: hw::RES_TABLE_MAX_ENTRIES });
+    }
+    let need = |v: Option<(u64, u32)>, what: &'static str, ty: u8, min: u32| {
+        v.filter(|(_, n)| *n >= min).ok_or(EnicError::MissingResource { what, ty })
     };
-    Ok(Resources {
-        wq: need(wq, "WQ", hw::RES_TYPE_WQ, 1)?,
-        rq: need(rq, "RQ", hw::RES_TYPE_RQ, 1)?,
-        cq: need(cq, "two CQs", hw::RES_TYPE_CQ, 2)?,
-        nic_cfg: need(cfg, "NIC_CFG", hw::RES_TYPE_NIC_CFG, 1)?,
-    })
+    r.devcmd = devcmd.ok_or(EnicError::MissingResource { what: "DEVCMD", ty: hw::RES_TYPE_DEVCMD })?;
+    (r.wq, r.wq_count) = need(wq, "WQ", hw::RES_TYPE_WQ, 1)?;
+    (r.rq, r.rq_count) = need(rq, "RQ", hw::RES_TYPE_RQ, 1)?;
+    // CQ 0 for RQ 0 and CQ rq_count for WQ 0.
+    (r.cq, r.cq_count) = need(cq, "CQs for RQ 0 and WQ 0", hw::RES_TYPE_CQ, r.rq_count.saturating_add(1))?;
+    Ok(r)
+}
+
+/// Issue devcmd `cmd` with `args[0..2]` and, unless it is a no-wait command, wait (bounded)
+/// for `STAT_BUSY` to clear; returns `args[0]` afterwards (a read command's result). As
+/// `_vnic_dev_cmd`: a busy channel is refused, all-ones is a device that is gone, and
+/// `STAT_ERROR` carries the error code in `args[0]`.
+pub fn devcmd<B: Backend>(b: &mut B, res: &Resources, cmd: u32, args: [u64; 2]) -> Result<u64, EnicError> {
+    let st = res.devcmd + hw::DEVCMD_STATUS;
+    let status = b.read32(hw::BAR_REGS, st);
+    if status == u32::MAX {
+        return Err(EnicError::DeviceGone { found: status });
+    }
+    if status & hw::STAT_BUSY != 0 {
+        return Err(EnicError::DevcmdBusy { cmd, status, offset: st });
+    }
+    for (k, a) in args.into_iter().enumerate() {
+        let o = res.devcmd + hw::DEVCMD_ARGS + 8 * k as u64;
+        b.write32(hw::BAR_REGS, o, a as u32);
+        b.write32(hw::BAR_REGS, o + 4, (a >> 32) as u32);
+    }
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+    b.write32(hw::BAR_REGS, res.devcmd + hw::DEVCMD_CMD, cmd);
+    if hw::cmd_nowait(cmd) {
+        return Ok(0);
+    }
+    for n in 0..=DEVCMD_POLLS {
+        let status = b.read32(hw::BAR_REGS, st);
+        if status == u32::MAX {
+            return Err(EnicError::DeviceGone { found: status });
+        }
+        if status & hw::STAT_BUSY == 0 {
+            let a0 = res.devcmd + hw::DEVCMD_ARGS;
+            let lo = u64::from(b.read32(hw::BAR_REGS, a0));
+            let v = lo | u64::from(b.read32(hw::BAR_REGS, a0 + 4)) << 32;
+            if status & hw::STAT_ERROR != 0 {
+                return Err(EnicError::DevcmdFailed { cmd, code: v });
+            }
+            return Ok(v);
+        }
+        if n < DEVCMD_POLLS {
+            b.wait(DEVCMD_POLL_NS);
+        }
+    }
+    Err(EnicError::DevcmdTimeout { cmd, waited_ns: DEVCMD_POLLS * DEVCMD_POLL_NS })
+}
+
+/// `vnic_dev_open` then `vnic_dev_init`: each issued, then its status command polled until
+/// it says done (`args[0]` = 0), bounded.
+fn dev_open<B: Backend>(b: &mut B, res: &Resources) -> Result<(), EnicError> {
+    for (start, status, what) in
+        [(hw::CMD_OPEN, hw::CMD_OPEN_STATUS, "CMD_OPEN"), (hw::CMD_INIT, hw::CMD_INIT_STATUS, "CMD_INIT")]
+    {
+        devcmd(b, res, start, [0, 0])?;
+        let mut done = false;
+        for _ in 0..OPEN_POLLS {
+            // The no-wait start command may still hold the channel busy.
+            b.wait(OPEN_POLL_NS);
+            match devcmd(b, res, status, [0, 0]) {
+                Ok(0) => {
+                    done = true;
+                    break;
+                }
+                Ok(_) | Err(EnicError::DevcmdBusy { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !done {
+            return Err(EnicError::BringUpTimeout { what, waited_ns: OPEN_POLLS * OPEN_POLL_NS });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

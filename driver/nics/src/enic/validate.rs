@@ -33,6 +33,27 @@ pub enum CompletionError {
     OverPosted { index: u16, bytes_written: u16, posted: u32 },
     #[error("RQ[{index}]: frame of {bytes_written} bytes is larger than MTU {mtu} + {hdr} allows")]
     OverMtu { index: u16, bytes_written: u16, mtu: u32, hdr: u32 },
+    #[error(
+        "CQ0 entry {entry}: written with the previous lap's colour (a later entry is fresh, or cq_tail has passed it)"
+    )]
+    StaleColour { entry: u32 },
+}
+
+/// Why a transmit completion was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TxCompletionError {
+    #[error("WQ CQ entry {entry}: type {ty} is not a WQ completion (0)")]
+    BadType { entry: u32, ty: u8 },
+    #[error("WQ CQ entry {entry}: q_number {q} is not WQ0")]
+    BadQueue { entry: u32, q: u16 },
+    #[error(
+        "WQ CQ entry {entry}: completed_index {index} was never posted (outstanding: {outstanding} from WQ index {to_clean})"
+    )]
+    IndexNotPosted { entry: u32, index: u16, to_clean: u32, outstanding: u32 },
+    #[error(
+        "WQ CQ entry {entry}: written with the previous lap's colour (a later entry is fresh, or cq_tail has passed it)"
+    )]
+    StaleColour { entry: u32 },
 }
 
 impl CompletionError {
@@ -48,6 +69,7 @@ impl CompletionError {
             CompletionError::Empty { .. } => "empty",
             CompletionError::OverPosted { .. } => "over-posted-length",
             CompletionError::OverMtu { .. } => "over-mtu",
+            CompletionError::StaleColour { .. } => "stale-colour",
         }
     }
 
@@ -60,12 +82,13 @@ impl CompletionError {
                 | CompletionError::BadQueue { .. }
                 | CompletionError::IndexNotPosted { .. }
                 | CompletionError::NotFetched { .. }
+                | CompletionError::StaleColour { .. }
         )
     }
 }
 
 /// Every drop reason, in report order.
-pub const REASONS: [&str; 9] = [
+pub const REASONS: [&str; 10] = [
     "bad-type",
     "bad-queue",
     "index-not-posted",
@@ -75,6 +98,7 @@ pub const REASONS: [&str; 9] = [
     "empty",
     "over-posted-length",
     "over-mtu",
+    "stale-colour",
 ];
 
 /// What the driver knows of its receive ring when a completion arrives.
