@@ -11,7 +11,7 @@ use nicqual_model::FaultPlan;
 use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_nics::i82574::I82574;
 use nicqual_pci::{Backend, CheckReport, CheckResult};
-use nicqual_qualify::deviations::{DeviceOptions, qemu_e1000e_options};
+use nicqual_qualify::deviations::DeviceOptions;
 use nicqual_qualify::i82574::{Selection, check_names_for, group_prefix, merge_repeats, run_suite_with};
 use nicqual_qualify::record;
 use nicqual_report as rep;
