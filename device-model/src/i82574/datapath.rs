@@ -343,6 +343,7 @@ impl I82574 {
         let every_wb = self.reg(r::IVAR) & r::IVAR_TX_INT_EVERY_WB != 0;
         let mut head = start;
         let mut frames = 0u32;
+        let (mut reported, mut delayed) = (false, false);
         while head != tail && frames < max_frames {
             let now = self.clock.now_ns();
             let desc = match ring.fetch(&mut self.iommu, head, now) {
@@ -388,12 +389,14 @@ impl I82574 {
                     self.dp.counters.tx_desc_dma_faults += 1;
                     tracing::debug!(target: "nicqual::i82574", "{e}");
                 }
-                pass.reported = true;
-                pass.delayed |= cmd & d::TXD_CMD_IDE != 0;
+                reported = true;
+                delayed |= cmd & d::TXD_CMD_IDE != 0;
             }
             head = geom.next(head);
             self.set_reg(r::tdh(q), head);
         }
+        pass.reported |= reported;
+        pass.delayed |= delayed;
         head != start
     }
 
@@ -404,7 +407,7 @@ impl I82574 {
 
     /// Append `len` bytes at `addr` to the frame TX queue `qi` is gathering.
     fn tx_gather(&mut self, qi: usize, addr: u64, len: usize, now: u64) {
-        let Some(g) = self.dp.tx_frames.get_mut(qi) else { return };
+        let g = &mut self.dp.tx_frames[qi & 1];
         if g.bad || len == 0 {
             return;
         }
@@ -424,7 +427,7 @@ impl I82574 {
     }
 
     fn tx_finish(&mut self, qi: usize, desc: &TxDesc, kind: TxKind) {
-        let Some(g) = self.dp.tx_frames.get_mut(qi) else { return };
+        let g = &mut self.dp.tx_frames[qi & 1];
         let mut frame = std::mem::take(&mut g.frame);
         let bad = std::mem::replace(&mut g.bad, false);
         if !bad && !frame.is_empty() {
@@ -480,9 +483,7 @@ impl I82574 {
             }
         }
         frame.clear();
-        if let Some(g) = self.dp.tx_frames.get_mut(qi) {
-            g.frame = frame;
-        }
+        self.dp.tx_frames[qi & 1].frame = frame;
     }
 
     // ---- receive ------------------------------------------------------------------------
@@ -792,7 +793,14 @@ impl I82574 {
         let rdtr = self.reg(r::RDTR) & 0xFFFF;
         let radv = self.reg(r::RADV) & 0xFFFF;
         self.dp.rx_delayed |= 1 << (q & 1);
-        if rdtr == 0 {
+        if rdtr == 0 && self.dp.rx_delayed == 1 << (q & 1) {
+            // Nothing else waits: this queue's cause alone, now.
+            self.dp.rx_delayed = 0;
+            self.dp.rx_pkt_timer = None;
+            self.dp.rx_abs_timer = None;
+            let c = if self.msix_enabled() { Self::rxq_cause(q) } else { Icr::RXT0 };
+            self.set_interrupt_cause(c.bits());
+        } else if rdtr == 0 {
             self.raise_rx_cause();
         } else {
             self.dp.rx_pkt_timer = Some(self.clock.after(u64::from(rdtr).saturating_mul(DELAY_UNIT_NS)));
@@ -819,10 +827,12 @@ impl I82574 {
         self.dp.rx_pkt_timer = None;
         self.dp.rx_abs_timer = None;
         let queues = std::mem::take(&mut self.dp.rx_delayed);
-        let c = if !self.msix_enabled() {
-            Icr::RXT0
-        } else {
-            (0..r::QUEUES).filter(|q| queues & (1 << q) != 0).fold(Icr::empty(), |c, q| c | Self::rxq_cause(q))
+        let c = match (self.msix_enabled(), queues) {
+            (false, _) => Icr::RXT0,
+            (true, 0) => Icr::empty(),
+            (true, 1) => Icr::RXQ0,
+            (true, 2) => Icr::RXQ1,
+            (true, _) => Icr::RXQ0 | Icr::RXQ1,
         };
         self.set_interrupt_cause(c.bits());
     }
@@ -837,6 +847,10 @@ impl I82574 {
 
     /// Queue and extended write-back fields of `frame` (extended descriptors only).
     fn rx_meta(&self, frame: &[u8]) -> RxMeta {
+        // Neither IP nor a VLAN tag: queue 0, packet type MAC, nothing to parse.
+        if !Flow::may_be_ip(frame) {
+            return RxMeta::default();
+        }
         let flow = Flow::parse(frame);
         let pkt_type = flow.packet_type(self.reg(r::RFCTL) & r::RFCTL_IPV6_DIS != 0);
         let mut m = RxMeta { status: pkt_type << d::RXDEXT_PKT_TYPE_SHIFT, ..RxMeta::default() };

@@ -75,6 +75,13 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// False when the frame's EtherType is neither IPv4, IPv6 nor an 802.1Q tag: nothing
+    /// for [`Flow::parse`] to find (the receive path's fast way past non-IP frames).
+    #[inline]
+    pub fn may_be_ip(frame: &[u8]) -> bool {
+        matches!(be16(frame, 12), Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6 | ETHERTYPE_VLAN))
+    }
+
     /// Parse an Ethernet frame (no FCS); one 802.1Q tag is skipped. Malformed or short
     /// headers leave what they cannot show at its default.
     pub fn parse(frame: &[u8]) -> Flow {

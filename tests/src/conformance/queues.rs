@@ -231,6 +231,10 @@ pub fn cases() -> Vec<Case> {
             wr(b, r::txdctl(1), desc::TXDCTL_82574);
             regs(b, &[("RXDCTL1", r::rxdctl(1)), ("TXDCTL1", r::txdctl(1))])
         }),
+        case!("q1.rxdctl0-write-and-rxdctl1", "RXDCTL0 written alone: what RXDCTL1 reads", known = "row 21", |b| {
+            wr(b, r::rxdctl(0), desc::RXDCTL_82574);
+            regs(b, &[("RXDCTL0", r::rxdctl(0)), ("RXDCTL1", r::rxdctl(1))])
+        }),
         // --- queue 1 rings ---
         case!("q1.tx-ring", "a frame sent from TX queue 1: TDH1 moves, DD in queue 1's ring, INTx TXDW", |b| {
             with_rig!(b, |rig| {
