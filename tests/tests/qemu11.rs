@@ -71,7 +71,7 @@ fn qemu11_is_killed_on_drop_and_leaves_no_mount() {
     let b = qemu11();
     let pid = b.server_pid().unwrap();
     let dir = b.work_dir().unwrap().to_path_buf();
-    let root = forky::root().unwrap();
+    let root = forky::root().unwrap().canonicalize().unwrap();
     // The PID we spawned is QEMU itself (every launcher step exec'd), chrooted into the
     // root, in a mount namespace of its own.
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();

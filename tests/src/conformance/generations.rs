@@ -10,12 +10,10 @@ fn word(b: &mut dyn nicqual_pci::Backend, w: u32) -> String {
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
-        case!(
-            "reset.status-at-time-0",
-            "STATUS at power-on, before any time has passed (link not yet negotiated?)",
-            known = "row G1",
-            |b| regs(b, &[("STATUS", r::STATUS)])
-        ),
+        case!("reset.status-at-time-0", "STATUS at power-on, before any time has passed", known = "row G1", |b| regs(
+            b,
+            &[("STATUS", r::STATUS)]
+        )),
         case!("eerd.word-03", "EEPROM word 0x03 (compatibility)", known = "row G2", |b| word(b, 3)),
         case!(
             "eerd.word-05",
