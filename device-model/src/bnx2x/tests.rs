@@ -3,6 +3,7 @@ use crate::HostRegion;
 use crate::iommu::Perm;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use zerocopy::FromBytes;
 
 #[test]
 fn identity_bars_and_msix_capability() {
@@ -62,4 +63,82 @@ fn random_bar_traffic_never_panics() {
         }
     }
     let _ = seed;
+}
+
+/// The device follows the next-page pointers it reads from the ring, wherever the pages
+/// are: an RX BD chain of two pages far apart (A → B → A) and a one-page RCQ linked to
+/// itself, driven by hand (no driver), across both BD page links and many RCQ laps.
+#[test]
+fn rx_chain_pages_anywhere_are_followed_through_their_links() {
+    let mut d = Bnx2xDevice::with_config(Config { queues: 1, ..Config::default() });
+    let (page_a, page_b, rcq, sb, tx, bufs) =
+        (0x10_0000u64, 0x50_0000u64, 0x20_0000u64, 0x30_0000u64, 0x40_0000u64, 0x100_0000u64);
+    let mem = |len| HostRegion::zeroed(len);
+    let (ra, rb, rr, rs, rt) = (mem(4096), mem(4096), mem(4096), mem(4096), mem(4096));
+    let buf_len = 256usize;
+    let rbufs = mem(2048 * buf_len);
+    for (at, r) in [(page_a, &ra), (page_b, &rb), (rcq, &rr), (sb, &rs), (tx, &rt), (bufs, &rbufs)] {
+        d.iommu().map(at, r.clone(), Perm::READ_WRITE).unwrap();
+    }
+    // Links: A's slots 510/511 point to B, B's to A; RCQ slot 63 to itself; TX slot 255 to itself.
+    ra.write(510 * 8, &page_b.to_le_bytes()).unwrap();
+    rb.write(510 * 8, &page_a.to_le_bytes()).unwrap();
+    rr.write(63 * 64, &rcq.to_le_bytes()).unwrap();
+    rt.write(255 * 16, &tx.to_le_bytes()).unwrap();
+    // BD i (data index) -> buffer i; 1020 data slots over the two pages.
+    for i in 0..1020u64 {
+        let (page, slot) = if i < 510 { (&ra, i) } else { (&rb, i - 510) };
+        page.write(slot as usize * 8, &(bufs + i * buf_len as u64).to_le_bytes()).unwrap();
+    }
+    let reg = |r| hw::queue_reg(0, r);
+    for (r, v) in [
+        (hw::Q_RX_BD_LO, page_a as u32),
+        (hw::Q_RCQ_LO, rcq as u32),
+        (hw::Q_TX_BD_LO, tx as u32),
+        (hw::Q_SB_LO, sb as u32),
+        (hw::Q_BD_BUF_LEN, buf_len as u32),
+        (hw::Q_MTU, 1500),
+        (hw::Q_ENABLE, 1),
+    ] {
+        d.bar_write32(0, reg(r), v);
+    }
+    assert_eq!(d.bar_read32(0, reg(hw::Q_STATUS)) & hw::Q_STATUS_UP, hw::Q_STATUS_UP);
+    // The driver side, by hand: free-running indices that skip the link slots.
+    let rx_next = |x: u16| if (x + 1) & 511 == 510 { x + 3 } else { x + 1 };
+    let rcq_next = |x: u16| if (x + 1) & 63 == 63 { x + 2 } else { x + 1 };
+    let mut bd_prod = 0u16;
+    for _ in 0..1019 {
+        bd_prod = rx_next(bd_prod);
+    }
+    let (mut cqe_prod, mut rcq_cons, mut frames) = (0u16, 0u16, 0u32);
+    for round in 0..30u32 {
+        for _ in 0..40 {
+            cqe_prod = rcq_next(cqe_prod);
+        }
+        d.bar_write32(0, hw::RX_PRODS_LO, u32::from(cqe_prod) | u32::from(bd_prod) << 16);
+        for k in 0..40u32 {
+            let n = frames + k;
+            let f: Vec<u8> = (0..100u32).map(|i| (n * 7 + i) as u8).collect();
+            assert!(d.receive_frame(0, &f), "round {round} frame {k}");
+        }
+        // Frame n landed in buffer n mod 1020 (placement 66) and its CQE says so.
+        for k in 0..40u32 {
+            let n = frames + k;
+            let mut got = [0u8; 100];
+            rbufs.read((n % 1020) as usize * buf_len + 66, &mut got).unwrap();
+            assert_eq!(got[..4], [(n * 7) as u8, (n * 7 + 1) as u8, (n * 7 + 2) as u8, (n * 7 + 3) as u8], "frame {n}");
+            let slot = usize::from(rcq_cons & 63);
+            let cqe = FastPathRxCqe::read_from_bytes(&rr.read_vec(slot * 64, 64).unwrap()).unwrap();
+            assert_eq!((cqe.len_on_bd.get(), cqe.marker.get()), (100, 0), "CQE of frame {n}");
+            rcq_cons = rcq_next(rcq_cons);
+            // The buffer goes back on the ring (same slot order: BD i keeps buffer i).
+            bd_prod = rx_next(bd_prod);
+        }
+        frames += 40;
+    }
+    // 1200 frames: the BD chain went A -> B -> A (1020 data slots), the RCQ round its own
+    // link 19 times.
+    let sbv = HcStatusBlockE2::read_from_bytes(&rs.read_vec(0, 64).unwrap()).unwrap();
+    assert_eq!(sbv.index_values[hw::HC_INDEX_ETH_RX_CQ_CONS].get() & 63, rcq_cons & 63);
+    assert_eq!(d.stats.rx_frames, 1200);
 }
