@@ -24,6 +24,8 @@ pub const KNOWN_QEMU11: &[(&str, &str)] = &[
     ("reset.status-at-time-0", "row G1"),
     ("eerd.word-03", "row G2"),
     ("eerd.word-05", "row G2"),
+    ("q1.tx-arbitration", "row 20"),
+    ("q1.rxdctl0-write-and-rxdctl1", "row 21"),
 ];
 
 /// The documented QEMU 11.1 difference of `case`, if any.
