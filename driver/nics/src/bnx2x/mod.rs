@@ -8,7 +8,8 @@
 //!   pages (63 CQEs a page, Linux's `CQE_BD_REL`), with TPA an SGE chain of `sge_pages`
 //!   pages (510 a page, all posted), a TX BD chain of `tx_bd_pages` pages (255 a page; a
 //!   packet takes 2 BDs — start and parse — plus one per fragment). Page counts are powers
-//!   of two. Ring pages and the status block are one coherent allocation per queue.
+//!   of two; `rx_ring_size` / `sge_ring_size` post fewer (like `ethtool -G rx`). Ring
+//!   pages and the status block are one coherent allocation per queue.
 //! * **MTU → buffer size**: every RX buffer is [`rx_buf_size`]`(mtu)` bytes (Linux
 //!   `bnx2x_set_rx_buf_size`: 1920 at MTU 1500, 9472 at 9000), of which the device may fill
 //!   `rx_buf_size - BNX2X_FW_RX_ALIGN_END` from the mapping start (placement offset
@@ -83,6 +84,11 @@ pub struct Bnx2xConfig {
     pub tpa: bool,
     /// SGE pages one aggregation may use (1..=8, `max_sges_for_packet`).
     pub max_sges: u8,
+    /// RX BDs to post per queue (`ethtool -G rx`, Linux's `bp->rx_ring_size`); 0 = the
+    /// whole ring (`rx_bd_pages * 510 - 2`), larger values are capped to it.
+    pub rx_ring_size: usize,
+    /// SGE pages to post per queue with TPA; 0 = the whole SGE ring.
+    pub sge_ring_size: usize,
     pub buffers: BufferMode,
     /// Interrupt mode: IGU enabled per status block, MSI-X per vector. Off: poll mode (no
     /// messages; the caller polls).
@@ -103,6 +109,8 @@ impl Bnx2xConfig {
             sge_pages: 1,
             tpa: false,
             max_sges: hw::U_ETH_SGL_SIZE as u8,
+            rx_ring_size: 0,
+            sge_ring_size: 0,
             buffers: BufferMode::Pool,
             interrupts: true,
             tx_timeout_ns: 5_000_000_000,
@@ -158,7 +166,18 @@ impl Bnx2xConfig {
 
     /// RX BDs posted per queue.
     pub fn rx_posted(&self) -> usize {
-        Chain::rx_bd(self.rx_bd_pages).usable() - 2
+        let full = Chain::rx_bd(self.rx_bd_pages).usable() - 2;
+        if self.rx_ring_size == 0 { full } else { self.rx_ring_size.min(full) }
+    }
+
+    /// SGE pages posted per queue (0 without TPA).
+    pub fn sge_posted(&self) -> usize {
+        let full = Chain::sge(self.sge_pages).usable();
+        match (self.tpa, self.sge_ring_size) {
+            (false, _) => 0,
+            (true, 0) => full,
+            (true, n) => n.min(full),
+        }
     }
 }
 
@@ -687,7 +706,7 @@ impl<B: Backend> Ctx<B> {
         lay.rx_pool = lay.sb + hw::BCM_PAGE_SIZE;
         let rx_pool_len = if pool { (cfg.rx_posted() + spares) * buf } else { 0 };
         lay.sge_pool = page_align(lay.rx_pool + rx_pool_len);
-        let sge_pool_len = if pool && cfg.tpa { sge.usable() * hw::SGE_PAGE_SIZE } else { 0 };
+        let sge_pool_len = if pool { cfg.sge_posted() * hw::SGE_PAGE_SIZE } else { 0 };
         lay.tx_pool = lay.sge_pool + sge_pool_len;
         lay.len = page_align(lay.tx_pool + if pool { pkt_slots * tx_buf_size } else { 0 });
         let mem = self.dma.alloc_coherent(&mut self.backend, lay.len)?;
@@ -786,7 +805,7 @@ impl<B: Backend> Ctx<B> {
             self.repost(fq, b);
         }
         if self.cfg.tpa {
-            for i in 0..fq.sge.usable() {
+            for i in 0..self.cfg.sge_posted() {
                 let b = self.new_sge(fq, i)?;
                 self.repost_sge(fq, b);
             }
