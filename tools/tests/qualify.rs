@@ -17,8 +17,14 @@ fn faults(name: &str) -> String {
 }
 
 fn record(args: &[&str]) -> (Output, serde_json::Value) {
-    let dir =
-        std::env::temp_dir().join(format!("nicqual-test-{}-{}", std::process::id(), args.join("_").replace('/', "_")));
+    // Tests run concurrently and two may pass the same arguments: a directory per call.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "nicqual-test-{}-{n}-{}",
+        std::process::id(),
+        args.join("_").replace('/', "_")
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("run.json");
     let mut a: Vec<&str> = args.to_vec();

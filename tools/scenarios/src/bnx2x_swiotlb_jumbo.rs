@@ -549,7 +549,7 @@ impl Sim<'_> {
 }
 
 /// Occupancy outside bursts: after warm-up, not during a pause or its drain (the pause's
-/// length again, plus [`DRAIN_NS`]), before the first failure.
+/// length again, plus `DRAIN_NS`), before the first failure.
 pub fn steady_state(samples: &[Sample], pauses: &[(u64, u64)], until_ns: u64) -> Steady {
     let calm: Vec<&Sample> = samples
         .iter()
