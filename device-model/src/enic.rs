@@ -369,7 +369,7 @@ impl EnicDevice {
         &self.faults
     }
 
-    /// Hostile completions written so far (the first [`HOSTILE_LOG_CAP`]).
+    /// Hostile completions written so far (the first `HOSTILE_LOG_CAP`).
     pub fn hostile_completions(&self) -> &[HostileCompletion] {
         &self.hostile
     }

@@ -38,7 +38,7 @@
 //!
 //! Everything read from the device is validated as hostile input: identity, register
 //! reads (all-ones = gone), status block indices (RCQ producer within what was posted, TX
-//! consumer within the packets in flight), every CQE ([`cqe`]). A queue that saw a bad
+//! consumer within the packets in flight), every CQE (`cqe.rs`). A queue that saw a bad
 //! value stops with the typed error ([`Bnx2xError`]); nothing panics.
 
 mod cqe;
