@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 mod datapath;
+mod rss;
 mod suite;
 
 pub use datapath::LOOPBACK_SIZES;
@@ -158,5 +159,12 @@ mod tests {
         assert!(Selection::default().wants("anything") && Selection::default().is_all());
         let names = check_names();
         assert!(names.contains(&"msix-table[2]".to_string()) && names.contains(&"loopback[9018]".to_string()));
+    }
+
+    #[test]
+    fn rss_checks_belong_to_the_two_pair_group_only() {
+        let rss = |q: u8| check_names_for(q).into_iter().filter(|n| n.contains("rss-")).collect::<Vec<_>>();
+        assert!(rss(1).is_empty(), "{:?}", rss(1));
+        assert_eq!(rss(2), ["q2:rss-spread", "q2:rss-hash", "q2:rss-loopback"]);
     }
 }
