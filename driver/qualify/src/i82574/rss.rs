@@ -209,6 +209,10 @@ fn run_traffic<B: Backend>(drv: &mut I82574<B>) -> Result<Result<Traffic, String
         collect_both(drv, want, &mut got)?;
         drv.drain_notifiers()?;
     }
+    // Interrupt moderation (EITR) may hold the last message back: give it the delivery bound.
+    let bound = drv.options().irq_bound_ns;
+    drv.backend_mut().wait(bound);
+    drv.drain_notifiers()?;
     let after = count(drv);
     let vector_msgs = [after[0].saturating_sub(before[0]), after[1].saturating_sub(before[1])];
     Ok(Ok(Traffic { sent, got, vector_msgs }))
