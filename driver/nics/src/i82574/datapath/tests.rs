@@ -310,3 +310,35 @@ fn hostile_rss_type_is_refused() {
     assert!(matches!(dp.recent_errors().last(), Some(WriteBackError::RssType { rss_type: 4, .. })));
     assert!(matches!(d.rx_batch(2, &mut out, 1), Err(DriverError::Datapath(DatapathError::NoSuchQueue { queue: 2 }))));
 }
+
+/// RxQ0 → vector 0, RxQ1 → vector 1: a frame RSS steers to a queue raises that queue's
+/// cause on its own vector, and servicing the vector re-arms it for the next frame.
+#[test]
+fn each_receive_queue_signals_on_its_own_vector() {
+    use nicqual_model::net::{L4, ipv4_frame};
+    let mut d = up_two_pairs();
+    let table = d.rss_table();
+    // The first flows steered to each queue, by the driver's own prediction.
+    let flow = |want: u8| {
+        (0..1000u16)
+            .map(|i| ([10, 9, (i >> 8) as u8, i as u8], [10, 1, 2, 3], 4000 + i))
+            .find(|&(s, t, p)| {
+                rss::queue_of(&table, rss::toeplitz(&rss::KEY, &rss::input_v4(s, t, Some((p, 80))))) == want
+            })
+            .map(|(s, t, p)| ipv4_frame(s, t, 1, 0, L4::Tcp { sport: p, dport: 80 }, 16))
+            .unwrap()
+    };
+    d.drain_notifiers().unwrap();
+    for want in [1u16, 0, 1] {
+        assert_eq!(send(&mut d, &[flow(want as u8)]), 1);
+        d.backend_mut().wait(1_000_000);
+        let fired = d.drain_notifiers().unwrap();
+        let (mut pkts, mut meta) = (Vec::new(), Vec::new());
+        while d.rx_batch_meta(want, &mut pkts, &mut meta, 8).unwrap() > 0 {}
+        assert_eq!(meta.len(), 1, "queue {want}");
+        assert!(fired.contains(&want), "queue {want}: vectors fired {fired:?}");
+        for p in pkts {
+            d.datapath_mut().unwrap().pool_mut().free(p);
+        }
+    }
+}
