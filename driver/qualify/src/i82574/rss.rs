@@ -368,3 +368,58 @@ pub(super) fn check_loopback<B: Backend>(drv: &mut I82574<B>) -> Result<CheckRep
         .measure("missing", missing as f64, "frames")
         .measure("corrupt", bad.len() as f64, "frames"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nicqual_backends::emulated::EmulatedBackend;
+    use nicqual_model::PciDevice;
+    use nicqual_model::i82574::{Config, I82574 as Model};
+    use nicqual_nics::i82574::Options;
+
+    fn up(queue_pairs: u8) -> I82574<EmulatedBackend<Model>> {
+        let b = EmulatedBackend::new(Model::new(Config::default()), "model:i82574l");
+        let mut d = I82574::attach(b, Options { queue_pairs, ..Options::default() }).unwrap();
+        d.bring_up().unwrap();
+        d
+    }
+
+    fn measure(r: &CheckReport, name: &str) -> f64 {
+        r.measurements.iter().find(|m| m.name == name).map(|m| m.value).unwrap()
+    }
+
+    #[test]
+    fn healthy_model_passes_with_both_queues_used() {
+        let mut d = up(2);
+        let s = check_spread(&mut d).unwrap();
+        assert_eq!(s.result, CheckResult::Pass, "{}", s.detail);
+        let (q0, q1) = (measure(&s, "queue0_frames"), measure(&s, "queue1_frames"));
+        assert!(q0 > 0.0 && q1 > 0.0 && q0 + q1 == f64::from(4 * FLOWS_PER_KIND), "{}", s.detail);
+        let h = check_hash(&mut d).unwrap();
+        assert_eq!((h.result, measure(&h, "mismatched")), (CheckResult::Pass, 0.0), "{}", h.detail);
+        let l = check_loopback(&mut d).unwrap();
+        assert_eq!(l.result, CheckResult::Pass, "{}", l.detail);
+    }
+
+    /// A device hashing with another key than the driver programmed (its RSSRK0 changed
+    /// behind the driver's back) fails the hash check for every frame with a hash.
+    #[test]
+    fn a_device_hashing_with_another_key_fails_the_hash_check() {
+        let mut d = up(2);
+        let dev = d.backend_mut().device_mut();
+        let k0 = dev.bar_read32(0, u64::from(r::RSSRK));
+        dev.bar_write32(0, u64::from(r::RSSRK), k0 ^ 0x0100_0000);
+        let h = check_hash(&mut d).unwrap();
+        assert_eq!(h.result, CheckResult::Fail, "{}", h.detail);
+        assert_eq!(measure(&h, "mismatched"), f64::from(4 * FLOWS_PER_KIND), "{}", h.detail);
+    }
+
+    #[test]
+    fn one_queue_pair_is_not_applicable_with_the_reason() {
+        let mut d = up(1);
+        for r in [check_spread(&mut d).unwrap(), check_hash(&mut d).unwrap(), check_loopback(&mut d).unwrap()] {
+            assert_eq!(r.result, CheckResult::Na, "{}", r.detail);
+            assert!(r.detail.contains("RSS needs two queue pairs"), "{}", r.detail);
+        }
+    }
+}
