@@ -424,6 +424,14 @@ fn vfio_backend_in_a_guest_with_an_iommu() {
             c.fail(&format!("q2:vector[{e}] must be delivered on VFIO: {:?} {}", k.result, k.detail));
         }
     }
+    // RSS over both receive queues through the IOMMU: frames of seeded flows on the queue
+    // RETA names, the hash equal to the driver's Toeplitz, each queue's frames byte-exact.
+    for name in ["q2:rss-spread", "q2:rss-hash", "q2:rss-loopback"] {
+        let k = check(&c, &rec, name);
+        if k.result != Outcome::Pass {
+            c.fail(&format!("{name}: {:?} {}", k.result, k.detail));
+        }
+    }
     // The kernel owns the MSI-X table: never read or written on this backend.
     for k in rec.checks.iter().filter(|k| k.name.trim_start_matches("q2:").starts_with("msix-table")) {
         assert_eq!(k.result, Outcome::Na, "{}: {}", k.name, k.detail);

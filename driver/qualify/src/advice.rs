@@ -232,6 +232,17 @@ pub fn action(name: &str, detail: &str, result: Outcome) -> Option<String> {
              detail. A shortfall points at RX/TX descriptor handling or (9018 B) at RCTL.LPE/buffer sizing; \
              corrupted bytes at DMA (IOMMU mappings, buffer reuse). Do not carry traffic of that size on this unit."
         ),
+        "rss-spread" => "Frames did not arrive on the receive queue the redirection table names for their hash: \
+            RSS steering cannot be relied on; compare MRQC, RETA and RSSRK read-back and the per-queue counts in \
+            the detail, and run with one queue pair until it is understood."
+            .into(),
+        "rss-hash" => "The RSS hash or type written back differs from the Toeplitz hash over the same fields: \
+            check the key (RSSRK), the hash types enabled in MRQC and RXCSUM.PCSD; software relying on the hash \
+            (flow steering, RPS) would misplace flows."
+            .into(),
+        "rss-loopback" => "Frames on a receive queue were missing or not byte-exact: check receive ring 1 \
+            (RDBAL1..RDT1, RXDCTL1) and DMA mappings; do not enable the second queue pair on this unit."
+            .into(),
         "statistics" => "The statistics registers disagree with the traffic sent: the counters named in the detail \
             cannot be trusted for monitoring on this device/model; compare with the datasheet definition \
             (octets count DA through FCS)."

@@ -3,7 +3,13 @@
 //! descriptor the device writes back.
 //!
 //! Layout of the region (one `DmaMemory`, mapped once, device read+write):
-//! `[RX ring | TX ring | packet pool]`, rings 4 KiB aligned.
+//! `[RX ring 0 | TX ring | RX ring 1 (two queue pairs) | packet pool]`, rings 4 KiB aligned.
+//!
+//! With two queue pairs ([`Options::queue_pairs`](super::Options)) both receive rings are
+//! posted and RSS is on: MRQC.MRQE = RSS with the IPv4, TCP/IPv4, IPv6 and TCP/IPv6 hash
+//! types, RXCSUM.PCSD (the write-back carries the hash), and the key and RETA
+//! [`setup_rss`](super::I82574::setup_rss) programmed. Each write-back's RSS type must be
+//! one the driver enabled, and its queue field the ring it was found in.
 //!
 //! Rules this code keeps:
 //! * a descriptor is published (RDT/TDT written) only after its buffer came from the pool
@@ -86,7 +92,7 @@ pub enum DatapathError {
     Pool(#[from] PoolError),
     #[error("datapath not set up (call setup_datapath first)")]
     NotSetUp,
-    #[error("queue {queue} does not exist (the driver runs queue 0)")]
+    #[error("receive/transmit queue {queue} does not exist here")]
     NoSuchQueue { queue: u16 },
     #[error("DMA region offset {offset:#x} (+{len}) outside the {region:#x}-byte region")]
     Region { offset: usize, len: usize, region: usize },
@@ -111,7 +117,28 @@ pub enum WriteBackError {
     FrameError { ring: &'static str, slot: u32, errors: u32 },
     #[error("{reg} reads {value}, outside the ring of {size}")]
     HeadOutOfRange { reg: &'static str, value: u32, size: u32 },
+    #[error("{ring} slot {slot}: RSS type {rss_type} in the write-back's MRQ dword ({why})")]
+    RssType { ring: &'static str, slot: u32, rss_type: u32, why: &'static str },
 }
+
+/// What an accepted receive write-back said besides the frame: the queue it names and, with
+/// RSS on, the hash and its type (validated: a type the driver enabled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RxMeta {
+    pub queue: u16,
+    /// RSS type (MRQ bits 3:0; 0 = no hash: the frame matched no enabled hash type).
+    pub rss_type: u8,
+    /// The RSS hash (meaningful when `rss_type` is not 0).
+    pub hash: u32,
+}
+
+/// The MRQC value the driver programs with two receive queues: RSS, hashing IPv4 and IPv6
+/// with and without TCP ports (not the IPv6 extension-header type).
+pub const MRQC_RSS: u32 = r::MRQC_MRQE_RSS | r::MRQC_TCP_IPV4 | r::MRQC_IPV4 | r::MRQC_TCP_IPV6 | r::MRQC_IPV6;
+
+/// RSS types a write-back may carry under [`MRQC_RSS`] (hw `RssType` numbering).
+const RSS_TYPES_ENABLED: [r::RssType; 5] =
+    [r::RssType::None, r::RssType::Ipv4Tcp, r::RssType::Ipv4, r::RssType::Ipv6Tcp, r::RssType::Ipv6];
 
 /// Counters of the datapath (all monotonic).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -131,6 +158,7 @@ pub struct DatapathCounters {
     pub wb_dd_unposted: u64,
     pub wb_span: u64,
     pub wb_frame_error: u64,
+    pub wb_rss_type: u64,
     pub head_out_of_range: u64,
 }
 
@@ -144,11 +172,14 @@ impl DatapathCounters {
             + self.wb_dd_unposted
             + self.wb_span
             + self.wb_frame_error
+            + self.wb_rss_type
     }
 }
 
 #[derive(Debug)]
 struct Ring {
+    /// "RX0", "RX1", "TX0": names the ring in errors.
+    name: &'static str,
     off: usize,
     size: u32,
     /// Next slot to clean (oldest in flight).
@@ -160,8 +191,8 @@ struct Ring {
 }
 
 impl Ring {
-    fn new(off: usize, size: u32) -> Ring {
-        Ring { off, size, clean: 0, tail: 0, bufs: vec![None; size as usize] }
+    fn new(name: &'static str, off: usize, size: u32) -> Ring {
+        Ring { name, off, size, clean: 0, tail: 0, bufs: vec![None; size as usize] }
     }
 
     fn next(&self, i: u32) -> u32 {
@@ -193,8 +224,11 @@ pub struct Datapath {
     cfg: DatapathConfig,
     mem: DmaMemory,
     pool: Mempool,
-    rx: Ring,
+    /// One ring per receive queue (index = queue).
+    rx: Vec<Ring>,
     tx: Ring,
+    /// MRQC programmed for RSS (two receive queues).
+    rss: bool,
     pub counters: DatapathCounters,
     errors: VecDeque<WriteBackError>,
 }
@@ -220,9 +254,24 @@ impl Datapath {
         self.errors.iter()
     }
 
-    /// RX slots currently posted to the device.
+    /// RX slots currently posted to the device on receive queue 0.
     pub fn rx_posted(&self) -> u32 {
-        self.rx.in_flight()
+        self.rx_posted_on(0)
+    }
+
+    /// RX slots currently posted to the device on receive queue `queue` (0 if none).
+    pub fn rx_posted_on(&self, queue: u16) -> u32 {
+        self.rx.get(queue as usize).map_or(0, Ring::in_flight)
+    }
+
+    /// Receive queues with a posted ring (1, or 2 with RSS on).
+    pub fn rx_queues(&self) -> u16 {
+        self.rx.len() as u16
+    }
+
+    /// RSS is on: MRQC = [`MRQC_RSS`], RXCSUM.PCSD, both receive rings posted.
+    pub fn rss_enabled(&self) -> bool {
+        self.rss
     }
 
     /// TX descriptors not yet cleaned.
@@ -241,6 +290,7 @@ impl Datapath {
             WriteBackError::UnexpectedSpan { .. } => c.wb_span += 1,
             WriteBackError::FrameError { .. } => c.wb_frame_error += 1,
             WriteBackError::HeadOutOfRange { .. } => c.head_out_of_range += 1,
+            WriteBackError::RssType { .. } => c.wb_rss_type += 1,
         }
         tracing::debug!(target: "nicqual::datapath", "{e}");
         if self.errors.len() >= ERROR_LOG {
@@ -255,45 +305,46 @@ impl Datapath {
         Some(b)
     }
 
-    /// Write the read-format RX descriptor for `id` into `slot`.
-    fn post_rx_slot(&mut self, slot: u32, id: u32) -> Option<()> {
-        let desc = ExtRxRead { buffer_addr: self.pool.iova_of(id).into(), reserved: 0.into() };
-        self.mem.write_bulk(self.rx.desc_off(slot), desc.as_bytes())?;
-        self.rx.put(slot, id);
-        Some(())
-    }
-
-    /// Fill free RX slots from the pool; returns the new tail if it moved.
-    fn refill_rx(&mut self) -> Option<u32> {
-        let start = self.rx.tail;
-        while self.rx.in_flight() < self.rx.size - 1 {
-            let Some(p) = self.pool.alloc() else {
-                self.counters.rx_refill_deferred += 1;
+    /// Fill free slots of receive ring `queue` from the pool; returns the new tail if it
+    /// moved.
+    fn refill_rx(&mut self, queue: u16) -> Option<u32> {
+        let Datapath { rx, pool, mem, counters, .. } = self;
+        let ring = rx.get_mut(queue as usize)?;
+        let start = ring.tail;
+        while ring.in_flight() < ring.size - 1 {
+            let Some(p) = pool.alloc() else {
+                counters.rx_refill_deferred += 1;
                 break;
             };
-            let slot = self.rx.tail;
-            if self.post_rx_slot(slot, p.id()).is_none() {
-                self.pool.free(p);
+            let slot = ring.tail;
+            let desc = ExtRxRead { buffer_addr: pool.iova_of(p.id()).into(), reserved: 0.into() };
+            if mem.write_bulk(ring.desc_off(slot), desc.as_bytes()).is_none() {
+                pool.free(p);
                 break;
             }
             // The slot holds the entry id now; the handle is spent.
-            self.rx.tail = self.rx.next(slot);
+            ring.put(slot, p.id());
+            ring.tail = ring.next(slot);
         }
-        (self.rx.tail != start).then_some(self.rx.tail)
+        (ring.tail != start).then_some(ring.tail)
     }
 
-    /// Look for DD on every slot the driver has not posted: a device writing there is
-    /// writing where no buffer was handed out.
-    fn check_unposted(&mut self) {
-        let unposted = self.rx.size - self.rx.in_flight();
-        let mut slot = self.rx.tail;
+    /// Look for DD on every slot of ring `queue` the driver has not posted: a device
+    /// writing there is writing where no buffer was handed out.
+    fn check_unposted(&mut self, queue: u16) {
+        let Some(ring) = self.rx.get(queue as usize) else { return };
+        let (name, unposted, mut slot) = (ring.name, ring.size - ring.in_flight(), ring.tail);
+        let mut found = Vec::new();
         for _ in 0..unposted {
-            let off = self.rx.desc_off(slot);
+            let off = ring.desc_off(slot);
             if self.mem.read_u32(off + d::RXD_EXT_STATUS_OFFSET).is_some_and(|s| s & d::RXD_STAT_DD != 0) {
-                self.note(WriteBackError::DdOnUnposted { ring: "RX0", slot });
-                let _ = self.mem.write_bulk(off, &[0u8; 16]);
+                found.push((slot, off));
             }
-            slot = self.rx.next(slot);
+            slot = ring.next(slot);
+        }
+        for (slot, off) in found {
+            self.note(WriteBackError::DdOnUnposted { ring: name, slot });
+            let _ = self.mem.write_bulk(off, &[0u8; 16]);
         }
     }
 }
@@ -328,12 +379,14 @@ impl<B: Backend> I82574<B> {
         if cfg.buf_size < max_frame {
             return Err(bad("buf_size must hold the largest frame (the driver does not chain RX buffers)"));
         }
-        if cfg.pool_entries < cfg.ring_size {
-            return Err(bad("pool_entries must be at least ring_size"));
+        // Two queue pairs: receive queue 1 is posted too and RSS steers frames to it.
+        let rx_queues: u16 = if self.opts.queue_pairs == 2 { 2 } else { 1 };
+        if cfg.pool_entries < cfg.ring_size * u32::from(rx_queues) {
+            return Err(bad("pool_entries must be at least ring_size for every receive ring"));
         }
         self.teardown_datapath()?;
         let ring_bytes = (cfg.ring_size as usize * d::DESC_LEN).div_ceil(4096) * 4096;
-        let pool_off = 2 * ring_bytes;
+        let pool_off = (1 + rx_queues as usize) * ring_bytes;
         let total = pool_off + cfg.pool_entries as usize * cfg.buf_size;
         let mem = self.b.dma_alloc(total)?;
         // Backends whose memory has a fixed IOVA (qtest: guest RAM) decide it.
@@ -349,7 +402,7 @@ impl<B: Backend> I82574<B> {
         };
         // Every failure from here on unmaps the region again (found by fuzzing: a device
         // gone mid-setup left the window mapped).
-        if let Err(e) = self.program_rings(&cfg, ring_bytes, bsize_bits) {
+        if let Err(e) = self.program_rings(&cfg, ring_bytes, bsize_bits, rx_queues) {
             if !self.gone {
                 let _ = self.write(r::RCTL, 0);
                 let _ = self.write(r::TCTL, 0);
@@ -357,9 +410,14 @@ impl<B: Backend> I82574<B> {
             let _ = self.b.dma_unmap(cfg.iova);
             return Err(e);
         }
+        let mut rx = vec![Ring::new("RX0", 0, cfg.ring_size)];
+        if rx_queues == 2 {
+            rx.push(Ring::new("RX1", 2 * ring_bytes, cfg.ring_size));
+        }
         let mut dp = Datapath {
-            rx: Ring::new(0, cfg.ring_size),
-            tx: Ring::new(ring_bytes, cfg.ring_size),
+            rx,
+            tx: Ring::new("TX0", ring_bytes, cfg.ring_size),
+            rss: rx_queues == 2,
             cfg,
             mem,
             pool,
@@ -370,17 +428,25 @@ impl<B: Backend> I82574<B> {
         for off in (0..pool_off).step_by(16) {
             let _ = dp.mem.write_bulk(off, &[0u8; 16]);
         }
-        let tail = dp.refill_rx();
+        let tails: Vec<(u16, Option<u32>)> = (0..rx_queues).map(|q| (q, dp.refill_rx(q))).collect();
         self.dp = Some(dp);
-        if let Some(t) = tail {
-            self.write(r::rdt(0), t)?;
+        for (q, tail) in tails {
+            if let Some(t) = tail {
+                self.write(r::rdt(u32::from(q)), t)?;
+            }
         }
         Ok(())
     }
 
-    /// Program both rings, the delay timers and RCTL/TCTL for `cfg` (region already mapped).
-    fn program_rings(&mut self, cfg: &DatapathConfig, ring_bytes: usize, bsize_bits: u32) -> Result<(), DriverError> {
-        let rx_iova = cfg.iova;
+    /// Program the rings, the delay timers, RSS (two receive queues) and RCTL/TCTL for
+    /// `cfg` (region already mapped).
+    fn program_rings(
+        &mut self,
+        cfg: &DatapathConfig,
+        ring_bytes: usize,
+        bsize_bits: u32,
+        rx_queues: u16,
+    ) -> Result<(), DriverError> {
         let tx_iova = cfg.iova + ring_bytes as u64;
         let len = cfg.ring_size * d::DESC_LEN as u32;
         // Receiver and transmitter off while the rings are (re)programmed.
@@ -394,15 +460,24 @@ impl<B: Backend> I82574<B> {
         self.write(r::txdctl(0), d::TXDCTL_82574)?;
         self.write(r::TIDV, 8)?;
         self.write(r::TADV, 32)?;
-        self.write(r::rdbal(0), rx_iova as u32)?;
-        self.write(r::rdbah(0), (rx_iova >> 32) as u32)?;
-        self.write(r::rdlen(0), len)?;
-        self.write(r::rdh(0), 0)?;
-        self.write(r::rdt(0), 0)?;
-        self.write(r::rxdctl(0), d::RXDCTL_82574)?;
+        // Receive ring 0 at the start of the region, ring 1 after the TX ring.
+        for q in 0..u32::from(rx_queues) {
+            let rx_iova = if q == 0 { cfg.iova } else { cfg.iova + 2 * ring_bytes as u64 };
+            self.write(r::rdbal(q), rx_iova as u32)?;
+            self.write(r::rdbah(q), (rx_iova >> 32) as u32)?;
+            self.write(r::rdlen(q), len)?;
+            self.write(r::rdh(q), 0)?;
+            self.write(r::rdt(q), 0)?;
+            self.write(r::rxdctl(q), d::RXDCTL_82574)?;
+        }
         self.write(r::RDTR, cfg.rdtr)?;
         self.write(r::RADV, 0)?;
-        self.write(r::RXCSUM, d::RXCSUM_IPOFLD | d::RXCSUM_TUOFLD)?;
+        // RSS needs PCSD: the write-back's last dword then holds the hash (82574L
+        // datasheet, RXCSUM.PCSD; QEMU `e1000e_build_rx_metadata`).
+        let rss = rx_queues == 2;
+        let pcsd = if rss { r::RXCSUM_PCSD } else { 0 };
+        self.write(r::RXCSUM, d::RXCSUM_IPOFLD | d::RXCSUM_TUOFLD | pcsd)?;
+        self.write(r::MRQC, if rss { MRQC_RSS } else { 0 })?;
         let rfctl = self.read(r::RFCTL)?;
         self.write(r::RFCTL, rfctl | r::RFCTL_EXTEN)?;
         self.write(r::TCTL, r::TCTL_EN | r::TCTL_PSP | d::TCTL_CT_DEFAULT | d::TCTL_COLD_FD)?;
@@ -432,30 +507,57 @@ impl<B: Backend> I82574<B> {
         Ok(())
     }
 
-    fn check_queue(queue: u16) -> Result<(), DriverError> {
-        if queue != 0 {
-            return Err(DriverError::Datapath(DatapathError::NoSuchQueue { queue }));
-        }
-        Ok(())
-    }
-
     /// Receive up to `max` packets from `queue` into `out`; returns how many. Refused
     /// write-backs are counted (see [`Datapath::counters`]) and their buffers reposted.
     pub fn rx_batch(&mut self, queue: u16, out: &mut Vec<Packet>, max: usize) -> Result<usize, DriverError> {
-        Self::check_queue(queue)?;
+        self.rx_batch_inner(queue, out, None, max)
+    }
+
+    /// [`rx_batch`](Self::rx_batch), pushing each accepted packet's [`RxMeta`] (queue, RSS
+    /// type and hash from its write-back) to `meta` in step with `out`.
+    pub fn rx_batch_meta(
+        &mut self,
+        queue: u16,
+        out: &mut Vec<Packet>,
+        meta: &mut Vec<RxMeta>,
+        max: usize,
+    ) -> Result<usize, DriverError> {
+        self.rx_batch_inner(queue, out, Some(meta), max)
+    }
+
+    fn rx_batch_inner(
+        &mut self,
+        queue: u16,
+        out: &mut Vec<Packet>,
+        mut meta: Option<&mut Vec<RxMeta>>,
+        max: usize,
+    ) -> Result<usize, DriverError> {
+        let no_queue = DriverError::Datapath(DatapathError::NoSuchQueue { queue });
+        if queue >= self.dp_mut()?.rx_queues() {
+            return Err(no_queue);
+        }
         let mut got = 0usize;
         let mut lost = false;
         {
             let dp = self.dp_mut()?;
             let buf = dp.cfg.buf_size as u32;
-            while got < max && dp.rx.in_flight() > 0 {
-                let slot = dp.rx.clean;
-                let off = dp.rx.desc_off(slot);
-                let Some(status) = dp.mem.read_u32(off + d::RXD_EXT_STATUS_OFFSET) else { break };
+            let rss = dp.rss;
+            let Datapath { rx, mem, pool, .. } = &mut *dp;
+            let Some(ring) = rx.get_mut(queue as usize) else { return Err(no_queue) };
+            let name = ring.name;
+            let mut refused = Vec::new();
+            let mut rx_bytes = 0u64;
+            while got < max && ring.in_flight() > 0 {
+                let slot = ring.clean;
+                let off = ring.desc_off(slot);
+                let Some(status) = mem.read_u32(off + d::RXD_EXT_STATUS_OFFSET) else { break };
                 if status & d::RXD_STAT_DD == 0 {
                     break;
                 }
-                let Some(raw) = dp.read_desc(off) else { break };
+                let mut raw = [0u8; 16];
+                if mem.read_bulk(off, &mut raw).is_none() {
+                    break;
+                }
                 if raw == [0xFF; 16] {
                     lost = true;
                     break;
@@ -463,70 +565,85 @@ impl<B: Backend> I82574<B> {
                 let wb = ExtRxWb::read_from_bytes(&raw).unwrap_or_default();
                 let len = wb.length.get() as u32;
                 let st = wb.status_error.get();
-                let q = (wb.mrq.get() >> 8) & 0x1F;
+                let mrq = wb.mrq.get();
+                let q = (mrq >> r::MRQ_QUEUE_SHIFT) & 0x1F;
+                let rss_type = mrq & 0xF;
                 let err = if q != queue as u32 {
-                    Some(WriteBackError::QueueOutOfRange { ring: "RX0", slot, queue: q, expected: queue as u32 })
+                    Some(WriteBackError::QueueOutOfRange { ring: name, slot, queue: q, expected: queue as u32 })
                 } else if len == 0 {
-                    Some(WriteBackError::ZeroLength { ring: "RX0", slot })
+                    Some(WriteBackError::ZeroLength { ring: name, slot })
                 } else if len > buf {
-                    Some(WriteBackError::LengthExceedsBuffer { ring: "RX0", slot, len, buf })
+                    Some(WriteBackError::LengthExceedsBuffer { ring: name, slot, len, buf })
                 } else if st & d::RXD_STAT_EOP == 0 {
-                    Some(WriteBackError::UnexpectedSpan { ring: "RX0", slot })
+                    Some(WriteBackError::UnexpectedSpan { ring: name, slot })
                 } else if st & d::RXDEXT_ERR_FRAME_MASK != 0 {
-                    Some(WriteBackError::FrameError { ring: "RX0", slot, errors: st & 0xFF00_0000 })
+                    Some(WriteBackError::FrameError { ring: name, slot, errors: st & 0xFF00_0000 })
+                } else if !rss && rss_type != 0 {
+                    Some(WriteBackError::RssType { ring: name, slot, rss_type, why: "RSS is off (MRQC 0)" })
+                } else if !RSS_TYPES_ENABLED.iter().any(|t| *t as u32 == rss_type) {
+                    Some(WriteBackError::RssType { ring: name, slot, rss_type, why: "not a hash type MRQC enables" })
                 } else {
                     None
                 };
                 // Consumed either way: zero the slot so its DD can never be read again.
-                let _ = dp.mem.write_bulk(off, &[0u8; 16]);
-                let id = dp.rx.take(slot);
-                dp.rx.clean = dp.rx.next(slot);
+                let _ = mem.write_bulk(off, &[0u8; 16]);
+                let id = ring.take(slot);
+                ring.clean = ring.next(slot);
                 match (err, id) {
-                    (_, None) => dp.note(WriteBackError::DdOnUnposted { ring: "RX0", slot }),
+                    (_, None) => refused.push(WriteBackError::DdOnUnposted { ring: name, slot }),
                     (Some(e), Some(id)) => {
-                        dp.note(e);
-                        dp.pool.free_id(id);
+                        refused.push(e);
+                        pool.free_id(id);
                     }
-                    (None, Some(id)) => match dp.pool.handle(id, len as usize) {
+                    (None, Some(id)) => match pool.handle(id, len as usize) {
                         Some(p) => {
-                            dp.counters.rx_packets += 1;
-                            dp.counters.rx_bytes += len as u64;
+                            rx_bytes += len as u64;
                             out.push(p);
+                            if let Some(m) = meta.as_deref_mut() {
+                                // Validated above: the type fits in four bits, the queue is ours.
+                                m.push(RxMeta { queue, rss_type: rss_type as u8, hash: wb.rss_or_csum.get() });
+                            }
                             got += 1;
                         }
-                        None => dp.pool.free_id(id),
+                        None => pool.free_id(id),
                     },
                 }
             }
+            dp.counters.rx_packets += got as u64;
+            dp.counters.rx_bytes += rx_bytes;
+            for e in refused {
+                dp.note(e);
+            }
         }
         if lost {
-            self.rx_all_ones()?;
+            self.rx_all_ones(queue)?;
         }
         let tail = {
             let dp = self.dp_mut()?;
-            dp.check_unposted();
-            dp.refill_rx()
+            dp.check_unposted(queue);
+            dp.refill_rx(queue)
         };
         if let Some(t) = tail {
-            self.write(r::rdt(0), t)?;
+            self.write(r::rdt(u32::from(queue)), t)?;
         }
         Ok(got)
     }
 
-    /// An all-ones RX descriptor: a removed device reads all-ones everywhere, so ask
-    /// STATUS. Gone → `DeviceGone` (from `read`); otherwise the descriptor itself is
-    /// hostile: counted, slot zeroed, its buffer back to the pool.
-    fn rx_all_ones(&mut self) -> Result<(), DriverError> {
+    /// An all-ones RX descriptor on ring `queue`: a removed device reads all-ones
+    /// everywhere, so ask STATUS. Gone → `DeviceGone` (from `read`); otherwise the
+    /// descriptor itself is hostile: counted, slot zeroed, its buffer back to the pool.
+    fn rx_all_ones(&mut self, queue: u16) -> Result<(), DriverError> {
         self.read(r::STATUS)?;
         let dp = self.dp_mut()?;
-        let slot = dp.rx.clean;
-        dp.note(WriteBackError::AllOnes { ring: "RX0", slot });
-        let off = dp.rx.desc_off(slot);
-        let _ = dp.mem.write_bulk(off, &[0u8; 16]);
-        if let Some(id) = dp.rx.take(slot) {
-            dp.pool.free_id(id);
+        let Datapath { rx, mem, pool, .. } = &mut *dp;
+        let Some(ring) = rx.get_mut(queue as usize) else { return Ok(()) };
+        let (name, slot) = (ring.name, ring.clean);
+        let _ = mem.write_bulk(ring.desc_off(slot), &[0u8; 16]);
+        if let Some(id) = ring.take(slot) {
+            pool.free_id(id);
         }
-        dp.rx.clean = dp.rx.next(slot);
+        ring.clean = ring.next(slot);
+        dp.note(WriteBackError::AllOnes { ring: name, slot });
         Ok(())
     }
 
@@ -570,7 +687,10 @@ impl<B: Backend> I82574<B> {
     /// to span two IOMMU pages (QEMU's e1000e drops such a TX buffer behind a vIOMMU,
     /// docs/CONFORMANCE.md). The buffer is held by the packet's last slot.
     pub fn tx_batch(&mut self, queue: u16, pkts: &mut VecDeque<Packet>) -> Result<usize, DriverError> {
-        Self::check_queue(queue)?;
+        // The datapath transmits on queue 0 only (TX queue 1 is not posted).
+        if queue != 0 {
+            return Err(DriverError::Datapath(DatapathError::NoSuchQueue { queue }));
+        }
         self.tx_clean()?;
         let dp = self.dp_mut()?;
         let cmd = d::TXD_CMD_IFCS | d::TXD_CMD_RS;
@@ -627,7 +747,7 @@ impl<B: Backend> I82574<B> {
         let (reg, name) = if rx { (r::rdh(0), "RDH0") } else { (r::tdh(0), "TDH0") };
         let v = self.read(reg)?;
         let dp = self.dp_mut()?;
-        let size = dp.rx.size;
+        let size = if rx { dp.rx.first().map_or(0, |r| r.size) } else { dp.tx.size };
         if v >= size {
             dp.note(WriteBackError::HeadOutOfRange { reg: name, value: v, size });
             return Ok(None);

@@ -460,8 +460,9 @@ impl<B: Backend> I82574<B> {
 
     /// Program the RSS key (RSSRK0..9, [`rss::KEY`]) and the redirection table (RETA0..31,
     /// [`rss::reta`]: entries alternate between queue 0 and 1) and read both back. MRQC
-    /// (which turns RSS on) is left to the datapath: steering frames to receive queue 1
-    /// is only safe once that queue's ring is posted.
+    /// (which turns RSS on) is left to the datapath ([`setup_datapath`](Self::setup_datapath)
+    /// writes it, with RXCSUM.PCSD, together with receive ring 1): steering frames to
+    /// receive queue 1 is only safe once that queue's ring exists.
     pub fn setup_rss(&mut self) -> Result<(), DriverError> {
         let table = rss::reta(self.opts.queue_pairs);
         let regs = rss::words(&rss::KEY)

@@ -33,7 +33,7 @@ fn report(result: CheckResult, detail: impl Into<String>) -> CheckReport {
 
 /// FNV-1a, 64-bit: printed for both sides when a frame differs (frames are compared byte for
 /// byte).
-fn digest(b: &[u8]) -> u64 {
+pub(super) fn digest(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
@@ -59,7 +59,7 @@ fn check_frame(len: usize, seq: u32, src: [u8; 6]) -> Vec<u8> {
 }
 
 /// Set the datapath up in MAC loopback for the checks (again only if its shape differs).
-fn ensure_loopback<B: Backend>(drv: &mut I82574<B>, jumbo: bool) -> Result<(), DriverError> {
+pub(super) fn ensure_loopback<B: Backend>(drv: &mut I82574<B>, jumbo: bool) -> Result<(), DriverError> {
     if drv.datapath().is_some_and(|dp| {
         let c = dp.config();
         c.loopback && c.jumbo == jumbo && c.ring_size == CHECK_RING
@@ -77,7 +77,7 @@ fn src_mac<B: Backend>(drv: &I82574<B>) -> [u8; 6] {
 
 /// Queue `frames` for transmission, cleaning the TX ring as it fills (bounded waits).
 /// Returns how many were queued.
-fn send_frames<B: Backend>(drv: &mut I82574<B>, frames: &[Vec<u8>]) -> Result<usize, DriverError> {
+pub(super) fn send_frames<B: Backend>(drv: &mut I82574<B>, frames: &[Vec<u8>]) -> Result<usize, DriverError> {
     let mut q: VecDeque<Packet> = VecDeque::new();
     let mut queued = 0;
     let mut idle = 0u64;
@@ -110,11 +110,8 @@ fn send_frames<B: Backend>(drv: &mut I82574<B>, frames: &[Vec<u8>]) -> Result<us
 
 /// Receive until `want` frames arrived or the bound passed; copies them out.
 fn collect<B: Backend>(drv: &mut I82574<B>, want: usize, out: &mut Vec<Vec<u8>>) -> Result<(), DriverError> {
-    let step = drv.options().poll_step_ns.max(1);
-    let bound = drv.options().irq_bound_ns.max(step) * 10;
-    let t0 = drv.backend().now_ns();
     let mut pkts = Vec::new();
-    loop {
+    poll_rx(drv, want, out, |drv, out| {
         while drv.rx_batch(0, &mut pkts, 32)? > 0 {}
         if let Some(dp) = drv.datapath_mut() {
             for p in pkts.drain(..) {
@@ -124,6 +121,23 @@ fn collect<B: Backend>(drv: &mut I82574<B>, want: usize, out: &mut Vec<Vec<u8>>)
                 dp.pool_mut().free(p);
             }
         }
+        Ok(())
+    })
+}
+
+/// Call `recv` (which appends what it received to `out`) until `out` holds `want` items or
+/// ten interrupt bounds passed (bounded polls on the backend's clock); then clean TX.
+pub(super) fn poll_rx<B: Backend, T>(
+    drv: &mut I82574<B>,
+    want: usize,
+    out: &mut Vec<T>,
+    mut recv: impl FnMut(&mut I82574<B>, &mut Vec<T>) -> Result<(), DriverError>,
+) -> Result<(), DriverError> {
+    let step = drv.options().poll_step_ns.max(1);
+    let bound = drv.options().irq_bound_ns.max(step) * 10;
+    let t0 = drv.backend().now_ns();
+    loop {
+        recv(drv, out)?;
         if out.len() >= want || drv.backend().now_ns().saturating_sub(t0) >= bound {
             break;
         }

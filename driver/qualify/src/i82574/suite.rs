@@ -4,6 +4,7 @@
 //! reported as not run and nothing more touches it.
 
 use super::datapath::{self, LOOPBACK_SIZES};
+use super::rss;
 use super::{Selection, SuiteOptions};
 use nicqual_hw::i82574::{self as r, IvarEntry};
 use nicqual_nics::DriverError;
@@ -25,6 +26,9 @@ pub const SUITE: &[&str] = &[
     "irq-watchdog",
     "recovery",
     "loopback[*]",
+    "rss-spread",
+    "rss-hash",
+    "rss-loopback",
     "statistics",
     "rx-overrun",
     "link-change[Other]",
@@ -56,6 +60,7 @@ pub fn check_names_for(queue_pairs: u8) -> Vec<String> {
             "ivar[*]" => v.extend(IvarEntry::ALL.iter().map(|e| format!("ivar[{e}]"))),
             "vector[*]" => v.extend(IvarEntry::ALL.iter().map(|e| format!("vector[{e}]"))),
             "loopback[*]" => v.extend(LOOPBACK_SIZES.iter().map(|s| format!("loopback[{s}]"))),
+            c if TWO_PAIR_ONLY.contains(&c) && queue_pairs != 2 => {}
             c => v.push(c.to_string()),
         }
     }
@@ -76,6 +81,9 @@ fn liveness_measures(rep: CheckReport, l: &nicqual_nics::i82574::Liveness) -> Ch
         .measure("latency_mean", r(l.latency_mean_ns() / 1000.0), "us")
         .measure("latency_max", r(l.latency_max_ns as f64 / 1000.0), "us")
 }
+
+/// Checks only the two-queue-pair group has (RSS needs receive queue 1).
+const TWO_PAIR_ONLY: [&str; 3] = ["rss-spread", "rss-hash", "rss-loopback"];
 
 /// Set-up steps the checks after them rely on.
 const SETUP: [&str; 3] = ["reset", "msix-setup", "link"];
@@ -393,6 +401,11 @@ pub fn run_suite_with<B: Backend>(
     // Datapath checks (datapath.rs): none waits on a queue vector.
     for size in LOOPBACK_SIZES {
         run.run(drv, &format!("loopback[{size}]"), |d| datapath::check_loopback(d, size));
+    }
+    if qp == 2 {
+        run.run(drv, "rss-spread", rss::check_spread);
+        run.run(drv, "rss-hash", rss::check_hash);
+        run.run(drv, "rss-loopback", rss::check_loopback);
     }
     run.run(drv, "statistics", |d| datapath::check_statistics(d, opts));
     run.run(drv, "rx-overrun", |d| datapath::check_rx_overrun(d, opts));

@@ -2,7 +2,7 @@
 //! write-back (each must be a counted, typed error — never a panic or an OOB access).
 
 use super::*;
-use crate::i82574::Options;
+use crate::i82574::{Options, rss};
 use nicqual_backends::emulated::EmulatedBackend;
 use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_model::{FaultPlan, PciDevice};
@@ -249,4 +249,96 @@ fn jumbo_tx_buffers_are_cut_at_page_boundaries_one_descriptor_per_piece() {
     let dp = d.datapath().unwrap();
     assert_eq!(dp.tx_in_flight(), 0);
     assert_eq!(dp.pool().available() as u32, dp.pool().capacity() - dp.rx_posted(), "buffer freed once, at EOP");
+}
+
+fn up_two_pairs() -> Drv {
+    let b = EmulatedBackend::new(Model::new(Config::default()), "model:i82574l");
+    let mut d = I82574::attach(b, Options { queue_pairs: 2, ..Options::default() }).unwrap();
+    d.bring_up().unwrap();
+    d.setup_datapath(loopback(32)).unwrap();
+    d
+}
+
+/// Two queue pairs: both receive rings posted, MRQC and PCSD on; IPv4/TCP frames of 64
+/// seeded flows come back on the queue the driver's RETA names, each with the hash and
+/// type the driver's own Toeplitz predicts.
+#[test]
+fn two_queue_pairs_receive_on_both_rings_with_the_drivers_hash() {
+    use nicqual_model::net::{L4, ipv4_frame};
+    let mut d = up_two_pairs();
+    assert_eq!(d.read(r::MRQC).unwrap(), MRQC_RSS);
+    assert_ne!(d.read(r::RXCSUM).unwrap() & r::RXCSUM_PCSD, 0);
+    let dp = d.datapath().unwrap();
+    assert_eq!((dp.rx_queues(), dp.rx_posted_on(0), dp.rx_posted_on(1)), (2, 31, 31));
+    let table = d.rss_table();
+    let mut per_queue = [0u32; 2];
+    for i in 0..64u16 {
+        let (src, dst, sport, dport) = ([10, 0, (i >> 8) as u8, i as u8], [10, 1, 2, 3], 1024 + i * 7, 80);
+        let f = ipv4_frame(src, dst, i, 0, L4::Tcp { sport, dport }, 32);
+        let hash = rss::toeplitz(&rss::KEY, &rss::input_v4(src, dst, Some((sport, dport))));
+        let want_q = rss::queue_of(&table, hash);
+        assert_eq!(send(&mut d, std::slice::from_ref(&f)), 1);
+        let (mut pkts, mut meta) = (Vec::new(), Vec::new());
+        for q in 0..2 {
+            while d.rx_batch_meta(q, &mut pkts, &mut meta, 8).unwrap() > 0 {}
+        }
+        assert_eq!(meta.len(), 1, "flow {i}: one frame back");
+        let m = meta[0];
+        assert_eq!((m.queue, m.rss_type, m.hash), (u16::from(want_q), r::RssType::Ipv4Tcp as u8, hash), "flow {i}");
+        assert_eq!(d.datapath().unwrap().pool().to_vec(&pkts[0]).unwrap(), f);
+        per_queue[m.queue as usize] += 1;
+        d.datapath_mut().unwrap().pool_mut().free(pkts.pop().unwrap());
+    }
+    assert!(per_queue[0] > 0 && per_queue[1] > 0, "{per_queue:?}");
+    assert_eq!(d.datapath().unwrap().counters.wb_errors(), 0);
+}
+
+/// A write-back whose RSS type the driver did not enable (or any type with RSS off) is a
+/// counted, typed refusal.
+#[test]
+fn hostile_rss_type_is_refused() {
+    let mut d = up(loopback(64));
+    device_writes_rx(&mut d, 0, &wb(64, d::RXD_STAT_DD | d::RXD_STAT_EOP, r::RssType::Ipv4 as u32));
+    let mut out = Vec::new();
+    assert_eq!(d.rx_batch(0, &mut out, 32).unwrap(), 0);
+    assert_eq!(d.datapath().unwrap().counters.wb_rss_type, 1);
+    let mut d = up_two_pairs();
+    device_writes_rx(&mut d, 0, &wb(64, d::RXD_STAT_DD | d::RXD_STAT_EOP, r::RssType::Ipv6Ex as u32));
+    assert_eq!(d.rx_batch(0, &mut out, 32).unwrap(), 0);
+    let dp = d.datapath().unwrap();
+    assert_eq!(dp.counters.wb_rss_type, 1);
+    assert!(matches!(dp.recent_errors().last(), Some(WriteBackError::RssType { rss_type: 4, .. })));
+    assert!(matches!(d.rx_batch(2, &mut out, 1), Err(DriverError::Datapath(DatapathError::NoSuchQueue { queue: 2 }))));
+}
+
+/// RxQ0 → vector 0, RxQ1 → vector 1: a frame RSS steers to a queue raises that queue's
+/// cause on its own vector, and servicing the vector re-arms it for the next frame.
+#[test]
+fn each_receive_queue_signals_on_its_own_vector() {
+    use nicqual_model::net::{L4, ipv4_frame};
+    let mut d = up_two_pairs();
+    let table = d.rss_table();
+    // The first flows steered to each queue, by the driver's own prediction.
+    let flow = |want: u8| {
+        (0..1000u16)
+            .map(|i| ([10, 9, (i >> 8) as u8, i as u8], [10, 1, 2, 3], 4000 + i))
+            .find(|&(s, t, p)| {
+                rss::queue_of(&table, rss::toeplitz(&rss::KEY, &rss::input_v4(s, t, Some((p, 80))))) == want
+            })
+            .map(|(s, t, p)| ipv4_frame(s, t, 1, 0, L4::Tcp { sport: p, dport: 80 }, 16))
+            .unwrap()
+    };
+    d.drain_notifiers().unwrap();
+    for want in [1u16, 0, 1] {
+        assert_eq!(send(&mut d, &[flow(want as u8)]), 1);
+        d.backend_mut().wait(1_000_000);
+        let fired = d.drain_notifiers().unwrap();
+        let (mut pkts, mut meta) = (Vec::new(), Vec::new());
+        while d.rx_batch_meta(want, &mut pkts, &mut meta, 8).unwrap() > 0 {}
+        assert_eq!(meta.len(), 1, "queue {want}");
+        assert!(fired.contains(&want), "queue {want}: vectors fired {fired:?}");
+        for p in pkts {
+            d.datapath_mut().unwrap().pool_mut().free(p);
+        }
+    }
 }
