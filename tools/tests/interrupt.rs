@@ -41,5 +41,5 @@ fn bench_stops_on_ctrl_c_and_prints_what_it_measured() {
     assert!(took < Duration::from_secs(30), "stopped promptly ({took:?})");
     assert_eq!(code, Some(0), "{err}");
     assert!(out.lines().any(|l| l.starts_with("model:") && l.contains(" 64 ")), "{out}");
-    assert!(err.contains("1514 B and later sizes not measured"), "{err}");
+    assert!(err.contains("i82574l 1514 B and later not measured"), "{err}");
 }
