@@ -36,6 +36,12 @@ qualify-smoke: build
 	./target/release/nicqual qualify --quiet
 	! ./target/release/nicqual qualify --quiet --faults tests/faults/lose-vector-1.toml >/dev/null
 	! ./target/release/nicqual qualify --quiet --queues 2 --fault lose-vector:4 >/dev/null
+	./target/release/nicqual qualify --quiet --device model:bnx2x
+	! ./target/release/nicqual qualify --quiet --device model:bnx2x --fault lose-vector:2 >/dev/null
+	! ./target/release/nicqual qualify --quiet --device model:bnx2x --fault hostile-cqe:5 >/dev/null
+	./target/release/nicqual qualify --quiet --device model:enic
+	! ./target/release/nicqual qualify --quiet --device model:enic --fault lose-vector:0 >/dev/null
+	! ./target/release/nicqual qualify --quiet --device model:enic --fault hostile-completion:40 >/dev/null
 
 ## QEMU's e1000e as an oracle, the README's commands run for real (the QEMU-backed cargo
 ## suites run in `unit`). No QEMU is an error naming the package, never a skip.
