@@ -554,7 +554,11 @@ impl EnicDevice {
             hw::DEVCMD_STATUS => d.status,
             hw::DEVCMD_CMD => d.cmd,
             _ => {
-                let k = ((r - hw::DEVCMD_ARGS) / 4) as usize;
+                // Offsets below the argument block (between the status and command words,
+                // or before them) hold nothing: they read 0.
+                let Some(k) = r.checked_sub(hw::DEVCMD_ARGS).map(|o| (o / 4) as usize) else {
+                    return 0;
+                };
                 let a = d.args.get(k / 2).copied().unwrap_or(0);
                 if k.is_multiple_of(2) { a as u32 } else { (a >> 32) as u32 }
             }
@@ -566,7 +570,10 @@ impl EnicDevice {
             return;
         }
         if r != hw::DEVCMD_CMD {
-            let k = ((r - hw::DEVCMD_ARGS) / 4) as usize;
+            // A write below the argument block (not status, not command) is dropped.
+            let Some(k) = r.checked_sub(hw::DEVCMD_ARGS).map(|o| (o / 4) as usize) else {
+                return;
+            };
             if let Some(a) = self.devcmd.args.get_mut(k / 2) {
                 *a = if k.is_multiple_of(2) {
                     (*a & !0xFFFF_FFFF) | u64::from(v)
@@ -582,7 +589,7 @@ impl EnicDevice {
         }
         self.stats.devcmds += 1;
         self.devcmd.cmd = v;
-        self.devcmd.busy_until = self.now_ns + DEVCMD_BUSY_NS;
+        self.devcmd.busy_until = self.now_ns.saturating_add(DEVCMD_BUSY_NS);
         let r = self.run_devcmd(v);
         let d = &mut self.devcmd;
         d.status = hw::STAT_BUSY;
