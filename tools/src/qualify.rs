@@ -366,9 +366,11 @@ fn qualify_enic(a: &Args, spec: &str, plan: FaultPlan, quiet: bool, vf: bool) ->
             let mac = drv.mac();
             let gone = drv.backend_mut().read32(nicqual_hw::enic::BAR_REGS, 0) == u32::MAX;
             let t_end = drv.backend().now_ns();
-            let backend = drv.shutdown();
+            let (balance, backend) = drv.close();
+            let mut closes = run.closes;
+            closes.push(balance);
             if select.wants("teardown") {
-                checks.push(teardown_check(&backend, gone, "teardown"));
+                checks.push(nicqual_qualify::enic::teardown(teardown_check(&backend, gone, "teardown"), &closes));
             }
             (Some(mac), t_end)
         }

@@ -334,7 +334,7 @@ impl DmaApi {
             let m = pool.map(&self.dev, &buf.mem, off, buf.phys + off as u64, len, dir, kind, self.cpu)?;
             (How::Bounce { tlb_addr: m.tlb_addr }, m.tlb_addr)
         } else {
-            let iova = self.platform.borrow_mut().take_iova(buf.mem.len());
+            let iova = self.window_iova(&buf.mem);
             b.dma_map(&buf.mem, iova, perm(dir))?;
             (How::Window { iova }, iova + off as u64)
         };
@@ -350,6 +350,12 @@ impl DmaApi {
             s.bounced_maps += 1;
         }
         Ok(DmaMapping { dma_addr, len, dir, bounced })
+    }
+
+    /// Where a window for `mem` goes: its fixed IOVA when the backend decides it (qtest:
+    /// guest-physical), else the next free range of the platform's IOVA space.
+    fn window_iova(&self, mem: &DmaMemory) -> u64 {
+        mem.fixed_iova().unwrap_or_else(|| self.platform.borrow_mut().take_iova(mem.len()))
     }
 
     fn live_entry(&self, m: &DmaMapping) -> Result<Live, DmaError> {
@@ -400,7 +406,7 @@ impl DmaApi {
     /// bounce pool, so it is always a direct window here.
     pub fn alloc_coherent<B: Backend>(&mut self, b: &mut B, len: usize) -> Result<Coherent, DmaError> {
         let mem = b.dma_alloc(len)?;
-        let iova = self.platform.borrow_mut().take_iova(mem.len());
+        let iova = self.window_iova(&mem);
         b.dma_map(&mem, iova, DmaPerm::BIDIRECTIONAL)?;
         self.coherent.insert(iova, mem.len());
         self.stats.coherent_live += 1;

@@ -1,5 +1,5 @@
-//! Cisco VIC (enic) driver on any [`Backend`] (BAR0 registers, DMA through the backend's
-//! map/unmap, MSI-X through its notifiers).
+//! Cisco VIC (enic) driver on any [`Backend`] (BAR0 registers, DMA through the DMA API of
+//! `nicqual-dma`, MSI-X through the backend's notifiers).
 //!
 //! Bring-up follows Linux's `vnic_dev.c` / `enic_main.c`: the BAR0 resource table is walked
 //! (bounded) and every entry validated (type, BAR, `offset + count * stride` inside the BAR)
@@ -10,30 +10,39 @@
 //! WQ 0 and RQ 0 with their CQs (RQ 0 on CQ 0, WQ 0 on CQ `rq_count`, as Linux assigns
 //! them), colour-bit ownership with its own cursor ([`cursor::CqCursor`]), and an MSI-X
 //! vector per CQ whose credits it returns (with unmask) after each service pass; without
-//! MSI-X it polls. [`Enic::shutdown`] disables, closes, unmaps everything and gives the
-//! backend back.
+//! MSI-X it polls. [`Enic::close`] disables, closes, unmaps what it holds, frees the rings
+//! and the buffer region, and gives the backend back with the DMA API's balance
+//! (`dma-mappings-balanced`).
+//!
+//! Memory ([`Buffers`]): the rings are one coherent allocation (`dma_alloc_coherent`); the
+//! buffers one region whose parts are mapped either per buffer while the device holds it
+//! (`Streaming`, Linux's `pci_map_single` per RX buffer and per transmitted frame) or
+//! once for the whole region (`Pool`). [`Enic::census`] says what holds mappings now.
 //!
 //! Defence ([`Policy::Nicqual`]):
 //! * the vNIC MTU is read from the adapter and compared with the interface MTU before any
 //!   buffer is posted: above the adapter's (or `ENIC_MAX_MTU`) is refused, below it is
 //!   reported (the adapter will deliver frames larger than the interface expects);
-//! * receive buffers are `mtu + VLAN_ETH_HLEN` and each is mapped in the IOMMU as its own
-//!   window of exactly the posted length, so a device write past it is blocked and
-//!   reported, never landing in the neighbour;
+//! * receive buffers are `mtu + VLAN_ETH_HLEN`; with streaming buffers (the default) each
+//!   is mapped as its own window of exactly the posted length, so a device write past it
+//!   is blocked by the IOMMU and reported; with pool buffers it lands in the 64 guard
+//!   bytes after the buffer and is counted (`overrun_landed`), never in the neighbour;
 //! * every completion is checked — colour (ownership) first, then type, queue, index,
 //!   sop/eop, truncation, length against the posted buffer and the MTU — before a byte of
 //!   the buffer is read ([`validate`]); refused frames are dropped and counted per reason.
 //!
 //! [`Policy::Early`] reproduces the 2.6.3x driver for comparison: `mtu + ETH_HLEN` buffers,
-//! no IOMMU windows (as in a Xen dom0), and completions trusted after the colour and the
+//! pool buffers by default (one window: a Xen dom0 without an IOMMU translates nothing), and completions trusted after the colour and the
 //! truncated bit. What that driver would have done wrong is counted, not done: the Rust
 //! code never reads past a buffer.
 
 pub mod cursor;
 pub mod validate;
 
-use crate::backend::{Backend, DmaPerm};
-use crate::dma::DmaMemory;
+use crate::backend::Backend;
+use crate::dmamap::{Coherent, CpuBuffer, DmaApi, DmaError, DmaMapping, DmaPlatform, DmaStats};
+use crate::health::CheckReport;
+use crate::swiotlb::{DeviceName, DmaDirection};
 use cursor::CqCursor;
 use nicqual_hw::enic::{self as hw, CqDesc, CqEnetRqDesc, RqEnetDesc, WqEnetDesc};
 use nicqual_pci::BackendError;
@@ -65,6 +74,65 @@ impl Policy {
             Policy::Early => hw::rx_buf_len_early(mtu),
         }
     }
+}
+
+/// How buffers are mapped through the DMA API (rings are one coherent allocation either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Buffers {
+    /// Linux's way (`enic_rq_alloc_buf` / `enic_queue_wq_skb`): each RX buffer is mapped
+    /// from-device when it is posted, as its own window of exactly the posted length, and
+    /// unmapped when its completion is reclaimed; each transmitted frame is mapped
+    /// to-device until its WQ completion. A device write past a buffer is blocked by the
+    /// IOMMU.
+    Streaming,
+    /// A userspace driver's way: every RX and TX buffer sits in one region mapped once, so
+    /// the datapath maps nothing. A device write past a buffer lands in its guard bytes
+    /// (counted as `overrun_landed`), not in the IOMMU.
+    Pool,
+}
+
+/// Bring-up options ([`Enic::with_options`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct EnicOptions {
+    pub policy: Policy,
+    pub platform: Platform,
+    /// Interface MTU.
+    pub mtu: u32,
+    /// Entries per ring (a multiple of 32, 64..=4096).
+    pub entries: u32,
+    pub buffers: Buffers,
+}
+
+impl EnicOptions {
+    /// Nicqual maps streaming (a window per buffer); early enic gets one window for
+    /// everything (a Xen dom0 without IOMMU translates nothing).
+    pub fn new(policy: Policy, platform: Platform, mtu: u32, entries: u32) -> Self {
+        let buffers = match policy {
+            Policy::Nicqual => Buffers::Streaming,
+            Policy::Early => Buffers::Pool,
+        };
+        EnicOptions { policy, platform, mtu, entries, buffers }
+    }
+
+    pub fn buffers(self, buffers: Buffers) -> Self {
+        EnicOptions { buffers, ..self }
+    }
+}
+
+/// What the driver holds now: posted buffers, frames in flight and the DMA API's live
+/// mappings (streaming: one per posted RX buffer and per frame in flight; pool: the one
+/// region mapping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EnicCensus {
+    pub rx_posted: u32,
+    pub rx_mapped: usize,
+    pub tx_in_flight: u32,
+    pub tx_mapped: usize,
+    /// Region mappings (pool mode's buffer region, streaming mode's overflow buffer).
+    pub region_mapped: usize,
+    pub coherent: usize,
+    pub live_mappings: usize,
 }
 
 /// What stands between the device and memory.
@@ -132,11 +200,15 @@ pub enum EnicError {
     BadRingSize { entries: u32, align: u32, min: u32, max: u32 },
     #[error("DMA memory: {0}")]
     Dma(#[from] BackendError),
-    #[error("IOMMU map of {what} at IOVA {iova:#x}: {why}")]
-    Map { what: &'static str, iova: u64, why: String },
+    #[error("DMA API, {what}: {source}")]
+    Map {
+        what: &'static str,
+        #[source]
+        source: DmaError,
+    },
     #[error("frame of {len} bytes exceeds MTU {mtu} + {hdr}")]
     TxTooLong { len: usize, mtu: u32, hdr: u32 },
-    #[error("TX buffer of {len} bytes: bounce mapping failed: {why}")]
+    #[error("TX buffer of {len} bytes: mapping failed: {why}")]
     TxMapFailed { len: usize, why: String },
     #[error("WQ0 full ({entries} entries outstanding)")]
     TxRingFull { entries: u32 },
@@ -205,19 +277,19 @@ impl EnicStats {
     }
 }
 
-/// IOVA where the driver's DMA region starts.
-const IOVA_BASE: u64 = 0x4000_0000;
 /// Guard bytes after each receive buffer (filled with [`GUARD_BYTE`]).
 const GUARD: usize = 64;
 const GUARD_BYTE: u8 = 0xA5;
 
-/// Where things live in the DMA region.
+/// Where things live: ring offsets in the coherent ring block, buffer offsets in the
+/// buffer region.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     rq_ring: usize,
     cq_rx: usize,
     cq_tx: usize,
     wq_ring: usize,
+    rings: usize,
     rx_bufs: usize,
     rx_stride: usize,
     tx_bufs: usize,
@@ -232,19 +304,20 @@ impl Layout {
         let ring = (entries as usize * 16).next_multiple_of(hw::RING_BASE_ALIGN as usize);
         let rx_stride = (buf_len as usize + GUARD).next_multiple_of(64);
         let tx_stride = (tx_len as usize).next_multiple_of(64);
-        let rx_bufs = 4 * ring;
-        let tx_bufs = rx_bufs + rx_stride * entries as usize;
+        let tx_bufs = rx_stride * entries as usize;
+        let overflow = tx_bufs + tx_stride * entries as usize;
         Layout {
             rq_ring: 0,
             cq_rx: ring,
             cq_tx: 2 * ring,
             wq_ring: 3 * ring,
-            rx_bufs,
+            rings: 4 * ring,
+            rx_bufs: 0,
             rx_stride,
             tx_bufs,
             tx_stride,
-            overflow: tx_bufs + tx_stride * entries as usize,
-            total: tx_bufs + tx_stride * entries as usize + crate::swiotlb::OVERFLOW_BYTES,
+            overflow,
+            total: overflow + crate::swiotlb::OVERFLOW_BYTES,
         }
     }
 
@@ -304,15 +377,24 @@ pub enum IrqMode {
 #[derive(Debug)]
 pub struct Enic<B: Backend> {
     b: B,
-    mem: DmaMemory,
-    /// IOVA of `mem`'s first byte (the backend's fixed IOVA where it has one).
-    base_iova: u64,
+    dma: DmaApi,
+    buffers: Buffers,
+    /// The four rings (one coherent allocation).
+    rings: Coherent,
+    /// RX buffers (each followed by its guard), TX buffers and the overflow buffer.
+    bufs: CpuBuffer,
+    /// Pool mode: the one mapping of `bufs`.
+    bufs_map: Option<DmaMapping>,
+    /// Streaming mode: the overflow buffer's mapping (early enic posts there after a
+    /// failed bounce mapping).
+    overflow_map: Option<DmaMapping>,
+    /// Streaming mode: the mapping of the buffer each RQ / WQ slot holds.
+    rq_dma: Vec<Option<DmaMapping>>,
+    wq_dma: Vec<Option<DmaMapping>>,
     policy: Policy,
     res: Resources,
     mac: [u8; 6],
     irq: IrqMode,
-    /// IOVAs the driver mapped (unmapped at shutdown).
-    maps: Vec<u64>,
     lay: Layout,
     entries: u32,
     mtu: u32,
@@ -356,12 +438,18 @@ impl<B: Backend> Enic<B> {
     /// interface MTU of `mtu`. Returns the driver and, when the adapter's MTU differs
     /// from the interface's, a line saying so.
     pub fn new(
-        mut b: B,
+        b: B,
         policy: Policy,
         platform: Platform,
         mtu: u32,
         entries: u32,
     ) -> Result<(Enic<B>, Option<String>), EnicError> {
+        Self::with_options(b, EnicOptions::new(policy, platform, mtu, entries))
+    }
+
+    /// [`Enic::new`] with the buffer mapping chosen ([`EnicOptions`]).
+    pub fn with_options(mut b: B, o: EnicOptions) -> Result<(Enic<B>, Option<String>), EnicError> {
+        let EnicOptions { policy, platform, mtu, entries, buffers } = o;
         if !(hw::MIN_RQ_DESCS..=hw::MAX_RQ_DESCS).contains(&entries) || !entries.is_multiple_of(hw::RING_COUNT_ALIGN) {
             return Err(EnicError::BadRingSize {
                 entries,
@@ -402,8 +490,15 @@ impl<B: Backend> Enic<B> {
         };
         let buf_len = policy.buf_len(mtu);
         let lay = Layout::new(entries, buf_len, hw::rx_buf_len(mtu));
-        let mem = b.dma_alloc(lay.total)?;
-        let base_iova = mem.fixed_iova().unwrap_or(IOVA_BASE);
+        // The DMA API on an IOMMU platform (the emulated device always sits behind one;
+        // a Xen dom0's bounce accounting is `Platform::XenDom0`'s, below).
+        let pages = (lay.total as u64).div_ceil(nicqual_dma::memory::PAGE_SIZE) + 64;
+        let host = DmaPlatform::iommu(nicqual_dma::memory::HostMemory::native(pages)).shared();
+        let mut dma = DmaApi::new(DeviceName::new("enic", b.info().name), host, u64::MAX);
+        let rings = dma.alloc_coherent(&mut b, lay.rings).map_err(|source| EnicError::Map { what: "rings", source })?;
+        let bufs = dma
+            .alloc_buffer(&mut b, lay.total, nicqual_dma::memory::PAGE_SIZE)
+            .map_err(|source| EnicError::Map { what: "buffer region", source })?;
         let bounce = match platform {
             Platform::Direct => None,
             Platform::XenDom0 { pool_slots } => Some(crate::swiotlb::Swiotlb::new(
@@ -417,13 +512,18 @@ impl<B: Backend> Enic<B> {
         };
         let mut e = Enic {
             b,
-            mem,
-            base_iova,
+            dma,
+            buffers,
+            rings,
+            bufs,
+            bufs_map: None,
+            overflow_map: None,
+            rq_dma: vec![None; entries as usize],
+            wq_dma: vec![None; entries as usize],
             policy,
             res,
             mac,
             irq: IrqMode::Polled { why: "not set up yet".into() },
-            maps: Vec::new(),
             lay,
             entries,
             mtu,
@@ -554,9 +654,12 @@ impl<B: Backend> Enic<B> {
     }
 
     /// Tear down: disable the vNIC and the queues (`CMD_DISABLE`), close it, release MSI-X,
-    /// unmap every DMA mapping, and return the backend (whose `live_mappings()` is then 0
-    /// and `msix_vectors()` 0). A device that is gone gets no register write.
-    pub fn shutdown(mut self) -> B {
+    /// unmap every buffer the driver holds and free the rings and the buffer region through
+    /// the DMA API, and return the backend (whose `live_mappings()` is then 0 and
+    /// `msix_vectors()` 0) with the DMA API's balance (`dma-mappings-balanced`: fails when
+    /// the API had to unmap something the driver's own bookkeeping missed). A device that
+    /// is gone gets no register write.
+    pub fn close(mut self) -> (CheckReport, B) {
         let gone = self.b.read32(hw::BAR_REGS, 0) == u32::MAX;
         if !gone {
             let _ = devcmd(&mut self.b, &self.res, hw::CMD_DISABLE, [0, 0]);
@@ -570,10 +673,43 @@ impl<B: Backend> Enic<B> {
             let _ = devcmd(&mut self.b, &self.res, hw::CMD_CLOSE, [0, 0]);
         }
         let _ = self.b.msix_disable();
-        for iova in std::mem::take(&mut self.maps) {
-            let _ = self.b.dma_unmap(iova);
+        let held = std::mem::take(&mut self.rq_dma).into_iter().chain(std::mem::take(&mut self.wq_dma)).flatten();
+        for m in held.chain(self.bufs_map.take()).chain(self.overflow_map.take()) {
+            let _ = self.dma.unmap(&mut self.b, m);
         }
-        self.b
+        let _ = self.dma.free_coherent(&mut self.b, self.rings.clone());
+        let _ = self.dma.free_buffer(self.bufs.clone());
+        let report = self.dma.teardown(&mut self.b);
+        (report, self.b)
+    }
+
+    /// [`Enic::close`] without the report.
+    pub fn shutdown(self) -> B {
+        self.close().1
+    }
+
+    /// How buffers are mapped.
+    pub fn buffers(&self) -> Buffers {
+        self.buffers
+    }
+
+    /// The DMA API's totals and high-water marks.
+    pub fn dma_stats(&self) -> DmaStats {
+        self.dma.stats()
+    }
+
+    /// What holds buffers and mappings now.
+    pub fn census(&self) -> EnicCensus {
+        let st = self.dma.stats();
+        EnicCensus {
+            rx_posted: self.rq_outstanding,
+            rx_mapped: self.rq_dma.iter().flatten().count(),
+            tx_in_flight: self.wq_outstanding,
+            tx_mapped: self.wq_dma.iter().flatten().count(),
+            region_mapped: usize::from(self.bufs_map.is_some()) + usize::from(self.overflow_map.is_some()),
+            coherent: st.coherent_live,
+            live_mappings: st.live_mappings,
+        }
     }
 
     pub fn policy(&self) -> Policy {
@@ -607,31 +743,62 @@ impl<B: Backend> Enic<B> {
         self.b.dma_faults()
     }
 
-    /// Map `len` bytes at `off` of the DMA region at their IOVA with `perm`.
-    fn map(&mut self, what: &'static str, off: usize, len: usize, perm: DmaPerm) -> Result<(), EnicError> {
-        let iova = self.iova(off);
-        let part =
-            self.mem.slice(off, len).ok_or(EnicError::Map { what, iova, why: "outside the DMA region".into() })?;
-        self.b.dma_map(&part, iova, perm).map_err(|e| EnicError::Map { what, iova, why: e.to_string() })?;
-        self.maps.push(iova);
+    /// Pool mode: map the whole buffer region once. Streaming mode: map the overflow buffer
+    /// (early enic only: where it posts after a failed bounce mapping).
+    fn map_memory(&mut self) -> Result<(), EnicError> {
+        let bidi = DmaDirection::Bidirectional;
+        match self.buffers {
+            Buffers::Pool => {
+                let m = self
+                    .dma
+                    .map_single(&mut self.b, &self.bufs, 0, self.lay.total, bidi)
+                    .map_err(|source| EnicError::Map { what: "buffer region", source })?;
+                self.bufs_map = Some(m);
+            }
+            Buffers::Streaming if self.policy == Policy::Early => {
+                let len = crate::swiotlb::OVERFLOW_BYTES;
+                let m = self
+                    .map_buf(self.lay.overflow, len, bidi)
+                    .map_err(|source| EnicError::Map { what: "overflow buffer", source })?;
+                self.overflow_map = m.1;
+            }
+            Buffers::Streaming => {}
+        }
         Ok(())
     }
 
-    fn map_memory(&mut self) -> Result<(), EnicError> {
-        match self.policy {
-            Policy::Early => self.map("DMA region", 0, self.lay.total, DmaPerm::BIDIRECTIONAL),
-            Policy::Nicqual => {
-                self.map("rings", 0, self.lay.rx_bufs, DmaPerm::BIDIRECTIONAL)?;
-                for i in 0..self.entries {
-                    self.map("RX buffer", self.lay.rx_buf(i), self.buf_len as usize, DmaPerm::FROM_DEVICE)?;
-                }
-                self.map("TX buffers", self.lay.tx_bufs, self.lay.overflow - self.lay.tx_bufs, DmaPerm::TO_DEVICE)
-            }
+    /// Device address of `off` in the ring block.
+    fn ring_addr(&self, off: usize) -> u64 {
+        self.rings.dma_addr + off as u64
+    }
+
+    /// Device address of the overflow buffer (0 when it is not mapped: never posted then).
+    fn overflow_addr(&self) -> u64 {
+        match (self.bufs_map, self.overflow_map) {
+            (Some(m), _) => m.dma_addr + self.lay.overflow as u64,
+            (None, Some(m)) => m.dma_addr,
+            (None, None) => 0,
         }
     }
 
-    fn iova(&self, off: usize) -> u64 {
-        self.base_iova + off as u64
+    /// The device address of `len` bytes at `off` of the buffer region: in pool mode inside
+    /// the region's mapping; in streaming mode a new mapping of exactly that part for `dir`
+    /// (returned, for the slot to hold until it is unmapped).
+    fn map_buf(&mut self, off: usize, len: usize, dir: DmaDirection) -> Result<(u64, Option<DmaMapping>), DmaError> {
+        if let Some(m) = self.bufs_map {
+            return Ok((m.dma_addr + off as u64, None));
+        }
+        let mem = self.bufs.mem.slice(off, len).ok_or(DmaError::OutOfBounds { off, len, buf_len: self.bufs.len })?;
+        let part = CpuBuffer { mem, phys: self.bufs.phys + off as u64, len };
+        let m = self.dma.map_single(&mut self.b, &part, 0, len, dir)?;
+        Ok((m.dma_addr, Some(m)))
+    }
+
+    /// Unmap a slot's streaming mapping, if it holds one.
+    fn unmap_buf(&mut self, m: Option<DmaMapping>) {
+        if let Some(m) = m {
+            let _ = self.dma.unmap(&mut self.b, m);
+        }
     }
 
     fn program_queues(&mut self) {
@@ -639,7 +806,7 @@ impl<B: Backend> Enic<B> {
         let msix = matches!(self.irq, IrqMode::Msix { .. });
         for (i, ring) in [(0, self.lay.cq_rx), (self.res.tx_cq(), self.lay.cq_tx)] {
             let o = self.res.cq_block(i);
-            let base = self.iova(ring);
+            let base = self.ring_addr(ring);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_RING_BASE, base as u32);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_RING_BASE_HI, (base >> 32) as u32);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_RING_SIZE, n);
@@ -652,7 +819,7 @@ impl<B: Backend> Enic<B> {
             self.b.write32(hw::BAR_REGS, o + hw::CQ_INTERRUPT_ENABLE, u32::from(msix));
         }
         for (o, ring, cq) in [(self.res.rq, self.lay.rq_ring, 0), (self.res.wq, self.lay.wq_ring, self.res.tx_cq())] {
-            let base = self.iova(ring);
+            let base = self.ring_addr(ring);
             self.b.write32(hw::BAR_REGS, o + hw::Q_RING_BASE, base as u32);
             self.b.write32(hw::BAR_REGS, o + hw::Q_RING_BASE_HI, (base >> 32) as u32);
             self.b.write32(hw::BAR_REGS, o + hw::Q_RING_SIZE, n);
@@ -669,41 +836,51 @@ impl<B: Backend> Enic<B> {
     fn post_rx_buffer(&mut self) {
         let i = self.rq_posted;
         let off = self.lay.rx_buf(i);
-        let mut addr = self.iova(off);
+        let (mut addr, dm) = match self.map_buf(off, self.buf_len as usize, DmaDirection::FromDevice) {
+            Ok(x) => x,
+            Err(_) => {
+                self.stats.map_failures += 1;
+                self.stats.rx_not_posted += 1;
+                return;
+            }
+        };
         if self.rx_slots > 0 {
             let room = if self.policy == Policy::Nicqual { hw::rx_buf_len(self.mtu) as usize } else { 0 };
-            match self.bounce_map(off, self.buf_len as usize, room) {
+            match self.bounce_map(addr, self.buf_len as usize, room) {
                 Ok(tlb) => {
                     if let Some(m) = self.rq_maps.get_mut(i as usize) {
                         *m = tlb;
                     }
                 }
                 Err(_) if self.policy == Policy::Nicqual => {
+                    self.unmap_buf(dm);
                     self.stats.rx_not_posted += 1;
                     return;
                 }
                 Err(_) => {
                     self.stats.overflow_posted += 1;
-                    addr = self.iova(self.lay.overflow);
+                    addr = self.overflow_addr();
                 }
             }
         }
-        let _ = self.mem.write_bulk(off + self.buf_len as usize, &[GUARD_BYTE; GUARD]);
+        if let Some(old) = self.rq_dma.get_mut(i as usize).map(|s| std::mem::replace(s, dm)) {
+            self.unmap_buf(old);
+        }
+        let _ = self.bufs.mem.write_bulk(off + self.buf_len as usize, &[GUARD_BYTE; GUARD]);
         let d = RqEnetDesc::new(addr, self.buf_len as u16, hw::RQ_ENET_TYPE_ONLY_SOP);
-        let _ = self.mem.write(self.lay.rq_ring + i as usize * 16, d.as_bytes());
+        let _ = self.rings.mem.write(self.lay.rq_ring + i as usize * 16, d.as_bytes());
         self.rq_posted = (i + 1) % self.entries;
         self.rq_outstanding += 1;
     }
 
-    /// Bounce-map `len` bytes of the buffer at `off`. With `keep_room`, a mapping that
+    /// Bounce-map `len` bytes of the buffer the device sees at `addr`. With `keep_room`, a mapping that
     /// would leave no free run of `keep_room` bytes is given back and refused (nicqual keeps
     /// room for one transmit). Returns the pool address to release on unmap; the device
     /// keeps using the buffer's own IOVA (the bounce copy is elided).
-    fn bounce_map(&mut self, off: usize, len: usize, keep_room: usize) -> Result<Option<u64>, String> {
+    fn bounce_map(&mut self, orig: u64, len: usize, keep_room: usize) -> Result<Option<u64>, String> {
         let Some(pool) = self.bounce.as_mut() else { return Ok(None) };
         let dev = crate::swiotlb::DeviceName::new("enic", "0000:0b:00.0");
         let dir = crate::swiotlb::DmaDirection::FromDevice;
-        let orig = self.base_iova + off as u64;
         let r = match pool.alloc(&dev, orig, len, dir, crate::swiotlb::MapKind::Single, 0) {
             Ok(m) if keep_room > 0 && pool.largest_free_run() < crate::swiotlb::nr_slots(keep_room) => {
                 let _ = pool.free(m.tlb_addr);
@@ -802,28 +979,39 @@ impl<B: Backend> Enic<B> {
         }
         let i = self.wq_to_use;
         let off = self.lay.tx_buf(i);
-        let _ = self.mem.write_bulk(off, frame);
-        let mut addr = self.iova(off);
+        let _ = self.bufs.mem.write_bulk(off, frame);
+        let (mut addr, dm) = match self.map_buf(off, frame.len(), DmaDirection::ToDevice) {
+            Ok(x) => x,
+            Err(e) => {
+                self.stats.map_failures += 1;
+                self.stats.tx_map_refused += 1;
+                return Err(EnicError::TxMapFailed { len: frame.len(), why: e.to_string() });
+            }
+        };
         if self.bounce.is_some() && frame.len() as u32 + RX_HEADROOM > crate::swiotlb::PAGE_SIZE as u32 {
-            match self.bounce_map(off, frame.len(), 0) {
+            match self.bounce_map(addr, frame.len(), 0) {
                 Ok(tlb) => {
                     if let Some(m) = self.wq_maps.get_mut(i as usize) {
                         *m = tlb;
                     }
                 }
                 Err(e) if self.policy == Policy::Nicqual => {
+                    self.unmap_buf(dm);
                     self.stats.tx_map_refused += 1;
                     return Err(EnicError::TxMapFailed { len: frame.len(), why: e });
                 }
                 Err(_) => {
                     // No dma_mapping_error check: the adapter reads the overflow buffer.
                     self.stats.overflow_posted += 1;
-                    addr = self.iova(self.lay.overflow);
+                    addr = self.overflow_addr();
                 }
             }
         }
+        if let Some(old) = self.wq_dma.get_mut(i as usize).map(|s| std::mem::replace(s, dm)) {
+            self.unmap_buf(old);
+        }
         let d = WqEnetDesc::packet(addr, frame.len() as u16);
-        let _ = self.mem.write(self.lay.wq_ring + i as usize * 16, d.as_bytes());
+        let _ = self.rings.mem.write(self.lay.wq_ring + i as usize * 16, d.as_bytes());
         self.wq_to_use = (i + 1) % self.entries;
         self.wq_outstanding += 1;
         self.stats.tx_frames += 1;
@@ -835,14 +1023,14 @@ impl<B: Backend> Enic<B> {
     fn read_cq(&self, ring: usize, cursor: CqCursor) -> Option<[u8; 16]> {
         let off = ring + cursor.index() as usize * 16;
         let mut tc = [0u8; 1];
-        self.mem.read(off + hw::CQ_TYPE_COLOR_OFFSET, &mut tc)?;
+        self.rings.mem.read(off + hw::CQ_TYPE_COLOR_OFFSET, &mut tc)?;
         let fresh = tc.first().is_some_and(|b| cursor.is_new(b & hw::CQ_DESC_COLOR != 0));
         if !fresh {
             return None;
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
         let mut raw = [0u8; 16];
-        self.mem.read(off, &mut raw)?;
+        self.rings.mem.read(off, &mut raw)?;
         Some(raw)
     }
 
@@ -906,6 +1094,8 @@ impl<B: Backend> Enic<B> {
                 let slot = (self.wq_to_clean + k) % self.entries;
                 let m = self.wq_maps.get_mut(slot as usize).and_then(Option::take);
                 self.bounce_unmap(m);
+                let d = self.wq_dma.get_mut(slot as usize).and_then(Option::take);
+                self.unmap_buf(d);
             }
             self.wq_outstanding -= dist + 1;
             self.wq_to_clean = (idx + 1) % self.entries;
@@ -969,7 +1159,7 @@ impl<B: Backend> Enic<B> {
     fn deliver(&mut self, index: u32, len: usize, counted: u32, deliver: &mut dyn FnMut(&[u8])) {
         let mut buf = std::mem::take(&mut self.rx_scratch);
         buf.resize(len, 0);
-        if self.mem.read_bulk(self.lay.rx_buf(index), &mut buf).is_some() {
+        if self.bufs.mem.read_bulk(self.lay.rx_buf(index), &mut buf).is_some() {
             self.stats.rx_delivered += 1;
             self.stats.rx_bytes += u64::from(counted);
             deliver(&buf);
@@ -995,6 +1185,8 @@ impl<B: Backend> Enic<B> {
             self.check_guard(i);
             let m = self.rq_maps.get_mut(i as usize).and_then(Option::take);
             self.bounce_unmap(m);
+            let d = self.rq_dma.get_mut(i as usize).and_then(Option::take);
+            self.unmap_buf(d);
             self.rq_to_clean = (i + 1) % self.entries;
             self.rq_outstanding = self.rq_outstanding.saturating_sub(1);
             self.post_rx_buffer();
@@ -1005,7 +1197,7 @@ impl<B: Backend> Enic<B> {
     /// Count guard bytes after buffer `i` that no longer hold the guard pattern.
     fn check_guard(&mut self, i: u32) {
         let mut g = [0u8; GUARD];
-        if self.mem.read_bulk(self.lay.rx_buf(i) + self.buf_len as usize, &mut g).is_some()
+        if self.bufs.mem.read_bulk(self.lay.rx_buf(i) + self.buf_len as usize, &mut g).is_some()
             && g.iter().any(|&b| b != GUARD_BYTE)
         {
             self.stats.overrun_landed += 1;

@@ -316,3 +316,59 @@ fn bounce_pool_exhaustion_corrupts_early_enic_and_shortens_nicqual_ring() {
     let (e, _) = Enic::new(emu(EnicDevice::new(9000, EnicFaultPlan::none())), Policy::Early, xen, 1500, 512).unwrap();
     assert_eq!(e.bounce_usage(), Some((0, 0, 2048)));
 }
+
+/// Streaming: each posted RX buffer and each frame in flight holds one DMA API mapping,
+/// which the model's IOMMU sees as its own window; close unmaps them all itself.
+#[test]
+fn streaming_holds_one_mapping_per_posted_buffer_and_closes_balanced() {
+    let mut e = up(9000, Policy::Nicqual, 1500);
+    assert_eq!(e.buffers(), Buffers::Streaming);
+    let c = e.census();
+    assert_eq!((c.rx_posted, c.rx_mapped, c.tx_mapped), (N - 1, N as usize - 1, 0));
+    assert_eq!(c.live_mappings, c.rx_mapped + c.tx_mapped + c.region_mapped);
+    assert_eq!(e.backend().live_mappings(), c.live_mappings + c.coherent);
+    let mut out = Vec::new();
+    for k in 0..(2 * N + 3) {
+        e.send(&frame(60 + k as usize, k as u8)).unwrap();
+        assert_eq!(e.poll_rx(&mut out), 1, "frame {k}");
+        let c = e.census();
+        assert_eq!(c.rx_mapped, c.rx_posted as usize, "frame {k}");
+        assert_eq!(c.tx_mapped, c.tx_in_flight as usize, "frame {k}");
+        assert_eq!(c.live_mappings, c.rx_mapped + c.tx_mapped, "frame {k}");
+    }
+    let s = e.dma_stats();
+    // Bring-up posts N - 1; every delivered frame reposts one; every sent frame maps one.
+    assert_eq!(s.maps, u64::from(N - 1) + 2 * u64::from(2 * N + 3));
+    let (r, b) = e.close();
+    assert_eq!(r.result, nicqual_pci::CheckResult::Pass, "{}", r.detail);
+    assert_eq!((b.live_mappings(), b.msix_vectors()), (0, 0));
+}
+
+/// Pool: one mapping for every buffer, nothing mapped on the datapath; an overrun lands in
+/// the guard (counted), the IOMMU sees nothing.
+#[test]
+fn pool_maps_the_buffer_region_once() {
+    let dev = EnicDevice::new(9000, EnicFaultPlan::none());
+    let o = EnicOptions::new(Policy::Nicqual, Platform::Direct, 1500, N).buffers(Buffers::Pool);
+    let (mut e, _) = Enic::with_options(emu(dev), o).unwrap();
+    assert_eq!(e.backend().live_mappings(), 2, "ring block and buffer region");
+    let mut out = Vec::new();
+    for k in 0..(2 * N) {
+        let f = frame(1514, k as u8);
+        e.send(&f).unwrap();
+        assert_eq!(e.poll_rx(&mut out), 1);
+        assert_eq!(out.last(), Some(&f));
+    }
+    let c = e.census();
+    assert_eq!((c.rx_mapped, c.tx_mapped, c.region_mapped, c.live_mappings), (0, 0, 1, 1));
+    assert_eq!(e.dma_stats().maps, 1);
+    e.backend_mut().device_mut().force_next(EnicFault::Overrun);
+    e.backend_mut().device_mut().receive(&frame(1600, 3));
+    e.poll_rx(&mut out);
+    assert_eq!(e.stats.overrun_landed, 1);
+    assert_eq!(e.stats.dropped("over-posted-length"), 1);
+    assert!(e.backend().device().dma_faults().is_empty());
+    let (r, b) = e.close();
+    assert_eq!(r.result, nicqual_pci::CheckResult::Pass, "{}", r.detail);
+    assert_eq!(b.live_mappings(), 0);
+}

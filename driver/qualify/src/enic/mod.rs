@@ -45,6 +45,33 @@ pub const IRQ_BOUND_NS: u64 = 100_000;
 pub struct SuiteRun<B: Backend> {
     pub checks: Vec<CheckReport>,
     pub driver: Option<Enic<B>>,
+    /// The DMA API's balance at each close the suite did (the re-attaches of the jumbo
+    /// matrix); the caller adds the last one's ([`teardown`]).
+    pub closes: Vec<CheckReport>,
+}
+
+/// The `teardown` check's DMA part: `base` (MSI-X disabled, nothing left mapped in the
+/// backend) fails too when any close of the driver left streaming or coherent mappings
+/// for the DMA API to unmap (its `dma-mappings-balanced` report), the driver's own
+/// bookkeeping having missed them.
+pub fn teardown(base: CheckReport, closes: &[CheckReport]) -> CheckReport {
+    let leaky: Vec<&CheckReport> = closes.iter().filter(|c| c.result != CheckResult::Pass).collect();
+    let leaked: f64 =
+        closes.iter().flat_map(|c| &c.measurements).filter(|m| m.name == "leaked_mappings").map(|m| m.value).sum();
+    let mut r = base;
+    if closes.is_empty() {
+        r.detail += "; no close of the driver was accounted";
+        return r;
+    }
+    if leaky.is_empty() {
+        let last = closes.last().map_or(String::new(), |c| c.detail.clone());
+        r.detail += &format!("; DMA API balanced at all {} close(s) (last: {last})", closes.len());
+    } else {
+        r.result = CheckResult::Fail;
+        let first = leaky.first().map_or(String::new(), |c| c.detail.clone());
+        r.detail += &format!("; DMA API: {} of {} close(s) left mappings ({first})", leaky.len(), closes.len());
+    }
+    r.measure("leaked_mappings", leaked, "mappings")
 }
 
 /// Completions the driver refused so far (receive drops, transmit refusals, stale
@@ -178,6 +205,7 @@ pub fn run_suite<B: Backend>(
     arm(e.backend_mut());
     let mut checks = Vec::new();
     let mut ledger = Ledger::default();
+    let mut closes = Vec::new();
     let mut seq = 0u32;
     let mut want = |n: &str| {
         let w = select.wants(n);
@@ -300,7 +328,8 @@ pub fn run_suite<B: Backend>(
             continue;
         }
         ledger.take(&e);
-        let b = e.shutdown();
+        let (balance, b) = e.close();
+        closes.push(balance);
         match Enic::new(b, Policy::Nicqual, Platform::Direct, mtu, ENTRIES) {
             Ok((mut e, note)) => {
                 let sizes = [60, (mtu + hw::ETH_HLEN) as usize, (mtu + hw::VLAN_ETH_HLEN) as usize];
@@ -347,7 +376,7 @@ pub fn run_suite<B: Backend>(
         ));
         stamp(&mut checks, now);
     }
-    Ok(SuiteRun { checks, driver: cur })
+    Ok(SuiteRun { checks, driver: cur, closes })
 }
 
 /// Per frame: the RX vector fires within [`IRQ_BOUND_NS`], the adapter holds one credit,

@@ -21,8 +21,12 @@ fn run(faults: Option<&str>, seed: u64) -> Vec<(String, CheckResult)> {
         |_| {},
     )
     .unwrap();
-    let b = r.driver.unwrap().shutdown();
+    let (balance, b) = r.driver.unwrap().close();
     assert_eq!((b.live_mappings(), b.msix_vectors()), (0, 0));
+    assert_eq!(r.closes.len(), JUMBO_MTUS.len(), "one close per re-attach");
+    for c in r.closes.iter().chain([&balance]) {
+        assert_eq!(c.result, CheckResult::Pass, "{}", c.detail);
+    }
     r.checks.into_iter().map(|c| (c.name, c.result)).collect()
 }
 
@@ -51,4 +55,27 @@ fn a_lost_vector_fails_the_interrupt_checks_alone() {
     assert_eq!(failed(&run(Some("lose-vector:0"), 1)), ["interrupts", "lost-vector"]);
     // A vector the driver does not use is still found in the table.
     assert_eq!(failed(&run(Some("lose-vector:7"), 1)), ["lost-vector"]);
+}
+
+#[test]
+fn teardown_fails_when_a_close_left_mappings_for_the_dma_api() {
+    let base =
+        || CheckReport::new("teardown", CheckResult::Pass, "interrupts masked; MSI-X disabled, 0 DMA mapping(s) left");
+    let ok = CheckReport::new("dma-mappings-balanced", CheckResult::Pass, "65 mapped, 65 unmapped").measure(
+        "leaked_mappings",
+        0.0,
+        "mappings",
+    );
+    let leak = CheckReport::new("dma-mappings-balanced", CheckResult::Fail, "LEAK: 2 streaming mappings").measure(
+        "leaked_mappings",
+        2.0,
+        "mappings",
+    );
+    assert_eq!(teardown(base(), &[ok.clone(), ok.clone()]).result, CheckResult::Pass);
+    let r = teardown(base(), &[ok.clone(), leak]);
+    assert_eq!(r.result, CheckResult::Fail);
+    assert!(r.detail.contains("1 of 2 close(s) left mappings"), "{}", r.detail);
+    assert_eq!(r.measurements.last().map(|m| m.value), Some(2.0));
+    // No close accounted: the DMA part cannot pass on nothing; the base result stands, said so.
+    assert!(teardown(base(), &[]).detail.contains("no close"));
 }
