@@ -6,8 +6,34 @@
 
 use crate::error::BackendError;
 use memmap2::{MmapOptions, MmapRaw};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+
+/// Anonymous mappings of at most this many bytes are kept for reuse (per thread, at most
+/// [`SPARE_MAX`] of them) when the last holder of their block drops it, instead of being
+/// unmapped: a test or fuzz harness that brings a driver up per input then pays one
+/// `memset` instead of a page fault per touched page and an `munmap`.
+const SPARE_BYTES: usize = 4 << 20;
+const SPARE_MAX: usize = 8;
+
+thread_local! {
+    /// Whole anonymous mappings no block uses any more (each the only `Arc` to its map).
+    static SPARE: RefCell<Vec<Arc<MmapRaw>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The smallest spare mapping of at least `len` bytes, taken out of this thread's cache.
+fn take_spare(len: usize) -> Option<Arc<MmapRaw>> {
+    SPARE
+        .try_with(|s| {
+            let mut s = s.try_borrow_mut().ok()?;
+            let i =
+                s.iter().enumerate().filter(|(_, m)| m.len() >= len).min_by_key(|(_, m)| m.len()).map(|(i, _)| i)?;
+            Some(s.swap_remove(i))
+        })
+        .ok()
+        .flatten()
+}
 
 /// A block of DMA-able memory. Cloning shares it; a backend keeps a clone for as long as
 /// the block is mapped, so the device can never reach freed memory.
@@ -49,6 +75,8 @@ struct Block {
     /// Never read: held so that the block this one is a slice of stays alive (and its `release` deferred) for as
     /// long as the slice lives.
     _parent: Option<Rc<Block>>,
+    /// The whole of a small anonymous mapping: given to the spare cache when dropped.
+    recycle: bool,
 }
 
 impl std::fmt::Debug for Block {
@@ -66,30 +94,53 @@ impl Drop for Block {
         if let Some(r) = self.release.take() {
             r();
         }
+        // The last block over this map (slices hold their parent, so they are gone): the
+        // cache's clone becomes the only one once this block's field drops.
+        if self.recycle && Arc::strong_count(&self.map) == 1 {
+            let map = Arc::clone(&self.map);
+            let _ = SPARE.try_with(|s| {
+                if let Ok(mut s) = s.try_borrow_mut()
+                    && s.len() < SPARE_MAX
+                {
+                    s.push(map);
+                }
+            });
+        }
     }
 }
 
 impl DmaMemory {
     /// A block that is the whole anonymous mapping `m` of `len` bytes.
-    fn whole(m: memmap2::MmapMut, len: usize) -> DmaMemory {
+    /// The whole anonymous mapping `m`; `spare` lets it go to the spare cache when dropped
+    /// (small mappings of ordinary pages only: huge pages go back to the system).
+    fn whole(m: memmap2::MmapMut, len: usize, spare: bool) -> DmaMemory {
+        DmaMemory::anonymous(Arc::new(MmapRaw::from(m)), len, spare)
+    }
+
+    fn anonymous(map: Arc<MmapRaw>, len: usize, spare: bool) -> DmaMemory {
+        let recycle = spare && map.len() <= SPARE_BYTES;
         DmaMemory {
-            block: Rc::new(Block {
-                map: Arc::new(MmapRaw::from(m)),
-                off: 0,
-                len,
-                fixed_iova: None,
-                release: None,
-                _parent: None,
-            }),
+            block: Rc::new(Block { map, off: 0, len, fixed_iova: None, release: None, _parent: None, recycle }),
         }
     }
 
-    /// Allocate `len` bytes (rounded up to 4 KiB), zeroed.
+    /// Allocate `len` bytes (rounded up to 4 KiB), zeroed: a spare mapping of this thread
+    /// when one is large enough (zeroed here), else a fresh one.
     pub fn alloc(len: usize) -> Result<DmaMemory, BackendError> {
         let len = len.max(1).div_ceil(4096) * 4096;
+        if len <= SPARE_BYTES
+            && let Some(map) = take_spare(len)
+        {
+            // SAFETY: `map` is at least `len` bytes (take_spare's filter) and writable (an
+            // anonymous read-write mapping). It was the whole of a block whose last holder
+            // dropped it with no other `Arc` to the map left, and only the cache held it
+            // since, so no DmaMemory covers any of its bytes and no reference into it exists.
+            unsafe { std::ptr::write_bytes(map.as_mut_ptr(), 0, len) };
+            return Ok(DmaMemory::anonymous(map, len, true));
+        }
         let m =
             MmapOptions::new().len(len).map_anon().map_err(|e| BackendError::DmaAlloc { len, why: e.to_string() })?;
-        Ok(DmaMemory::whole(m, len))
+        Ok(DmaMemory::whole(m, len, true))
     }
 
     /// A zeroed window of `len` bytes at `off` inside `map`, which the device sees at
@@ -109,7 +160,15 @@ impl DmaMemory {
             return Err(BackendError::DmaAlloc { len, why: format!("window {off:#x}+{len:#x} outside the region") });
         }
         let m = DmaMemory {
-            block: Rc::new(Block { map, off, len, fixed_iova: Some(iova), release: Some(release), _parent: None }),
+            block: Rc::new(Block {
+                map,
+                off,
+                len,
+                fixed_iova: Some(iova),
+                release: Some(release),
+                _parent: None,
+                recycle: false,
+            }),
         };
         // SAFETY: off+len <= map.len() (checked above), so the range is inside the live
         // mapping, which `m` keeps alive; the window belongs to no other DmaMemory (this
@@ -128,7 +187,7 @@ impl DmaMemory {
             .huge(Some(21))
             .map_anon()
             .map_err(|e| BackendError::DmaAlloc { len, why: format!("2 MiB huge pages: {e}") })?;
-        Ok(DmaMemory::whole(m, len))
+        Ok(DmaMemory::whole(m, len, false))
     }
 
     /// A view of `len` bytes at `off` of this block that can be mapped on its own (at its
@@ -153,6 +212,7 @@ impl DmaMemory {
                 fixed_iova,
                 release: None,
                 _parent: Some(Rc::clone(&self.block)),
+                recycle: false,
             }),
         })
     }
@@ -290,5 +350,28 @@ mod tests {
         assert_eq!(m.read_u32(4092), Some(7));
         assert!(m.read_u32(4093).is_none());
         assert!(m.write(usize::MAX, &[1]).is_none());
+    }
+
+    #[test]
+    fn a_dropped_block_is_reused_zeroed_and_never_while_a_slice_lives() {
+        let m = DmaMemory::alloc(3 * 4096).unwrap();
+        let p = m.as_ptr();
+        m.write_bulk(0, &[0xEE; 3 * 4096]).unwrap();
+        let s = m.slice(4096, 64).unwrap();
+        drop(m);
+        // The slice still holds the block: a new allocation cannot get its memory.
+        let other = DmaMemory::alloc(4096).unwrap();
+        assert_ne!(other.as_ptr(), p);
+        assert_eq!(s.read_u32(0), Some(0xEEEE_EEEE));
+        drop(s);
+        // Now free: the smaller request reuses it, zeroed, and sees only its own length.
+        let again = DmaMemory::alloc(2 * 4096).unwrap();
+        assert_eq!(again.as_ptr(), p);
+        assert_eq!(again.len(), 2 * 4096);
+        let mut b = vec![0xFFu8; 2 * 4096];
+        again.read_bulk(0, &mut b).unwrap();
+        assert!(b.iter().all(|&x| x == 0));
+        assert!(again.read_u32(2 * 4096).is_none());
+        drop(other);
     }
 }
