@@ -102,6 +102,9 @@ pub struct EnicOptions {
     /// Entries per ring (a multiple of 32, 64..=4096).
     pub entries: u32,
     pub buffers: Buffers,
+    /// MSI-X per CQ (credits returned per service pass); off: poll mode (no interrupt
+    /// control block programmed, no message sent; the caller polls, as DPDK's PMD does).
+    pub interrupts: bool,
 }
 
 impl EnicOptions {
@@ -112,11 +115,15 @@ impl EnicOptions {
             Policy::Nicqual => Buffers::Streaming,
             Policy::Early => Buffers::Pool,
         };
-        EnicOptions { policy, platform, mtu, entries, buffers }
+        EnicOptions { policy, platform, mtu, entries, buffers, interrupts: true }
     }
 
     pub fn buffers(self, buffers: Buffers) -> Self {
         EnicOptions { buffers, ..self }
+    }
+
+    pub fn interrupts(self, interrupts: bool) -> Self {
+        EnicOptions { interrupts, ..self }
     }
 }
 
@@ -449,7 +456,7 @@ impl<B: Backend> Enic<B> {
 
     /// [`Enic::new`] with the buffer mapping chosen ([`EnicOptions`]).
     pub fn with_options(mut b: B, o: EnicOptions) -> Result<(Enic<B>, Option<String>), EnicError> {
-        let EnicOptions { policy, platform, mtu, entries, buffers } = o;
+        let EnicOptions { policy, platform, mtu, entries, buffers, interrupts } = o;
         if !(hw::MIN_RQ_DESCS..=hw::MAX_RQ_DESCS).contains(&entries) || !entries.is_multiple_of(hw::RING_COUNT_ALIGN) {
             return Err(EnicError::BadRingSize {
                 entries,
@@ -558,7 +565,11 @@ impl<B: Backend> Enic<B> {
             rx_scratch: Vec::with_capacity(buf_len as usize),
         };
         e.map_memory()?;
-        e.irq = e.setup_msix();
+        e.irq = if interrupts {
+            e.setup_msix()
+        } else {
+            IrqMode::Polled { why: "poll mode: interrupts off by option".into() }
+        };
         e.program_queues();
         for _ in 0..entries - 1 {
             e.post_rx_buffer();
@@ -868,7 +879,7 @@ impl<B: Backend> Enic<B> {
         }
         let _ = self.bufs.mem.write_bulk(off + self.buf_len as usize, &[GUARD_BYTE; GUARD]);
         let d = RqEnetDesc::new(addr, self.buf_len as u16, hw::RQ_ENET_TYPE_ONLY_SOP);
-        let _ = self.rings.mem.write(self.lay.rq_ring + i as usize * 16, d.as_bytes());
+        let _ = self.rings.mem.write_bulk(self.lay.rq_ring + i as usize * 16, d.as_bytes());
         self.rq_posted = (i + 1) % self.entries;
         self.rq_outstanding += 1;
     }
@@ -1011,7 +1022,7 @@ impl<B: Backend> Enic<B> {
             self.unmap_buf(old);
         }
         let d = WqEnetDesc::packet(addr, frame.len() as u16);
-        let _ = self.rings.mem.write(self.lay.wq_ring + i as usize * 16, d.as_bytes());
+        let _ = self.rings.mem.write_bulk(self.lay.wq_ring + i as usize * 16, d.as_bytes());
         self.wq_to_use = (i + 1) % self.entries;
         self.wq_outstanding += 1;
         self.stats.tx_frames += 1;
@@ -1030,7 +1041,7 @@ impl<B: Backend> Enic<B> {
         }
         std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
         let mut raw = [0u8; 16];
-        self.rings.mem.read(off, &mut raw)?;
+        self.rings.mem.read_bulk(off, &mut raw)?;
         Some(raw)
     }
 

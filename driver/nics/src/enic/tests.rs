@@ -372,3 +372,20 @@ fn pool_maps_the_buffer_region_once() {
     assert_eq!(r.result, nicqual_pci::CheckResult::Pass, "{}", r.detail);
     assert_eq!(b.live_mappings(), 0);
 }
+
+/// Poll mode: no vector asked for, no credit returned, traffic still validated and
+/// delivered.
+#[test]
+fn poll_mode_asks_for_no_vector() {
+    let dev = EnicDevice::new(9000, EnicFaultPlan::none());
+    let o = EnicOptions::new(Policy::Nicqual, Platform::Direct, 1500, N).interrupts(false);
+    let (mut e, _) = Enic::with_options(emu(dev), o).unwrap();
+    assert!(matches!(e.irq_mode(), IrqMode::Polled { .. }));
+    assert_eq!((e.vectors(), e.backend().msix_vectors()), (None, 0));
+    let mut out = Vec::new();
+    for k in 0..N {
+        e.send(&frame(200, k as u8)).unwrap();
+        assert_eq!(e.poll_rx(&mut out), 1);
+    }
+    assert_eq!((e.stats.credits_returned, e.stats.rx_delivered), (0, u64::from(N)));
+}
