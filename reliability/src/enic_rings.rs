@@ -13,7 +13,7 @@
 //! (in the setup) one resource table entry rewritten before bring-up.
 //!
 //! Invariants: no panic. For nicqual's driver: no device write ever lands in the guard after
-//! a receive buffer (`overrun_landed` stays 0: the IOMMU window per buffer stops it), no
+//! a receive buffer (`overrun_landed` stays 0: the streaming window per posted buffer stops it), no
 //! delivered frame is longer than the posted buffer, no more buffers outstanding than ring
 //! entries, every error typed with a non-empty message; and while the adapter behaves
 //! (no fault, no injected completion, no register write, no stray DMA), the frames the driver
@@ -30,9 +30,9 @@ use nicqual_nics::enic::{Enic, Platform, Policy};
 use std::collections::VecDeque;
 
 const MAX_OPS: usize = 64;
-/// Where the driver's DMA region starts in IOVA space (a device write aimed "near" lands
-/// within its first 4 MiB).
-const IOVA_NEAR: u64 = 0x4000_0000;
+/// A device write aimed "near" lands within this many bytes above the driver's ring block
+/// (`Enic::dma_base`: rings, then the buffer windows the DMA API hands out above them).
+const NEAR_SPAN: u64 = 4 << 20;
 
 #[derive(Debug, Clone, Arbitrary)]
 pub enum Op {
@@ -212,7 +212,7 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
             }
             Op::DevWrite { near, addr, bytes } => {
                 honest = false;
-                let a = if *near { IOVA_NEAR + addr % (4 << 20) } else { *addr };
+                let a = if *near { e.dma_base() + addr % NEAR_SPAN } else { *addr };
                 let dev = e.backend_mut().device_mut();
                 let now = dev.now_ns();
                 let _ = dev.iommu().write(a, bytes, now);
@@ -289,6 +289,20 @@ mod tests {
 
     fn setup(early: bool, xen: bool) -> Setup {
         Setup { adapter_mtu: 9000, mtu: 9000, entries: 1, early, xen, pool_slots: 500, table: None }
+    }
+
+    /// `DevWrite { near: true }` aims at the driver's own mappings: the ring block at
+    /// `dma_base` is mapped, so such a write reaches memory instead of an IOMMU fault.
+    #[test]
+    fn near_device_writes_reach_the_drivers_mappings() {
+        let dev = EnicDevice::new(9000, EnicFaultPlan::none());
+        let backend = EmulatedBackend::new(dev, "model:enic");
+        let (mut e, _) = Enic::new(backend, Policy::Nicqual, Platform::Direct, 9000, 64).unwrap();
+        let base = e.dma_base();
+        let d = e.backend_mut().device_mut();
+        let now = d.now_ns();
+        assert!(d.iommu().write(base + 64, &[0u8; 16], now).is_ok());
+        assert!(d.dma_faults().is_empty());
     }
 
     #[test]

@@ -699,6 +699,12 @@ impl<B: Backend> Enic<B> {
         self.close().1
     }
 
+    /// Device address of the ring block: the start of the driver's DMA space (the buffer
+    /// region or the streaming windows are mapped above it).
+    pub fn dma_base(&self) -> u64 {
+        self.rings.dma_addr
+    }
+
     /// How buffers are mapped.
     pub fn buffers(&self) -> Buffers {
         self.buffers
