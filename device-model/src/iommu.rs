@@ -395,7 +395,7 @@ impl Iommu {
     /// translated recently and it allows `dir`: the common case (a driver's rings and
     /// buffers in a few windows), answered without the window map. A hit that is not the
     /// most recent moves to the front.
-    #[inline]
+    #[inline(always)]
     fn cached(&self, iova: u64, len: usize, dir: DmaDir) -> Option<*mut u8> {
         for (i, c) in self.recent.iter().enumerate() {
             let h = c.get();

@@ -1243,6 +1243,7 @@ impl<B: Backend> Ctx<B> {
     }
 
     /// Post `b` at the RX BD producer.
+    #[inline]
     fn repost(&mut self, fq: &mut FpQueue, b: RxBuf) {
         let s = fq.rx.slot(fq.bd_prod);
         write_addr(&fq.mem, fq.lay.rx + fq.rx.offset(s), buf_dma(&fq.mem, &b));
@@ -1263,6 +1264,7 @@ impl<B: Backend> Ctx<B> {
 }
 
 /// Check a BD-completing CQE's lengths and take the buffer at the BD consumer.
+#[inline(always)]
 fn take_bd(
     fq: &mut FpQueue,
     c: &hw::FastPathRxCqe,
