@@ -49,6 +49,36 @@ struct Block {
     /// Never read: held so that the block this one is a slice of stays alive (and its `release` deferred) for as
     /// long as the slice lives.
     _parent: Option<Rc<Block>>,
+    /// A small whole mapping from [`DmaMemory::alloc`]: when dropped, its mapping goes to
+    /// this thread's [`RECYCLED`] list instead of being unmapped.
+    recycle: bool,
+}
+
+/// Largest allocation [`DmaMemory::alloc`] recycles (a jumbo receive buffer is 3 pages):
+/// small blocks are allocated and freed per buffer on a streaming datapath, where an
+/// `mmap` + page faults + `munmap` per buffer costs far more than zeroing a recycled one.
+/// Larger blocks are left to the kernel, which zeroes only the pages that get touched.
+const RECYCLE_MAX_LEN: usize = 16 << 10;
+
+/// Mappings kept per thread at most (at most 2 MiB with [`RECYCLE_MAX_LEN`]).
+const RECYCLE_MAX_COUNT: usize = 128;
+
+thread_local! {
+    /// Anonymous mappings of at most [`RECYCLE_MAX_LEN`] bytes whose last block was
+    /// dropped on this thread; each `Arc` here is the mapping's only holder.
+    static RECYCLED: std::cell::RefCell<Vec<Arc<MmapRaw>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A recycled mapping of exactly `len` bytes, if this thread has one.
+fn take_recycled(len: usize) -> Option<Arc<MmapRaw>> {
+    RECYCLED
+        .try_with(|r| {
+            let mut r = r.try_borrow_mut().ok()?;
+            let i = r.iter().rposition(|m| m.len() == len)?;
+            Some(r.swap_remove(i))
+        })
+        .ok()
+        .flatten()
 }
 
 impl std::fmt::Debug for Block {
@@ -66,30 +96,45 @@ impl Drop for Block {
         if let Some(r) = self.release.take() {
             r();
         }
+        // Only when this block holds the mapping's one reference: then nothing else can
+        // reach the memory once the block is gone, and the list's clone becomes the only one.
+        if self.recycle && Arc::strong_count(&self.map) == 1 && Arc::weak_count(&self.map) == 0 {
+            let _ = RECYCLED.try_with(|r| {
+                if let Ok(mut r) = r.try_borrow_mut()
+                    && r.len() < RECYCLE_MAX_COUNT
+                {
+                    r.push(Arc::clone(&self.map));
+                }
+            });
+        }
     }
 }
 
 impl DmaMemory {
-    /// A block that is the whole anonymous mapping `m` of `len` bytes.
-    fn whole(m: memmap2::MmapMut, len: usize) -> DmaMemory {
+    /// A block that is the whole anonymous mapping `map` of `len` bytes.
+    fn whole(map: Arc<MmapRaw>, len: usize, recycle: bool) -> DmaMemory {
         DmaMemory {
-            block: Rc::new(Block {
-                map: Arc::new(MmapRaw::from(m)),
-                off: 0,
-                len,
-                fixed_iova: None,
-                release: None,
-                _parent: None,
-            }),
+            block: Rc::new(Block { map, off: 0, len, fixed_iova: None, release: None, _parent: None, recycle }),
         }
     }
 
-    /// Allocate `len` bytes (rounded up to 4 KiB), zeroed.
+    /// Allocate `len` bytes (rounded up to 4 KiB), zeroed. Small blocks reuse a mapping a
+    /// dropped block of the same size left on this thread (zeroed again here).
     pub fn alloc(len: usize) -> Result<DmaMemory, BackendError> {
         let len = len.max(1).div_ceil(4096) * 4096;
+        let recycle = len <= RECYCLE_MAX_LEN;
+        if recycle && let Some(map) = take_recycled(len) {
+            // SAFETY: the mapping is `len` bytes long (`take_recycled` matched its length)
+            // and still mapped (the `Arc` keeps it); the list held its only reference
+            // (`Block::drop` pushed it only as the sole holder, and nothing clones from the
+            // list), so no block, slice or reference can reach these bytes while they are
+            // zeroed.
+            unsafe { std::ptr::write_bytes(map.as_mut_ptr(), 0, len) };
+            return Ok(DmaMemory::whole(map, len, true));
+        }
         let m =
             MmapOptions::new().len(len).map_anon().map_err(|e| BackendError::DmaAlloc { len, why: e.to_string() })?;
-        Ok(DmaMemory::whole(m, len))
+        Ok(DmaMemory::whole(Arc::new(MmapRaw::from(m)), len, recycle))
     }
 
     /// A zeroed window of `len` bytes at `off` inside `map`, which the device sees at
@@ -109,7 +154,15 @@ impl DmaMemory {
             return Err(BackendError::DmaAlloc { len, why: format!("window {off:#x}+{len:#x} outside the region") });
         }
         let m = DmaMemory {
-            block: Rc::new(Block { map, off, len, fixed_iova: Some(iova), release: Some(release), _parent: None }),
+            block: Rc::new(Block {
+                map,
+                off,
+                len,
+                fixed_iova: Some(iova),
+                release: Some(release),
+                _parent: None,
+                recycle: false,
+            }),
         };
         // SAFETY: off+len <= map.len() (checked above), so the range is inside the live
         // mapping, which `m` keeps alive; the window belongs to no other DmaMemory (this
@@ -128,7 +181,7 @@ impl DmaMemory {
             .huge(Some(21))
             .map_anon()
             .map_err(|e| BackendError::DmaAlloc { len, why: format!("2 MiB huge pages: {e}") })?;
-        Ok(DmaMemory::whole(m, len))
+        Ok(DmaMemory::whole(Arc::new(MmapRaw::from(m)), len, false))
     }
 
     /// A view of `len` bytes at `off` of this block that can be mapped on its own (at its
@@ -153,6 +206,7 @@ impl DmaMemory {
                 fixed_iova,
                 release: None,
                 _parent: Some(Rc::clone(&self.block)),
+                recycle: false,
             }),
         })
     }
@@ -267,6 +321,39 @@ impl DmaMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recycled mapping comes back zeroed, and only once every block and slice over it
+    /// is gone; a block still held is never handed out again.
+    #[test]
+    fn recycled_blocks_come_back_zeroed_and_only_when_unreachable() {
+        let a = DmaMemory::alloc(12 << 10).unwrap();
+        a.write(0, &[0xA5; 64]).unwrap();
+        a.write((12 << 10) - 8, &[0x5A; 8]).unwrap();
+        let part = a.slice(4096, 4096).unwrap();
+        let ptr = a.as_ptr();
+        drop(a);
+        let b = DmaMemory::alloc(12 << 10).unwrap();
+        assert_ne!(b.as_ptr(), ptr, "the slice still holds the first block");
+        assert_eq!(part.len(), 4096);
+        drop(part);
+        let c = DmaMemory::alloc(12 << 10).unwrap();
+        assert_eq!(c.as_ptr(), ptr, "reused once unreachable");
+        let mut all = vec![0xEEu8; 12 << 10];
+        c.read_bulk(0, &mut all).unwrap();
+        assert!(all.iter().all(|&x| x == 0), "zeroed before reuse");
+        let held = c.clone();
+        drop(c);
+        assert_ne!(DmaMemory::alloc(12 << 10).unwrap().as_ptr(), ptr, "a clone still holds it");
+        assert_eq!(held.holders(), 1);
+        // Larger blocks are left to the kernel: a fresh mapping, zeroed.
+        let big = DmaMemory::alloc(64 << 10).unwrap();
+        big.write(0, &[1; 8]).unwrap();
+        drop(big);
+        let again = DmaMemory::alloc(64 << 10).unwrap();
+        let mut first = [0xEEu8; 8];
+        again.read_bulk(0, &mut first).unwrap();
+        assert_eq!(first, [0; 8]);
+    }
 
     #[test]
     fn slices_share_memory_and_keep_it_alive() {
