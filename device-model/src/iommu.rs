@@ -14,6 +14,7 @@
 
 use std::alloc::Layout;
 use std::any::Any;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -279,13 +280,38 @@ impl Chunks {
 /// Fault records kept; older ones are counted but dropped.
 const FAULT_LOG_CAP: usize = 4096;
 
+/// Windows the translation cache remembers.
+const RECENT_WINDOWS: usize = 4;
+
+/// A cached window: where it starts, its length, its host memory and permission. An
+/// empty entry has length 0 (no window is empty, `map` refuses it), so it matches nothing.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Hit {
+    start: u64,
+    len: u64,
+    host: *mut u8,
+    perm: Perm,
+}
+
+impl Hit {
+    const EMPTY: Hit = Hit { start: 0, len: 0, host: std::ptr::null_mut(), perm: Perm { read: false, write: false } };
+}
+
+impl Default for Hit {
+    fn default() -> Self {
+        Hit::EMPTY
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Iommu {
     windows: BTreeMap<u64, Window>,
-    /// The window the last translation used (start, len, host, perm): a datapath touches
-    /// one mapped region over and over, so this saves the tree walk on almost every access.
-    /// Cleared whenever the set of windows changes.
-    last: std::cell::Cell<Option<(u64, u64, *mut u8, Perm)>>,
+    /// The windows the last translations used, most recent first: a datapath touches a
+    /// few mapped regions over and over (a ring window, a buffer window, a completion
+    /// window), so this saves the tree walk on almost every access. Cleared whenever the
+    /// set of windows changes.
+    recent: [Cell<Hit>; RECENT_WINDOWS],
     faults: Vec<DmaFault>,
     faults_total: u64,
     /// A device that is gone (surprise removal) does no DMA at all.
@@ -307,20 +333,20 @@ impl Iommu {
         {
             return Err(MapError::Overlap { iova, len, existing: start });
         }
-        self.last.set(None);
+        self.forget();
         self.windows.insert(iova, Window { region, perm });
         Ok(())
     }
 
     /// Remove the window that starts at `iova`; returns its length.
     pub fn unmap(&mut self, iova: u64) -> Result<u64, MapError> {
-        self.last.set(None);
+        self.forget();
         self.windows.remove(&iova).map(|w| w.len()).ok_or(MapError::NotMapped { iova })
     }
 
     /// Remove every window (device reset by its owner, teardown).
     pub fn unmap_all(&mut self) {
-        self.last.set(None);
+        self.forget();
         self.windows.clear();
     }
 
@@ -346,20 +372,50 @@ impl Iommu {
         std::mem::take(&mut self.faults)
     }
 
-    /// Host address of `len` bytes at `iova` when they all lie in the window translated last
-    /// and it allows `dir`: the common case (a driver's rings and buffers in one window),
-    /// answered without the window map.
-    #[inline]
-    fn cached(&self, iova: u64, len: usize, dir: DmaDir) -> Option<*mut u8> {
-        let (start, wlen, host, perm) = self.last.get()?;
-        let off = iova.checked_sub(start)?;
-        if !perm.allows(dir) || off.checked_add(len as u64).is_none_or(|end| end > wlen) {
-            return None;
+    /// Empty the translation cache (the set of windows changed).
+    fn forget(&self) {
+        for c in &self.recent {
+            c.set(Hit::EMPTY);
         }
-        // SAFETY: the cached window is still mapped (every change to the windows clears the
-        // cache), so its region and the memory it owns are alive; `off + len <= wlen`, so
-        // the pointer stays inside that region.
-        Some(unsafe { host.add(off as usize) })
+    }
+
+    /// Remember `hit` as the most recently used window (the least recent one drops out).
+    #[inline]
+    fn remember(&self, hit: Hit) {
+        let mut carry = hit;
+        for c in &self.recent {
+            carry = c.replace(carry);
+            if carry.len == 0 || carry.start == hit.start {
+                break;
+            }
+        }
+    }
+
+    /// Host address of `len` bytes at `iova` when they all lie in one of the windows
+    /// translated recently and it allows `dir`: the common case (a driver's rings and
+    /// buffers in a few windows), answered without the window map. A hit that is not the
+    /// most recent moves to the front.
+    #[inline(always)]
+    fn cached(&self, iova: u64, len: usize, dir: DmaDir) -> Option<*mut u8> {
+        for (i, c) in self.recent.iter().enumerate() {
+            let h = c.get();
+            let off = iova.wrapping_sub(h.start);
+            if off >= h.len {
+                continue;
+            }
+            if !h.perm.allows(dir) || off.checked_add(len as u64).is_none_or(|end| end > h.len) {
+                return None;
+            }
+            if i > 0 {
+                self.remember(h);
+            }
+            // SAFETY: a cached window with a non-zero length (`off < h.len`) is one still
+            // mapped (every change to the windows empties the cache, `forget`), so its
+            // region and the memory it owns are alive; `off + len <= h.len`, so the
+            // pointer stays inside that region.
+            return Some(unsafe { h.host.add(off as usize) });
+        }
+        None
     }
 
     /// Whether a `dir` access of `len` bytes at `iova` would succeed inside one window (no
@@ -389,7 +445,7 @@ impl Iommu {
                 return Err(FaultReason::Permission);
             }
             let host = w.region.ptr;
-            self.last.set(Some((start, wlen, host, w.perm)));
+            self.remember(Hit { start, len: wlen, host, perm: w.perm });
             let n = (wlen - off).min(left);
             // SAFETY: off < wlen, so the result stays inside the window's region, whose
             // memory the window keeps alive (HostRegion::new's contract).
@@ -435,7 +491,7 @@ impl Iommu {
         self.read_slow(iova, buf, at_ns)
     }
 
-    /// `read` outside the last window used, or with DMA blocked.
+    /// `read` outside the windows cached, or with DMA blocked.
     #[inline(never)]
     fn read_slow(&mut self, iova: u64, buf: &mut [u8], at_ns: u64) -> Result<(), DmaFault> {
         if self.blocked {
@@ -471,7 +527,7 @@ impl Iommu {
         self.write_slow(iova, data, at_ns)
     }
 
-    /// `write` outside the last window used, or with DMA blocked.
+    /// `write` outside the windows cached, or with DMA blocked.
     #[inline(never)]
     fn write_slow(&mut self, iova: u64, data: &[u8], at_ns: u64) -> Result<(), DmaFault> {
         if self.blocked {
@@ -549,6 +605,63 @@ mod tests {
         assert!(r.slice(4000, 97).is_none() && r.slice(usize::MAX, 2).is_none());
         assert!(r.slice(4096, 0).unwrap().is_empty());
         assert_eq!(r.to_vec().iter().map(|&b| b as usize).sum::<usize>(), 9);
+    }
+
+    /// The translation cache never outlives a window: after an unmap the address faults,
+    /// after a re-map at the same IOVA the new memory is reached, and permission and bounds
+    /// are checked on a cache hit as on a miss.
+    #[test]
+    fn translation_cache_follows_map_and_unmap() {
+        let (a, b) = (HostRegion::zeroed(64), HostRegion::zeroed(64));
+        a.write(0, &[0xAA; 64]).unwrap();
+        b.write(0, &[0xBB; 64]).unwrap();
+        let mut io = Iommu::new();
+        io.map(0x1000, a.clone(), Perm::READ).unwrap();
+        let mut x = [0u8; 4];
+        io.read(0x1000, &mut x, 0).unwrap();
+        assert_eq!(x, [0xAA; 4]);
+        assert_eq!(io.write(0x1000, &[1], 0).unwrap_err().reason, FaultReason::Permission, "hit, wrong direction");
+        assert_eq!(io.read(0x103E, &mut x, 0).unwrap_err().reason, FaultReason::NotMapped, "hit, past the end");
+        io.unmap(0x1000).unwrap();
+        assert_eq!(io.read(0x1000, &mut x, 0).unwrap_err().reason, FaultReason::NotMapped);
+        io.map(0x1000, b.clone(), Perm::READ_WRITE).unwrap();
+        io.read(0x1000, &mut x, 0).unwrap();
+        assert_eq!(x, [0xBB; 4], "the re-mapped memory, not the old window's");
+        io.unmap_all();
+        assert_eq!(io.read(0x1000, &mut x, 0).unwrap_err().reason, FaultReason::NotMapped);
+        assert_eq!(a.read_vec(0, 1).unwrap(), [0xAA]);
+    }
+
+    /// More windows in use than the cache holds, visited round-robin and at random: every
+    /// access reaches its own window's memory, whichever entries the cache evicted.
+    #[test]
+    fn translation_cache_serves_many_windows() {
+        let n = RECENT_WINDOWS * 3;
+        let regions: Vec<HostRegion> = (0..n).map(|_| HostRegion::zeroed(256)).collect();
+        let mut io = Iommu::new();
+        for (i, r) in regions.iter().enumerate() {
+            r.write(0, &[i as u8; 256]).unwrap();
+            io.map(0x10_000 * (i as u64 + 1), r.clone(), Perm::READ_WRITE).unwrap();
+        }
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for step in 0..4 * n * n {
+            let i = if step % 2 == 0 {
+                step / 2 % n
+            } else {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed % n as u64) as usize
+            };
+            let off = (step * 7 % 200) as u64;
+            let mut x = [0u8; 8];
+            io.read(0x10_000 * (i as u64 + 1) + off, &mut x, 0).unwrap();
+            assert_eq!(x, [i as u8; 8], "step {step}: window {i}");
+            io.write(0x10_000 * (i as u64 + 1) + 248, &[i as u8; 8], 0).unwrap();
+        }
+        assert_eq!(io.faults_total(), 0);
+        // A gap between windows faults even with its neighbours cached.
+        assert_eq!(io.read(0x10_000 + 256, &mut [0u8; 1], 0).unwrap_err().reason, FaultReason::NotMapped);
     }
 
     /// The misuse the old raw-pointer `map` allowed from safe code: take the IOMMU away

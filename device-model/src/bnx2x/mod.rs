@@ -139,21 +139,30 @@ impl Chain {
 
     /// Host address of the slot at the cursor, following the next-page pointer (read from
     /// the ring) when the cursor sits on a link slot.
-    #[inline]
+    #[inline(always)]
     fn addr(&mut self, k: Kind, iommu: &mut Iommu, now: u64) -> Result<u64, QueueErrorCode> {
         let in_page = self.idx & (k.per_page - 1);
         if in_page >= k.per_page - k.link_slots {
-            let link_at = self.page + u64::from(k.per_page - k.link_slots) * k.entry;
-            let mut b = [0u8; 8];
-            iommu.read(link_at, &mut b, now).map_err(|_| QueueErrorCode::Dma)?;
-            let next = u64::from_le_bytes(b);
-            if !next.is_multiple_of(hw::BCM_PAGE_SIZE as u64) {
-                return Err(QueueErrorCode::NextPage);
-            }
-            self.page = next;
-            self.idx = self.idx.wrapping_add(k.per_page - in_page);
+            self.follow_link(k, in_page, iommu, now)?;
         }
         Ok(self.page + u64::from(self.idx & (k.per_page - 1)) * k.entry)
+    }
+
+    /// The cursor sits on a link slot: read the next-page address from the ring and move
+    /// to index 0 of that page.
+    #[cold]
+    #[inline(never)]
+    fn follow_link(&mut self, k: Kind, in_page: u16, iommu: &mut Iommu, now: u64) -> Result<(), QueueErrorCode> {
+        let link_at = self.page + u64::from(k.per_page - k.link_slots) * k.entry;
+        let mut b = [0u8; 8];
+        iommu.read(link_at, &mut b, now).map_err(|_| QueueErrorCode::Dma)?;
+        let next = u64::from_le_bytes(b);
+        if !next.is_multiple_of(hw::BCM_PAGE_SIZE as u64) {
+            return Err(QueueErrorCode::NextPage);
+        }
+        self.page = next;
+        self.idx = self.idx.wrapping_add(k.per_page - in_page);
+        Ok(())
     }
 
     #[inline]
@@ -286,8 +295,10 @@ pub struct Bnx2xDevice {
     dsb_igu_acked: u16,
     /// Stored BAR0 registers (the Rw ones) for read-back.
     queue_regs: Vec<[u32; 16]>,
-    /// TX scratch: the frame being assembled (capacity kept, no per-frame allocation).
+    /// TX scratch: the frame being assembled in its first `frame_len` bytes (allocated
+    /// once at [`MAX_TX_FRAME`], no per-frame allocation or zeroing).
     frame: Vec<u8>,
+    frame_len: usize,
     pub stats: Bnx2xStats,
     /// Stand-in path kept for the seed-001 scenario until it runs on the rings.
     pub frames_written: u64,
@@ -337,7 +348,8 @@ impl Bnx2xDevice {
             dsb_igu_enabled: false,
             dsb_igu_acked: 0,
             queue_regs: vec![[0; 16]; queues],
-            frame: Vec::with_capacity(MAX_TX_FRAME),
+            frame: vec![0; MAX_TX_FRAME],
+            frame_len: 0,
             stats: Bnx2xStats::default(),
             frames_written: 0,
         }
@@ -696,16 +708,16 @@ impl Bnx2xDevice {
             }
             match self.fetch_packet(q) {
                 Ok(()) => {
-                    let mut frame = std::mem::take(&mut self.frame);
+                    let frame = std::mem::take(&mut self.frame);
+                    let len = self.frame_len.min(frame.len());
                     self.stats.tx_packets += 1;
-                    self.stats.tx_bytes += frame.len() as u64;
-                    self.now_ns += wire_ns(frame.len());
+                    self.stats.tx_bytes += len as u64;
+                    self.now_ns += wire_ns(len);
                     if let Some(qu) = self.queues.get_mut(q) {
                         qu.tx_done = qu.tx_done.wrapping_add(1);
                         qu.dirty = true;
                     }
-                    self.rx_frame(q, &frame);
-                    frame.clear();
+                    self.rx_frame(q, frame.get(..len).unwrap_or_default());
                     self.frame = frame;
                 }
                 Err(e) => {
@@ -730,7 +742,7 @@ impl Bnx2xDevice {
         if start.bd_flags & hw::TX_BD_FLAGS_START_BD == 0 || !(2..=hw::MAX_FETCH_BD).contains(&nbd) {
             return Err(QueueErrorCode::TxBd);
         }
-        self.frame.clear();
+        self.frame_len = 0;
         self.gather(start.addr_lo.get(), start.addr_hi.get(), start.nbytes.get())?;
         // The parse BD: read (it must be reachable), contents not needed for loopback.
         chain.step();
@@ -755,14 +767,14 @@ impl Bnx2xDevice {
     #[inline]
     fn gather(&mut self, lo: u32, hi: u32, n: u16) -> Result<(), QueueErrorCode> {
         let n = usize::from(n);
-        let start = self.frame.len();
-        if n == 0 || start + n > MAX_TX_FRAME {
+        let start = self.frame_len;
+        let Some(dst) = self.frame.get_mut(start..start + n).filter(|_| n > 0) else {
             return Err(QueueErrorCode::TxBd);
-        }
+        };
         let addr = u64::from(hi) << 32 | u64::from(lo);
-        self.frame.resize(start + n, 0);
-        let dst = self.frame.get_mut(start..).unwrap_or_default();
-        self.iommu.read(addr, dst, self.now_ns).map_err(|_| QueueErrorCode::Dma)
+        self.iommu.read(addr, dst, self.now_ns).map_err(|_| QueueErrorCode::Dma)?;
+        self.frame_len = start + n;
+        Ok(())
     }
 
     // ---- receive --------------------------------------------------------------------------
@@ -847,7 +859,8 @@ impl Bnx2xDevice {
         self.stats.rx_frames += 1;
         self.stats.rx_bytes += frame.len() as u64;
         self.frames_written += 1;
-        self.write_cqe(q, cqe.as_mut_bytes())
+        let mut raw: [u8; hw::RCQ_CQE_SIZE] = zerocopy::transmute!(cqe);
+        self.write_cqe(q, &mut raw)
     }
 
     fn rx_tpa(&mut self, q: usize, frame: &[u8], seg: TcpSeg) -> bool {
@@ -997,7 +1010,8 @@ impl Bnx2xDevice {
             *b = None;
         }
         self.stats.tpa_ends += 1;
-        self.write_cqe(q, cqe.as_mut_bytes());
+        let mut raw: [u8; hw::RCQ_CQE_SIZE] = zerocopy::transmute!(cqe);
+        self.write_cqe(q, &mut raw);
     }
 
     fn close_all_bins(&mut self, q: usize) {
@@ -1023,7 +1037,7 @@ impl Bnx2xDevice {
     }
 
     /// Write one CQE (64 bytes, marker 0) at the RCQ cursor, the plan may corrupt it first.
-    fn write_cqe(&mut self, q: usize, cqe: &mut [u8]) -> bool {
+    fn write_cqe(&mut self, q: usize, cqe: &mut [u8; hw::RCQ_CQE_SIZE]) -> bool {
         let now = self.now_ns;
         if let Some(pick) = self.faults.next_completion(now) {
             self.stats.hostile_cqes += 1;

@@ -15,7 +15,11 @@ use std::sync::Arc;
 /// unmapped: a test or fuzz harness that brings a driver up per input then pays one
 /// `memset` instead of a page fault per touched page and an `munmap`.
 const SPARE_BYTES: usize = 4 << 20;
-const SPARE_MAX: usize = 8;
+/// At most this many spare mappings per thread (a streaming datapath frees one receive
+/// buffer per frame, so a burst of them should be reusable)...
+const SPARE_MAX: usize = 128;
+/// ...and at most this many bytes of them in all.
+const SPARE_TOTAL: usize = 32 << 20;
 
 thread_local! {
     /// Whole anonymous mappings no block uses any more (each the only `Arc` to its map).
@@ -96,11 +100,13 @@ impl Drop for Block {
         }
         // The last block over this map (slices hold their parent, so they are gone): the
         // cache's clone becomes the only one once this block's field drops.
-        if self.recycle && Arc::strong_count(&self.map) == 1 {
+        // No weak reference may exist either: one could be upgraded to reach the memory.
+        if self.recycle && Arc::strong_count(&self.map) == 1 && Arc::weak_count(&self.map) == 0 {
             let map = Arc::clone(&self.map);
             let _ = SPARE.try_with(|s| {
                 if let Ok(mut s) = s.try_borrow_mut()
                     && s.len() < SPARE_MAX
+                    && s.iter().map(|m| m.len()).sum::<usize>() + map.len() <= SPARE_TOTAL
                 {
                     s.push(map);
                 }
@@ -327,6 +333,39 @@ impl DmaMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recycled mapping comes back zeroed, and only once every block and slice over it
+    /// is gone; a block still held is never handed out again.
+    #[test]
+    fn recycled_blocks_come_back_zeroed_and_only_when_unreachable() {
+        let a = DmaMemory::alloc(12 << 10).unwrap();
+        a.write(0, &[0xA5; 64]).unwrap();
+        a.write((12 << 10) - 8, &[0x5A; 8]).unwrap();
+        let part = a.slice(4096, 4096).unwrap();
+        let ptr = a.as_ptr();
+        drop(a);
+        let b = DmaMemory::alloc(12 << 10).unwrap();
+        assert_ne!(b.as_ptr(), ptr, "the slice still holds the first block");
+        assert_eq!(part.len(), 4096);
+        drop(part);
+        let c = DmaMemory::alloc(12 << 10).unwrap();
+        assert_eq!(c.as_ptr(), ptr, "reused once unreachable");
+        let mut all = vec![0xEEu8; 12 << 10];
+        c.read_bulk(0, &mut all).unwrap();
+        assert!(all.iter().all(|&x| x == 0), "zeroed before reuse");
+        let held = c.clone();
+        drop(c);
+        assert_ne!(DmaMemory::alloc(12 << 10).unwrap().as_ptr(), ptr, "a clone still holds it");
+        assert_eq!(held.holders(), 1);
+        // Larger blocks are left to the kernel: a fresh mapping, zeroed.
+        let big = DmaMemory::alloc(64 << 10).unwrap();
+        big.write(0, &[1; 8]).unwrap();
+        drop(big);
+        let again = DmaMemory::alloc(64 << 10).unwrap();
+        let mut first = [0xEEu8; 8];
+        again.read_bulk(0, &mut first).unwrap();
+        assert_eq!(first, [0; 8]);
+    }
 
     #[test]
     fn slices_share_memory_and_keep_it_alive() {

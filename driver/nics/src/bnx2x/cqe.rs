@@ -42,17 +42,17 @@ pub enum RingCqeError {
     SgeShort { pages: usize, posted: usize },
 }
 
-/// A CQE sorted by type, with its fields as read.
+/// A CQE sorted by type: a typed view of the 64 bytes read (no copy).
 #[derive(Debug, Clone, Copy)]
-pub enum Cqe {
-    FastPath(FastPathRxCqe),
-    TpaStart(FastPathRxCqe),
-    TpaEnd(EndAggRxCqe),
+pub enum Cqe<'a> {
+    FastPath(&'a FastPathRxCqe),
+    TpaStart(&'a FastPathRxCqe),
+    TpaEnd(&'a EndAggRxCqe),
 }
 
 /// First checks of a raw 64-byte CQE: written, not all-ones, a known receive type.
-pub fn classify(raw: &[u8; hw::RCQ_CQE_SIZE], tpa: bool) -> Result<Cqe, RingCqeError> {
-    let fp = FastPathRxCqe::read_from_bytes(raw).map_err(|_| RingCqeError::AllOnes)?;
+pub fn classify(raw: &[u8; hw::RCQ_CQE_SIZE], tpa: bool) -> Result<Cqe<'_>, RingCqeError> {
+    let fp = FastPathRxCqe::ref_from_bytes(raw).map_err(|_| RingCqeError::AllOnes)?;
     let marker = fp.marker.get();
     if marker != 0 {
         return Err(RingCqeError::NotReady { marker });
@@ -66,7 +66,7 @@ pub fn classify(raw: &[u8; hw::RCQ_CQE_SIZE], tpa: bool) -> Result<Cqe, RingCqeE
         hw::CQE_TYPE_TPA_START | hw::CQE_TYPE_TPA_STOP if !tpa => Err(RingCqeError::TpaOff { cqe_type }),
         hw::CQE_TYPE_TPA_START => Ok(Cqe::TpaStart(fp)),
         hw::CQE_TYPE_TPA_STOP => {
-            EndAggRxCqe::read_from_bytes(raw).map(Cqe::TpaEnd).map_err(|_| RingCqeError::UnexpectedType { cqe_type })
+            EndAggRxCqe::ref_from_bytes(raw).map(Cqe::TpaEnd).map_err(|_| RingCqeError::UnexpectedType { cqe_type })
         }
         _ => Err(RingCqeError::UnexpectedType { cqe_type }),
     }

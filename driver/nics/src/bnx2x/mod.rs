@@ -372,9 +372,13 @@ struct Ctx<B: Backend> {
     backend: B,
     dma: DmaApi,
     cfg: Bnx2xConfig,
-    /// Scratch for received data (capacity kept).
+    /// Scratch for received data: [`SCRATCH_LEN`] bytes, allocated once (a packet is
+    /// copied into its first bytes and handed out as that prefix).
     scratch: Vec<u8>,
 }
+
+/// Bytes of the receive scratch: the longest packet a CQE can describe (u16 lengths).
+const SCRATCH_LEN: usize = u16::MAX as usize + 1;
 
 /// Most TPA aggregations a queue can name (`MAX_AGG_QS`).
 const MAX_AGGS: usize = hw::MAX_AGG_QS as usize;
@@ -445,7 +449,7 @@ impl<B: Backend> Bnx2x<B> {
             return Err((e.into(), backend));
         }
         let mut d = Bnx2x {
-            ctx: Ctx { backend, dma, cfg, scratch: Vec::with_capacity(hw::TPA_MAX_AGG_LEN) },
+            ctx: Ctx { backend, dma, cfg, scratch: vec![0; SCRATCH_LEN] },
             identity,
             msix,
             dsb: None,
@@ -1092,32 +1096,30 @@ impl<B: Backend> Ctx<B> {
         let buf_len = self.cfg.bd_buf_len();
         match cqe::classify(raw, self.cfg.tpa)? {
             Cqe::FastPath(c) => {
-                let (len, old) = take_bd(fq, &c, max_frame, buf_len)?;
+                let (len, old) = take_bd(fq, c, max_frame, buf_len)?;
                 let Some(old) = old else { return Err(RingCqeError::NoBufferPosted { bd_prod: fq.bd_prod }) };
-                let (keep, fresh) = match self.cfg.buffers {
-                    BufferMode::Pool => (None, Some(old)),
+                let n = usize::from(len);
+                let placement = usize::from(c.placement_offset);
+                match self.cfg.buffers {
+                    // Copy the data out before the buffer goes back on the ring.
+                    BufferMode::Pool => {
+                        self.read_buf(fq, &old, placement, 0, n);
+                        self.repost(fq, old);
+                    }
+                    // A replacement mapped first; the filled buffer is read, then unmapped.
                     BufferMode::Streaming => match self.new_rx_buf(fq) {
-                        Ok(n) => (Some(old), Some(n)),
+                        Ok(fresh) => {
+                            self.read_buf(fq, &old, placement, 0, n);
+                            let mut free = Vec::new();
+                            self.drop_buf(&mut free, old);
+                            self.repost(fq, fresh);
+                        }
                         Err(_) => {
                             fq.counters.rx_map_errors += 1;
                             self.repost(fq, old);
                             return Ok(None);
                         }
                     },
-                };
-                // Copy the data out (pool: before the buffer goes back on the ring).
-                let n = usize::from(len);
-                self.scratch.resize(n, 0);
-                let src = keep.as_ref().or(fresh.as_ref());
-                if let Some(b) = src {
-                    self.read_buf(fq, b, usize::from(c.placement_offset), 0, n);
-                }
-                if let Some(k) = keep {
-                    let mut free = Vec::new();
-                    self.drop_buf(&mut free, k);
-                }
-                if let Some(f) = fresh {
-                    self.repost(fq, f);
                 }
                 fq.counters.rx_packets += 1;
                 fq.counters.rx_bytes += n as u64;
@@ -1131,7 +1133,7 @@ impl<B: Backend> Ctx<B> {
                 if fq.aggs.get(usize::from(agg)).is_some_and(Option::is_some) {
                     return Err(RingCqeError::AggAlreadyOpen { agg });
                 }
-                let (len_on_bd, old) = take_bd(fq, &c, max_frame, buf_len)?;
+                let (len_on_bd, old) = take_bd(fq, c, max_frame, buf_len)?;
                 // The BD's buffer goes to the aggregation; a spare takes its ring place.
                 let held = match self.new_rx_buf(fq) {
                     Ok(n) => {
@@ -1176,7 +1178,6 @@ impl<B: Backend> Ctx<B> {
                 // Valid: assemble first buffer + SGE bytes.
                 let agg_state = fq.aggs.get_mut(usize::from(agg)).and_then(Option::take);
                 let total = usize::from(pkt_len);
-                self.scratch.resize(total, 0);
                 let held = agg_state.and_then(|a| a.buf);
                 let complete = held.is_some();
                 if let Some(b) = &held {
@@ -1203,6 +1204,8 @@ impl<B: Backend> Ctx<B> {
                             }
                             None => self.repost_sge(fq, p),
                         }
+                    } else if let Some(d) = self.scratch.get_mut(at..at + n) {
+                        d.fill(0);
                     }
                     at += n;
                 }
@@ -1226,18 +1229,21 @@ impl<B: Backend> Ctx<B> {
     /// Copy `n` bytes at `off` of buffer `b` into `scratch[at..]` (syncing for the CPU).
     fn read_buf(&mut self, fq: &FpQueue, b: &RxBuf, off: usize, at: usize, n: usize) {
         let Some(dst) = self.scratch.get_mut(at..at + n) else { return };
-        match b {
-            RxBuf::Pool { off: base } => {
-                fq.mem.mem.read_bulk(base + off, dst);
-            }
+        let copied = match b {
+            RxBuf::Pool { off: base } => fq.mem.mem.read_bulk(base + off, dst),
             RxBuf::Mapped { buf, map, data_off } => {
                 let _ = self.dma.sync_for_cpu(map);
-                buf.mem.read_bulk(data_off + off, dst);
+                buf.mem.read_bulk(data_off + off, dst)
             }
+        };
+        if copied.is_none() {
+            // Never stale bytes of an earlier packet.
+            dst.fill(0);
         }
     }
 
     /// Post `b` at the RX BD producer.
+    #[inline]
     fn repost(&mut self, fq: &mut FpQueue, b: RxBuf) {
         let s = fq.rx.slot(fq.bd_prod);
         write_addr(&fq.mem, fq.lay.rx + fq.rx.offset(s), buf_dma(&fq.mem, &b));
@@ -1258,6 +1264,7 @@ impl<B: Backend> Ctx<B> {
 }
 
 /// Check a BD-completing CQE's lengths and take the buffer at the BD consumer.
+#[inline(always)]
 fn take_bd(
     fq: &mut FpQueue,
     c: &hw::FastPathRxCqe,

@@ -80,12 +80,13 @@ impl Chain {
         self.skip_link(x.wrapping_add(1))
     }
 
-    /// Data slots from `cons` up to `prod` (both data indices).
+    /// Data slots from `cons` up to `prod` (both data indices). `per_page` is a power of
+    /// two (every constructor's), so page numbers are shifts, not divisions.
     #[inline]
     pub const fn distance(self, prod: u16, cons: u16) -> usize {
         let raw = prod.wrapping_sub(cons) as usize;
-        let pages =
-            ((prod / self.per_page).wrapping_sub(cons / self.per_page)) as usize & (65536 / self.per_page as usize - 1);
+        let shift = self.per_page.trailing_zeros();
+        let pages = ((prod >> shift).wrapping_sub(cons >> shift)) as usize & ((65536 >> shift) - 1);
         raw - pages * self.link_slots as usize
     }
 
