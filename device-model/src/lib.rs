@@ -17,6 +17,7 @@ pub mod msix;
 pub mod net;
 pub mod qtest_server;
 pub mod ring;
+pub mod vfio_user;
 pub mod wire;
 pub mod xen;
 
@@ -66,4 +67,9 @@ pub trait PciDevice {
     fn iommu(&mut self) -> &mut Iommu;
     /// DMA accesses the IOMMU has blocked so far.
     fn dma_faults_total(&self) -> u64;
+    /// Level of the legacy INTx line (what a vfio-user server forwards in INTx mode);
+    /// devices without INTx keep the default, low.
+    fn intx_level(&self) -> bool {
+        false
+    }
 }

@@ -843,6 +843,10 @@ impl PciDevice for I82574 {
     fn dma_faults_total(&self) -> u64 {
         self.iommu.faults_total()
     }
+
+    fn intx_level(&self) -> bool {
+        self.intx_level
+    }
 }
 
 #[cfg(test)]
