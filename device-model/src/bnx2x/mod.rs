@@ -40,6 +40,9 @@ use nicqual_hw::bnx2x::{self as hw, EndAggRxCqe, FastPathRxCqe, HcStatusBlockE2,
 use nicqual_hw::{pci, regs};
 use zerocopy::IntoBytes;
 
+mod link;
+pub use link::{Link, LinkConfig, LinkError, LinkStats, PausePlan};
+
 /// BAR sizes: BAR0 registers, BAR2 doorbells (8 MiB each, as on the 578xx), BAR4 MSI-X.
 pub const BAR0_LEN: u64 = 0x80_0000;
 pub const BAR2_LEN: u64 = 0x80_0000;
@@ -291,6 +294,12 @@ pub struct Bnx2xDevice {
     pub stats: Bnx2xStats,
     /// Stand-in path kept for the seed-001 scenario until it runs on the rings.
     pub frames_written: u64,
+    /// The link (`None`: MAC loopback); see `link.rs`.
+    link: Option<Box<link::Link>>,
+    /// LSO parameters of the packet being fetched.
+    tx_lso: Option<link::Lso>,
+    /// Largest packet the TX path assembles now (LSO or not).
+    tx_limit: usize,
 }
 
 impl Default for Bnx2xDevice {
@@ -340,6 +349,9 @@ impl Bnx2xDevice {
             frame: Vec::with_capacity(MAX_TX_FRAME),
             stats: Bnx2xStats::default(),
             frames_written: 0,
+            link: None,
+            tx_lso: None,
+            tx_limit: MAX_TX_FRAME,
         }
     }
 
@@ -695,6 +707,7 @@ impl Bnx2xDevice {
                 break;
             }
             match self.fetch_packet(q) {
+                Ok(()) if self.tx_lso.is_some() || self.link.is_some() => self.tx_fetched(q),
                 Ok(()) => {
                     let mut frame = std::mem::take(&mut self.frame);
                     self.stats.tx_packets += 1;
@@ -730,6 +743,7 @@ impl Bnx2xDevice {
         if start.bd_flags & hw::TX_BD_FLAGS_START_BD == 0 || !(2..=hw::MAX_FETCH_BD).contains(&nbd) {
             return Err(QueueErrorCode::TxBd);
         }
+        self.tx_limit = if start.bd_flags & hw::TX_BD_FLAGS_SW_LSO != 0 { link::LSO_MAX } else { MAX_TX_FRAME };
         self.frame.clear();
         self.gather(start.addr_lo.get(), start.addr_hi.get(), start.nbytes.get())?;
         // The parse BD: read (it must be reachable), contents not needed for loopback.
@@ -744,6 +758,8 @@ impl Bnx2xDevice {
             self.iommu.read(a, d.as_mut_bytes(), now).map_err(|_| QueueErrorCode::Dma)?;
             self.gather(d.addr_lo.get(), d.addr_hi.get(), d.nbytes.get())?;
         }
+        let mtu = self.queues.get(q).map_or(0, |x| x.mtu);
+        self.tx_lso = link::Lso::parse(start.bd_flags, parse.parsing_data.get(), self.frame.len(), mtu)?;
         chain.step();
         if let Some(qu) = self.queues.get_mut(q) {
             qu.tx = chain;
@@ -756,7 +772,7 @@ impl Bnx2xDevice {
     fn gather(&mut self, lo: u32, hi: u32, n: u16) -> Result<(), QueueErrorCode> {
         let n = usize::from(n);
         let start = self.frame.len();
-        if n == 0 || start + n > MAX_TX_FRAME {
+        if n == 0 || start + n > self.tx_limit {
             return Err(QueueErrorCode::TxBd);
         }
         let addr = u64::from(hi) << 32 | u64::from(lo);
@@ -1189,6 +1205,9 @@ impl PciDevice for Bnx2xDevice {
         if self.removed() {
             self.iommu.set_blocked(true);
         }
+        if self.link.is_some() {
+            self.link_advance();
+        }
     }
 
     fn now_ns(&self) -> u64 {
@@ -1199,7 +1218,12 @@ impl PciDevice for Bnx2xDevice {
         let faults = std::mem::take(&mut self.faults);
         let iommu = std::mem::take(&mut self.iommu);
         let (now, stats, config) = (self.now_ns, self.stats, self.config.clone());
+        let link = self.link.take().map(|mut l| {
+            l.reset(now);
+            l
+        });
         *self = Bnx2xDevice::with_config(config);
+        self.link = link;
         self.iommu = iommu;
         self.faults = faults;
         self.now_ns = now;
