@@ -40,6 +40,9 @@ use nicqual_hw::bnx2x::{self as hw, EndAggRxCqe, FastPathRxCqe, HcStatusBlockE2,
 use nicqual_hw::{pci, regs};
 use zerocopy::IntoBytes;
 
+mod link;
+pub use link::{Link, LinkConfig, LinkError, LinkStats, PausePlan};
+
 /// BAR sizes: BAR0 registers, BAR2 doorbells (8 MiB each, as on the 578xx), BAR4 MSI-X.
 pub const BAR0_LEN: u64 = 0x80_0000;
 pub const BAR2_LEN: u64 = 0x80_0000;
@@ -296,12 +299,18 @@ pub struct Bnx2xDevice {
     /// Stored BAR0 registers (the Rw ones) for read-back.
     queue_regs: Vec<[u32; 16]>,
     /// TX scratch: the frame being assembled in its first `frame_len` bytes (allocated
-    /// once at [`MAX_TX_FRAME`], no per-frame allocation or zeroing).
+    /// once at the larger of [`MAX_TX_FRAME`] and an LSO packet's limit, no per-frame allocation or zeroing).
     frame: Vec<u8>,
     frame_len: usize,
     pub stats: Bnx2xStats,
     /// Stand-in path kept for the seed-001 scenario until it runs on the rings.
     pub frames_written: u64,
+    /// The link (`None`: MAC loopback); see `link.rs`.
+    link: Option<Box<link::Link>>,
+    /// LSO parameters of the packet being fetched.
+    tx_lso: Option<link::Lso>,
+    /// Largest packet the TX path assembles now (LSO or not).
+    tx_limit: usize,
 }
 
 impl Default for Bnx2xDevice {
@@ -348,10 +357,13 @@ impl Bnx2xDevice {
             dsb_igu_enabled: false,
             dsb_igu_acked: 0,
             queue_regs: vec![[0; 16]; queues],
-            frame: vec![0; MAX_TX_FRAME],
+            frame: vec![0; MAX_TX_FRAME.max(link::LSO_MAX)],
             frame_len: 0,
             stats: Bnx2xStats::default(),
             frames_written: 0,
+            link: None,
+            tx_lso: None,
+            tx_limit: MAX_TX_FRAME,
         }
     }
 
@@ -707,6 +719,7 @@ impl Bnx2xDevice {
                 break;
             }
             match self.fetch_packet(q) {
+                Ok(()) if self.tx_lso.is_some() || self.link.is_some() => self.tx_fetched(q),
                 Ok(()) => {
                     let frame = std::mem::take(&mut self.frame);
                     let len = self.frame_len.min(frame.len());
@@ -742,6 +755,7 @@ impl Bnx2xDevice {
         if start.bd_flags & hw::TX_BD_FLAGS_START_BD == 0 || !(2..=hw::MAX_FETCH_BD).contains(&nbd) {
             return Err(QueueErrorCode::TxBd);
         }
+        self.tx_limit = if start.bd_flags & hw::TX_BD_FLAGS_SW_LSO != 0 { link::LSO_MAX } else { MAX_TX_FRAME };
         self.frame_len = 0;
         self.gather(start.addr_lo.get(), start.addr_hi.get(), start.nbytes.get())?;
         // The parse BD: read (it must be reachable), contents not needed for loopback.
@@ -756,6 +770,8 @@ impl Bnx2xDevice {
             self.iommu.read(a, d.as_mut_bytes(), now).map_err(|_| QueueErrorCode::Dma)?;
             self.gather(d.addr_lo.get(), d.addr_hi.get(), d.nbytes.get())?;
         }
+        let mtu = self.queues.get(q).map_or(0, |x| x.mtu);
+        self.tx_lso = link::Lso::parse(start.bd_flags, parse.parsing_data.get(), self.frame_len, mtu)?;
         chain.step();
         if let Some(qu) = self.queues.get_mut(q) {
             qu.tx = chain;
@@ -768,7 +784,7 @@ impl Bnx2xDevice {
     fn gather(&mut self, lo: u32, hi: u32, n: u16) -> Result<(), QueueErrorCode> {
         let n = usize::from(n);
         let start = self.frame_len;
-        let Some(dst) = self.frame.get_mut(start..start + n).filter(|_| n > 0) else {
+        let Some(dst) = self.frame.get_mut(start..start + n).filter(|_| n > 0 && start + n <= self.tx_limit) else {
             return Err(QueueErrorCode::TxBd);
         };
         let addr = u64::from(hi) << 32 | u64::from(lo);
@@ -1203,6 +1219,9 @@ impl PciDevice for Bnx2xDevice {
         if self.removed() {
             self.iommu.set_blocked(true);
         }
+        if self.link.is_some() {
+            self.link_advance();
+        }
     }
 
     fn now_ns(&self) -> u64 {
@@ -1213,7 +1232,12 @@ impl PciDevice for Bnx2xDevice {
         let faults = std::mem::take(&mut self.faults);
         let iommu = std::mem::take(&mut self.iommu);
         let (now, stats, config) = (self.now_ns, self.stats, self.config.clone());
+        let link = self.link.take().map(|mut l| {
+            l.reset(now);
+            l
+        });
         *self = Bnx2xDevice::with_config(config);
+        self.link = link;
         self.iommu = iommu;
         self.faults = faults;
         self.now_ns = now;

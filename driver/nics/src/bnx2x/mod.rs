@@ -41,12 +41,16 @@
 //! consumer within the packets in flight), every CQE (`cqe.rs`). A queue that saw a bad
 //! value stops with the typed error ([`Bnx2xError`]); nothing panics.
 
+mod census;
 mod cqe;
+mod gso;
 pub mod preflight;
 mod ring;
 mod stand_in;
 
+pub use census::{BounceCensus, Holder};
 pub use cqe::{Cqe, RingCqeError};
+pub use gso::Gso;
 pub use nicqual_hw::bnx2x::rx_buf_size;
 pub use ring::Chain;
 pub use stand_in::{
@@ -649,7 +653,7 @@ impl<B: Backend> Bnx2x<B> {
     /// buffer. The device sees it at the next [`Bnx2x::doorbell`].
     pub fn xmit(&mut self, q: usize, parts: &[&[u8]]) -> Result<XmitOutcome, Bnx2xError> {
         let fq = Self::live_queue(&mut self.queues, q)?;
-        self.ctx.xmit_inner(q, fq, parts)
+        self.ctx.xmit_inner(q, fq, parts, None)
     }
 
     /// Ring queue `q`'s TX doorbell with its BD producer.
@@ -889,9 +893,15 @@ impl<B: Backend> Ctx<B> {
         let _ = self.dma.free_coherent(&mut self.backend, fq.mem);
     }
 
-    fn xmit_inner(&mut self, q: usize, fq: &mut FpQueue, parts: &[&[u8]]) -> Result<XmitOutcome, Bnx2xError> {
+    fn xmit_inner(
+        &mut self,
+        q: usize,
+        fq: &mut FpQueue,
+        parts: &[&[u8]],
+        gso: Option<Gso>,
+    ) -> Result<XmitOutcome, Bnx2xError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let max = self.cfg.max_frame();
+        let max = if gso.is_some() { gso::GSO_MAX } else { self.cfg.max_frame() };
         if !(usize::from(cqe::ETH_HLEN)..=max).contains(&len) || parts.first().is_none_or(|p| p.is_empty()) {
             return Err(Bnx2xError::FrameLength { queue: q, len, min: usize::from(cqe::ETH_HLEN), max });
         }
@@ -966,7 +976,7 @@ impl<B: Backend> Ctx<B> {
         }
         let (addr, n) = bds.first().copied().unwrap_or_default();
         let mut start = hw::TxStartBd {
-            bd_flags: hw::TX_BD_FLAGS_START_BD,
+            bd_flags: hw::TX_BD_FLAGS_START_BD | gso.map_or(0, |_| hw::TX_BD_FLAGS_SW_LSO),
             general_data: hw::TX_START_BD_HDR_NBDS,
             ..Default::default()
         };
@@ -978,7 +988,7 @@ impl<B: Backend> Ctx<B> {
         let mut prod = fq.tx_bd_prod;
         fq.mem.mem.write_bulk(fq.lay.tx + tx.offset(tx.slot(prod)), start.as_bytes());
         prod = tx.next(prod);
-        fq.mem.mem.write_bulk(fq.lay.tx + tx.offset(tx.slot(prod)), hw::TxParseBdE2::default().as_bytes());
+        fq.mem.mem.write_bulk(fq.lay.tx + tx.offset(tx.slot(prod)), gso::parse_bd(gso).as_bytes());
         prod = tx.next(prod);
         for (i, &(addr, n)) in bds.iter().enumerate().skip(1).take(frags) {
             let mut d = hw::TxDataBd::default();
