@@ -7,7 +7,7 @@ NICQUAL_RUN_ID := make-$(shell od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 endif
 export NICQUAL_RUN_ID
 
-.PHONY: all build test deps lint unit qualify-smoke qemu-smoke qemu11-smoke no-qemu-left example test-vfio fuzz-smoke soak-smoke release clean
+.PHONY: all build test deps lint unit qualify-smoke qemu-smoke qemu11-smoke no-qemu-left example test-vfio test-lava fuzz-smoke soak-smoke release clean
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 release: build
 
 ## Everything CI checks: packages, formatting, lints, all test suites.
-test: deps lint unit qualify-smoke qemu-smoke qemu11-smoke example test-vfio fuzz-smoke soak-smoke
+test: deps lint unit qualify-smoke qemu-smoke qemu11-smoke example test-vfio test-lava fuzz-smoke soak-smoke
 	$(MAKE) no-qemu-left
 
 deps:
@@ -72,6 +72,13 @@ example:
 ## IOMMU and two e1000e NICs (tools/tests/vfio_guest.rs; about 30 s of TCG).
 test-vfio:
 	$(CARGO) test --release -p nicqual --test vfio_guest -- --ignored --nocapture
+
+## LAVA's own dispatcher (Debian's lava-dispatcher, `lava-run`, no server) runs
+## lava/jobs/qemu-nicqual.yaml: the VFIO guest booted by LAVA, lava/nicqual-qualify.yaml run
+## twice (the e1000e through VFIO; the model with a lost vector); the results are read from
+## LAVA's log and checked here (scripts/test-lava.sh; about 2 minutes, docs/LAB.md).
+test-lava: build
+	bash scripts/test-lava.sh
 
 ## Every cargo-fuzz target, bounded (FUZZ_SECS each, default 45); fails on any crash.
 fuzz-smoke:
