@@ -21,6 +21,10 @@ TARGET=${CARGO_TARGET_DIR:-target}
 NICQUAL="$TARGET/release/nicqual"
 BOUND=${NICQUAL_LAVA_BOUND:-900} # seconds for lava-run (the job's own timeout is 15 min)
 
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test-lava: lava-run needs root (it works in /var/lib/lava/dispatcher and builds LAVA's overlay disk); run as root" >&2
+  exit 1
+fi
 if [ ! -x /usr/bin/lava-run ]; then
   echo "test-lava: lava-dispatcher is not installed; installing with scripts/install-deps.sh" >&2
   bash scripts/install-deps.sh
@@ -47,9 +51,13 @@ echo "test-lava: result parser tests"
 $PY -m unittest discover -s lava/ci -q
 
 echo "test-lava: guest image"
-NICQUAL_LAVA_GUEST_DIR="$work/guest" $CARGO test --release -q -p nicqual --test lava_guest -- --ignored --nocapture \
-  lava_guest_image 2>&1 | grep -E "lava guest|FAILED|panicked" || true
-[ -s "$work/guest/initramfs.cpio" ] || { echo "test-lava: no guest image was written" >&2; exit 1; }
+if ! NICQUAL_LAVA_GUEST_DIR="$work/guest" $CARGO test --release -q -p nicqual --test lava_guest -- --ignored \
+  --nocapture lava_guest_image >"$work/guest.log" 2>&1 || [ ! -s "$work/guest/initramfs.cpio" ]; then
+  cat "$work/guest.log" >&2
+  echo "test-lava: the guest image was not built" >&2
+  exit 1
+fi
+grep "lava guest:" "$work/guest.log"
 
 # The test definition as this checkout has it, in a git repository for `from: git`.
 mkdir -p "$work/defs/lava"
