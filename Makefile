@@ -7,7 +7,7 @@ NICQUAL_RUN_ID := make-$(shell od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 endif
 export NICQUAL_RUN_ID
 
-.PHONY: all build test deps lint unit qualify-smoke qemu-smoke qemu11-smoke no-qemu-left example test-vfio test-guest-driver fuzz-smoke soak-smoke release clean
+.PHONY: all build test deps lint unit qualify-smoke qemu-smoke qemu11-smoke no-qemu-left example test-vfio test-guest-driver test-lava fuzz-smoke soak-smoke release clean
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 release: build
 
 ## Everything CI checks: packages, formatting, lints, all test suites.
-test: deps lint unit qualify-smoke qemu-smoke qemu11-smoke example test-vfio test-guest-driver fuzz-smoke soak-smoke
+test: deps lint unit qualify-smoke qemu-smoke qemu11-smoke example test-vfio test-guest-driver test-lava fuzz-smoke soak-smoke
 	$(MAKE) no-qemu-left
 
 deps:
@@ -76,6 +76,13 @@ test-vfio:
 ## Linux's e1000e against the 82574L model served over vfio-user (QEMU 11.1, forky root).
 test-guest-driver:
 	$(CARGO) test --release -p nicqual --test guest_driver -- --ignored --nocapture
+
+## LAVA's own dispatcher (Debian's lava-dispatcher, `lava-run`, no server) runs
+## lava/jobs/qemu-nicqual.yaml: the VFIO guest booted by LAVA, lava/nicqual-qualify.yaml run
+## twice (the e1000e through VFIO; the model with a lost vector); the results are read from
+## LAVA's log and checked here (scripts/test-lava.sh; about 2 minutes, docs/LAB.md).
+test-lava: build
+	bash scripts/test-lava.sh
 
 ## Every cargo-fuzz target, bounded (FUZZ_SECS each, default 45); fails on any crash.
 fuzz-smoke:

@@ -92,22 +92,7 @@ pub fn diff(old: &RunRecord, new: &RunRecord, tolerance: f64) -> Diff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Check;
-
-    fn rec(checks: Vec<Check>) -> RunRecord {
-        let mut r: RunRecord = serde_json::from_value(serde_json::json!({
-            "schema": crate::SCHEMA, "tool": {"name": "nicqual", "version": "0"}, "host": "h",
-            "backend": {"kind": "emulated", "name": "m"},
-            "device": {"spec": "m", "vendor_id": "8086", "device_id": "10d3", "subsystem": "8086:0000", "mac": null, "driver": "d"},
-            "seed": 1,
-            "verdict": "pass", "summary": {"pass": 0, "fail": 0, "na": 0, "error": 0}, "checks": [],
-            "duration_ns": 0
-        }))
-        .unwrap();
-        r.checks = checks;
-        r.settle();
-        r
-    }
+    use crate::record::{Check, test_record as rec};
 
     #[test]
     fn changed_results_regressions_and_moved_measurements() {

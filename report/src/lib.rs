@@ -9,6 +9,7 @@
 //! * JSON ([`RunRecord::to_json`], schema [`SCHEMA`], docs/REPORT.md),
 //! * JUnit XML ([`junit::render`]),
 //! * KTAP v1 as kselftest prints it ([`ktap::render`]),
+//! * LAVA test cases, a script of `lava-test-case` calls ([`lava::render`]),
 //! * one self-contained HTML page with inline SVG plots ([`html::render`]).
 //!
 //! This crate depends on nothing else of nicqual, so any crate can produce records.
@@ -18,6 +19,7 @@ pub mod diff;
 pub mod html;
 pub mod junit;
 pub mod ktap;
+pub mod lava;
 pub mod record;
 pub mod svg;
 

@@ -604,6 +604,23 @@ pub enum ReadError {
 /// Largest record file [`RunRecord::load`] reads (a run record is kilobytes to a few MB).
 pub const MAX_RECORD_BYTES: u64 = 64 << 20;
 
+/// A minimal record holding `checks` (settled), for the writers' tests.
+#[cfg(test)]
+pub(crate) fn test_record(checks: Vec<Check>) -> RunRecord {
+    let mut r: RunRecord = serde_json::from_value(serde_json::json!({
+        "schema": SCHEMA, "tool": {"name": "nicqual", "version": "0"}, "host": "h",
+        "backend": {"kind": "emulated", "name": "m"},
+        "device": {"spec": "m", "vendor_id": "8086", "device_id": "10d3", "subsystem": "8086:0000", "mac": null, "driver": "d"},
+        "seed": 1,
+        "verdict": "pass", "summary": {"pass": 0, "fail": 0, "na": 0, "error": 0}, "checks": [],
+        "duration_ns": 0
+    }))
+    .unwrap();
+    r.checks = checks;
+    r.settle();
+    r
+}
+
 impl RunRecord {
     /// Recompute `summary` and `verdict` from `checks` (call after editing checks).
     pub fn settle(&mut self) {

@@ -56,7 +56,7 @@ enum Cmd {
     Bind(vfio_cli::BindArgs),
     /// Give a function back to the driver it had before `nicqual bind`.
     Unbind(vfio_cli::AddrArgs),
-    /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP or JSON.
+    /// Re-render a stored run record (JSON) as HTML, JUnit, KTAP, LAVA test cases or JSON.
     Report(output::ReportArgs),
     /// Compare two run records: checks that changed result, measurements that moved
     /// (exit 1 on a regression).

@@ -1,7 +1,7 @@
-//! Where a run record goes: `--json`, `--junit`, `--ktap`, `--html` (shared by `qualify`,
+//! Where a run record goes: `--json`, `--junit`, `--ktap`, `--html`, `--lava` (shared by `qualify`,
 //! `report` and any other subcommand that produces a record).
 
-use nicqual_report::{RunRecord, html, junit, ktap};
+use nicqual_report::{RunRecord, html, junit, ktap, lava};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,10 @@ pub struct Outputs {
     /// Write the self-contained HTML report here; `-` for standard output.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Print LAVA test cases (a shell script of `lava-test-case` calls, one per check and
+    /// per measurement; docs/LAB.md) on standard output, or write them to FILE.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub lava: Option<PathBuf>,
 }
 
 fn is_stdout(p: &Path) -> bool {
@@ -26,12 +30,13 @@ fn is_stdout(p: &Path) -> bool {
 }
 
 impl Outputs {
-    fn all(&self) -> [(&'static str, Option<&PathBuf>); 4] {
+    fn all(&self) -> [(&'static str, Option<&PathBuf>); 5] {
         [
             ("json", self.json.as_ref()),
             ("junit", self.junit.as_ref()),
             ("ktap", self.ktap.as_ref()),
             ("html", self.html.as_ref()),
+            ("lava", self.lava.as_ref()),
         ]
     }
 
@@ -101,6 +106,7 @@ impl Outputs {
                 "json" => rec.to_json(),
                 "junit" => junit::render(rec),
                 "ktap" => ktap::render(rec),
+                "lava" => lava::render(rec),
                 _ => html::render(rec),
             };
             if is_stdout(path) {
@@ -162,7 +168,7 @@ pub fn report(a: ReportArgs) -> std::process::ExitCode {
         return ExitCode::from(2);
     }
     if a.out.is_empty() {
-        eprintln!("nicqual: nothing to write: give --html, --junit, --ktap or --json");
+        eprintln!("nicqual: nothing to write: give --html, --junit, --ktap, --lava or --json");
         return ExitCode::from(2);
     }
     let rec = match RunRecord::load(&a.record) {

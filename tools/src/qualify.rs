@@ -43,7 +43,8 @@ pub struct Args {
     /// Deliberate driver bug, to prove the run catches it (vfio: `dma-unmapped-iova`).
     #[arg(long, hide = true)]
     pub inject_bug: Option<crate::vfio_cli::Bug>,
-    /// List the checks this device gets, in run order, and exit.
+    /// List the checks this device gets, in run order, and exit (with --lava: as the LAVA
+    /// case names a run reports).
     #[arg(long)]
     list_checks: bool,
     /// Run only the checks matching GLOB (`*`, `?`; brackets are literal), repeatable. The
@@ -174,7 +175,11 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
     let select = Selection { check: a.check.clone(), skip: a.skip.clone() };
     let names = all_checks(&a.device, &a.groups());
     if a.list_checks {
-        for n in names.iter().filter(|n| select.wants(n)) {
+        let wanted = names.iter().filter(|n| select.wants(n)).map(String::as_str);
+        // With --lava: the LAVA case names the run would report (docs/LAB.md).
+        let list: Vec<String> =
+            if a.out.lava.is_some() { rep::lava::case_names(wanted) } else { wanted.map(str::to_string).collect() };
+        for n in list {
             println!("{n}");
         }
         return ExitCode::SUCCESS;

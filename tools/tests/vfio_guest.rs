@@ -14,75 +14,22 @@
 
 mod guest;
 
-use guest::{Console, Cpio, Vm, shared_libs};
+use guest::{Console, INSTALL, VFIO_MODULES, Vm, guest_kernel, initramfs};
 use nicqual_report::{Outcome, RunRecord};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Bound on the whole guest run (boot, three qualification runs, power-off).
 const GUEST_BOUND: Duration = Duration::from_secs(270);
-/// The vfio stack in dependency order, then e1000e so the NICs start with their kernel
-/// driver (paths under /lib/modules/VERSION/kernel).
-const MODULES: &[(&str, &str)] = &[
-    ("irqbypass", "virt/lib/irqbypass.ko"),
-    ("vfio", "drivers/vfio/vfio.ko"),
-    ("vfio_iommu_type1", "drivers/vfio/vfio_iommu_type1.ko"),
-    ("vfio_virqfd", "drivers/vfio/vfio_virqfd.ko"),
-    ("vfio-pci-core", "drivers/vfio/pci/vfio-pci-core.ko"),
-    ("vfio-pci", "drivers/vfio/pci/vfio-pci.ko"),
-    ("e1000e", "drivers/net/ethernet/intel/e1000e/e1000e.ko"),
-];
-const INSTALL: &str =
-    "install them with `make deps` (apt-get install qemu-system-x86 linux-image-amd64 busybox-static)";
-
-fn read(p: &Path) -> Vec<u8> {
-    guest::read(p, INSTALL)
-}
-
-/// The guest kernel whose /lib/modules/V has vfio-pci. Returns (vmlinuz, modules dir).
-fn guest_kernel() -> (PathBuf, PathBuf) {
-    guest::kernel_with("kernel/drivers/vfio/pci/vfio-pci.ko", INSTALL)
-}
-
-/// Pack /init, busybox, nicqual with its libraries and the kernel modules.
-fn initramfs(nicqual: &Path, modules: &Path) -> Vec<u8> {
-    let mut c = Cpio::default();
-    for d in ["bin", "dev", "proc", "sys", "tmp", "run", "lib", "lib64", "lib/modules", "lib/x86_64-linux-gnu"] {
-        c.dir(d);
-    }
-    // The kernel opens /dev/console for init's stdio before init mounts devtmpfs.
-    c.entry("dev/console", 0o020600, (5, 1), &[]);
-    c.file("init", 0o755, include_bytes!("vfio_guest/init.sh"));
-    c.file("lib/prelude.sh", 0o644, include_bytes!("guest/prelude.sh"));
-    c.file("bin/sh", 0o755, &read(Path::new("/bin/busybox")));
-    c.file("bin/busybox", 0o755, &read(Path::new("/bin/busybox")));
-    c.file("bin/nicqual", 0o755, &read(nicqual));
-    for lib in shared_libs(nicqual) {
-        let name = lib.to_string_lossy().trim_start_matches('/').to_string();
-        // Parent directories beyond the ones made above (e.g. /usr/lib/...).
-        let mut parent = String::new();
-        for part in name.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
-            parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
-            if !["lib", "lib64", "lib/x86_64-linux-gnu"].contains(&parent.as_str()) {
-                c.dir(&parent);
-            }
-        }
-        c.file(&name, 0o755, &read(&lib));
-    }
-    for (m, rel) in MODULES {
-        c.file(&format!("lib/modules/{m}.ko"), 0o644, &read(&modules.join("kernel").join(rel)));
-    }
-    c.finish()
-}
-
 /// Boot the guest and collect its console (bounded by [`GUEST_BOUND`]).
 fn run_guest() -> Console {
     let nicqual = PathBuf::from(env!("CARGO_BIN_EXE_nicqual"));
     let (kernel, modules) = guest_kernel();
     let dir = tempfile::tempdir().expect("temp dir");
     let initrd = dir.path().join("initramfs.cpio");
-    std::fs::write(&initrd, initramfs(&nicqual, &modules)).expect("write initramfs");
+    let image = initramfs(include_bytes!("vfio_guest/init.sh"), &nicqual, &modules, VFIO_MODULES);
+    std::fs::write(&initrd, image).expect("write initramfs");
     let qemu = std::env::var("NICQUAL_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
     let t0 = Instant::now();
     let child = Command::new(&qemu)
@@ -96,7 +43,7 @@ fn run_guest() -> Console {
         .arg(&kernel)
         .arg("-initrd")
         .arg(&initrd)
-        .args(["-append", "console=ttyS0 intel_iommu=on quiet panic=-1 rdinit=/init"])
+        .args(["-append", "console=ttyS0 intel_iommu=on no_timer_check quiet panic=-1 rdinit=/init"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

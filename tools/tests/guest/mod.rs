@@ -39,6 +39,61 @@ pub fn kernel_with(module: &str, install: &str) -> (PathBuf, PathBuf) {
     found.pop().unwrap_or_else(|| panic!("no /boot/vmlinuz-V with {module} in /lib/modules/V; {install}"))
 }
 
+/// The vfio stack in dependency order, then e1000e so the NICs start with their kernel
+/// driver (paths under /lib/modules/VERSION/kernel).
+pub const VFIO_MODULES: &[(&str, &str)] = &[
+    ("irqbypass", "virt/lib/irqbypass.ko"),
+    ("vfio", "drivers/vfio/vfio.ko"),
+    ("vfio_iommu_type1", "drivers/vfio/vfio_iommu_type1.ko"),
+    ("vfio_virqfd", "drivers/vfio/vfio_virqfd.ko"),
+    ("vfio-pci-core", "drivers/vfio/pci/vfio-pci-core.ko"),
+    ("vfio-pci", "drivers/vfio/pci/vfio-pci.ko"),
+    ("e1000e", "drivers/net/ethernet/intel/e1000e/e1000e.ko"),
+];
+
+/// What to install when a guest piece is missing.
+pub const INSTALL: &str =
+    "install them with `make deps` (apt-get install qemu-system-x86 linux-image-amd64 busybox-static)";
+
+/// The guest kernel whose /lib/modules/V has vfio-pci. Returns (vmlinuz, modules dir).
+pub fn guest_kernel() -> (PathBuf, PathBuf) {
+    kernel_with("kernel/drivers/vfio/pci/vfio-pci.ko", INSTALL)
+}
+
+/// Pack `init` as /init (with guest/prelude.sh as /lib/prelude.sh), busybox, nicqual with
+/// its libraries and the kernel `modules` (name, path under `modules_dir`/kernel) as
+/// /lib/modules/NAME.ko.
+pub fn initramfs(init: &[u8], nicqual: &Path, modules_dir: &Path, modules: &[(&str, &str)]) -> Vec<u8> {
+    let read = |p: &Path| read(p, INSTALL);
+    let mut c = Cpio::default();
+    for d in ["bin", "dev", "proc", "sys", "tmp", "run", "lib", "lib64", "lib/modules", "lib/x86_64-linux-gnu"] {
+        c.dir(d);
+    }
+    // The kernel opens /dev/console for init's stdio before init mounts devtmpfs.
+    c.entry("dev/console", 0o020600, (5, 1), &[]);
+    c.file("init", 0o755, init);
+    c.file("lib/prelude.sh", 0o644, include_bytes!("prelude.sh"));
+    c.file("bin/sh", 0o755, &read(Path::new("/bin/busybox")));
+    c.file("bin/busybox", 0o755, &read(Path::new("/bin/busybox")));
+    c.file("bin/nicqual", 0o755, &read(nicqual));
+    for lib in shared_libs(nicqual) {
+        let name = lib.to_string_lossy().trim_start_matches('/').to_string();
+        // Parent directories beyond the ones made above (e.g. /usr/lib/...).
+        let mut parent = String::new();
+        for part in name.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
+            parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
+            if !["lib", "lib64", "lib/x86_64-linux-gnu"].contains(&parent.as_str()) {
+                c.dir(&parent);
+            }
+        }
+        c.file(&name, 0o755, &read(&lib));
+    }
+    for (m, rel) in modules {
+        c.file(&format!("lib/modules/{m}.ko"), 0o644, &read(&modules_dir.join("kernel").join(rel)));
+    }
+    c.finish()
+}
+
 /// A newc ("070701") cpio archive, the format the kernel unpacks as an initramfs.
 #[derive(Default)]
 pub struct Cpio {
