@@ -477,7 +477,7 @@ impl Iommu {
     }
 
     /// Device reads `buf.len()` bytes at `iova`.
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self, iova: u64, buf: &mut [u8], at_ns: u64) -> Result<(), DmaFault> {
         if !self.blocked
             && let Some(p) = self.cached(iova, buf.len(), DmaDir::Read)
@@ -515,7 +515,7 @@ impl Iommu {
     }
 
     /// Device writes `data` at `iova`.
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, iova: u64, data: &[u8], at_ns: u64) -> Result<(), DmaFault> {
         if !self.blocked
             && let Some(p) = self.cached(iova, data.len(), DmaDir::Write)
