@@ -59,7 +59,7 @@ pub const SCENARIO: Scenario = Scenario {
     name: NAME,
     summary: SUMMARY,
     run,
-    no_wire: Some("its frames go to and come from the model's link partner, not a capture file"),
+    no_wire: Some("the bnx2x model's link has no capture tap: frames to and from its link partner are not recorded"),
 };
 
 /// dom0 memory in pages (2 GiB).
