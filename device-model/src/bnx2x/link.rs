@@ -48,6 +48,11 @@ pub const QUANTUM_BITS: u64 = 512;
 pub const MAX_PAUSE_FRAMES: u32 = 1000;
 /// Most PAUSE episodes per second a plan may ask for.
 pub const MAX_PAUSES_PER_S: f64 = 10_000.0;
+/// Most episodes generated per call: a clock that jumps further ahead skips the rest of
+/// the schedule up to the new time (bounded work for any clock step).
+const MAX_EPISODES_PER_STEP: u32 = 10_000;
+/// Most pauses kept for [`Link::pauses`] (the oldest half is dropped beyond it).
+const MAX_KEPT_PAUSES: usize = 100_000;
 
 /// PAUSE frames the link partner sends.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -197,7 +202,9 @@ impl Link {
 
     /// One maximal PAUSE frame's pause, ns.
     pub fn pause_frame_ns(&self) -> u64 {
-        (u128::from(0xFFFF * QUANTUM_BITS) * 1_000_000_000).div_ceil(u128::from(self.cfg.rate_bps)) as u64
+        (u128::from(0xFFFF * QUANTUM_BITS) * 1_000_000_000)
+            .div_ceil(u128::from(self.cfg.rate_bps))
+            .min(u128::from(u64::MAX)) as u64
     }
 
     fn gap(&mut self) -> u64 {
@@ -207,18 +214,27 @@ impl Link {
 
     /// Generate the schedule until every episode starting at or before `t` is known.
     fn extend_to(&mut self, t: u64) {
-        while self.next_pause <= t {
+        let mut budget = MAX_EPISODES_PER_STEP;
+        while self.next_pause <= t && self.next_pause != u64::MAX {
+            if budget == 0 {
+                self.next_pause = t.saturating_add(self.gap());
+                break;
+            }
+            budget -= 1;
             let p = 1.0 / self.cfg.pauses.mean_frames;
             let mut frames = 1u32;
             while frames < MAX_PAUSE_FRAMES && !self.rng.random_bool(p) {
                 frames += 1;
             }
             let start = self.next_pause;
-            let end = start.saturating_add(u64::from(frames) * self.pause_frame_ns());
+            let end = start.saturating_add(u64::from(frames).saturating_mul(self.pause_frame_ns()));
             self.stats.pause_episodes += 1;
             match self.pauses.last_mut() {
                 Some(last) if last.1 >= start => last.1 = last.1.max(end),
                 _ => self.pauses.push((start, end)),
+            }
+            if self.pauses.len() > MAX_KEPT_PAUSES {
+                self.pauses.drain(..MAX_KEPT_PAUSES / 2);
             }
             self.next_pause = start.saturating_add(self.gap());
         }
@@ -243,15 +259,15 @@ impl Link {
         // Merged pauses are disjoint, so one step past the pause in force is enough unless
         // a new episode starts exactly there; each step moves forward.
         while let Some((_, end)) = self.pause_at(start) {
-            self.stats.paused_ns += end - start;
+            self.stats.paused_ns = self.stats.paused_ns.saturating_add(end - start);
             start = end;
         }
         let done = start.saturating_add(self.wire_ns(wire_bytes));
         self.busy_until = done;
         self.pending.push_back((done, q));
-        self.stats.packets += 1;
-        self.stats.frames += frames;
-        self.stats.wire_bytes += wire_bytes;
+        self.stats.packets = self.stats.packets.saturating_add(1);
+        self.stats.frames = self.stats.frames.saturating_add(frames);
+        self.stats.wire_bytes = self.stats.wire_bytes.saturating_add(wire_bytes);
         done
     }
 

@@ -115,3 +115,19 @@ fn bad_link_configurations_are_refused() {
     let bad = PausePlan { per_s: 1.0, mean_frames: 0.5, ..p };
     assert!(Link::new(LinkConfig { rate_bps: 1, pauses: bad }).is_err());
 }
+
+/// Any clock, however far it jumps, and the slowest link: bounded work, no overflow.
+#[test]
+fn extreme_clocks_and_rates_stay_bounded() {
+    let plan = PausePlan { seed: 3, per_s: MAX_PAUSES_PER_S, mean_frames: f64::from(MAX_PAUSE_FRAMES) };
+    let mut slow = link(1, plan);
+    let t = slow.send(u64::MAX - 10, 0, 1, 65_535);
+    assert_eq!(t, u64::MAX);
+    assert!(slow.pauses().len() <= MAX_KEPT_PAUSES);
+    let mut fast = link(400_000_000_000, plan);
+    for k in 0..5u64 {
+        let _ = fast.send(k * (u64::MAX / 5), 1, 1, 84);
+    }
+    assert!(fast.pauses().len() <= MAX_KEPT_PAUSES);
+    assert!(fast.pop_done(u64::MAX).is_some());
+}

@@ -33,7 +33,7 @@
 
 use crate::config::{BarKind, ConfigSpace};
 use crate::faults::{FaultPlan, FaultState, FaultTarget};
-use crate::iommu::{DmaFault, Iommu};
+use crate::iommu::Iommu;
 use crate::msix::{Msix, MsixOutcome};
 use crate::{MsiMessage, PciDevice};
 use nicqual_hw::bnx2x::{self as hw, EndAggRxCqe, FastPathRxCqe, HcStatusBlockE2, QueueErrorCode, SpStatusBlock};
@@ -303,7 +303,7 @@ pub struct Bnx2xDevice {
     frame: Vec<u8>,
     frame_len: usize,
     pub stats: Bnx2xStats,
-    /// Stand-in path kept for the seed-001 scenario until it runs on the rings.
+    /// Frames the device wrote into RX buffers.
     pub frames_written: u64,
     /// The link (`None`: MAC loopback); see `link.rs`.
     link: Option<Box<link::Link>>,
@@ -1132,24 +1132,6 @@ fn corrupt_cqe(cqe: &mut [u8], pick: u32) {
                 b.fill(0xFF);
             }
         }
-    }
-}
-
-impl Bnx2xDevice {
-    // ---- stand-in path (seed-001 scenario only) ---------------------------------------------
-
-    /// Stand-in kept for the seed-001 scenario until it runs on the rings (issue 18 item 4):
-    /// write `frame` into the buffer at `bd_addr` and return the fast-path CQE the
-    /// firmware would write. The ring path ([`Bnx2xDevice::receive_frame`]) replaces it.
-    pub fn receive(&mut self, bd_addr: u64, frame: &[u8], mtu: u32) -> Result<FastPathRxCqe, DmaFault> {
-        let placement = (hw::FW_RX_ALIGN_START + hw::IP_HEADER_ALIGNMENT_PADDING) as u8;
-        let n = frame.len().min(hw::rx_fw_buf_len(mtu) as usize);
-        self.iommu.write(bd_addr + u64::from(placement), frame.get(..n).unwrap_or(frame), self.now_ns)?;
-        self.frames_written += 1;
-        let mut cqe = FastPathRxCqe { placement_offset: placement, ..FastPathRxCqe::default() };
-        cqe.pkt_len_or_gro_seg_len.set(n as u16);
-        cqe.len_on_bd.set(n as u16);
-        Ok(cqe)
     }
 }
 

@@ -4,38 +4,46 @@
 //! panics from `bnx2x_start_xmit` ("Kernel panic - not syncing: DMA: Random memory could be
 //! DMA read", 33 302 bytes).
 //!
-//! The pool's occupancy is never computed here: it is what the bnx2x port driver
-//! (`nicqual_nics::bnx2x::Bnx2xPort`) holds mapped through the DMA API on the Xen PV memory
-//! model with the classic-Xen SWIOTLB, while a stationary, seeded traffic model drives it:
+//! The pool's occupancy is never computed here. Two bnx2x functions of the device model
+//! (`model:bnx2x`, 4 fast-path queues each) sit on 10 GbE links (the model's transmitter
+//! drains the TX BD chains at the line rate on the virtual clock; the link partner's seeded
+//! 802.3x PAUSE frames stop it), each driven by the ring driver
+//! (`nicqual_nics::bnx2x::Bnx2x`, streaming mappings like Linux) through the DMA API on
+//! the Xen PV memory model with the classic-Xen SWIOTLB. A stationary, seeded traffic
+//! model offers it packets:
 //!
-//! * **rx**: each port keeps its ring of posted buffers, each `rx_buf_size(mtu)` bytes mapped
-//!   `FromDevice` by the driver (Linux `bnx2x_set_rx_buf_size`, `bnx2x_alloc_rx_data` /
-//!   2.6.32 `bnx2x_alloc_rx_skb`: one `dma_map_single` per buffer); frames of the MTU arrive
-//!   (Poisson) and each makes the driver map a replacement and unmap the filled buffer;
+//! * **rx**: every queue posts `MAX_RX_AVAIL / queues` buffers (Linux
+//!   `bnx2x_alloc_fp_mem_at`), each `rx_buf_size(mtu)` bytes (`bnx2x_set_rx_buf_size`)
+//!   mapped from-device while posted (`bnx2x_alloc_rx_data`); frames of the MTU arrive from
+//!   the wire (Poisson) into the model, which DMAs them into the posted buffers and writes
+//!   CQEs; the driver maps a replacement before it unmaps the filled buffer;
 //! * **tx**: skbs from netback arrive in batches (Poisson batches, sizes from a log-normal
-//!   fitted to the field log), the driver maps each linear skb whole (`bnx2x_start_xmit`) and
-//!   holds it until the completion it services every interrupt-coalescing period; the link
-//!   drains each port at 10 Gb/s, and stops while the link partner sends PAUSE frames;
+//!   fitted to the field log) on a queue; the driver maps each linear skb whole
+//!   (`bnx2x_start_xmit`, LSO with the MSS of MTU 9000) and rings the doorbell; the model
+//!   sends it at the link rate and reports it in the status block's TX consumer when the
+//!   wire is done; the driver unmaps it at its next poll (every interrupt-coalescing
+//!   period); a queue whose ring is full leaves the skbs in its qdisc (not mapped);
 //! * nothing grows: the rates are constant, so the occupancy settles at a steady state (rx
 //!   posted buffers that bounce + tx in flight at the offered load) and rises only in bursts
 //!   (link pauses, during which tx skbs keep being mapped and none complete).
 //!
-//! Which mappings hold slots is read back from the driver's own DMA accounting (its live
-//! mappings by direction and length), and checked against the pool's count at every sample.
+//! Which mappings hold slots is read back from the drivers (`Bnx2x::bounce_census`: their
+//! live mappings by holder) and checked against the pool's count at every sample. What an
+//! old kernel did with a mapping the full pool refused (overflow buffer or panic) is the
+//! SWIOTLB model's answer (`SwiotlbError::Full::action`).
 
 use super::Scenario;
 use super::story::{Platform, Story, check, expect_field_failure, print_checks, record};
 use nicqual_backends::emulated::EmulatedBackend;
 use nicqual_dma::dmamap::{DmaApi, DmaError, DmaPlatform, SharedPlatform};
 use nicqual_dma::memory::HostMemory;
-use nicqual_dma::swiotlb::{
-    DeviceName, DmaDirection, Generation, OldKernelAction, PAGE_SIZE, SwiotlbConfig, SwiotlbError, nr_slots,
-};
+use nicqual_dma::swiotlb::{DeviceName, Generation, OldKernelAction, SwiotlbConfig, SwiotlbError};
 use nicqual_hw::bnx2x as hw;
-use nicqual_model::bnx2x::Bnx2xDevice;
-use nicqual_nics::bnx2x::preflight::{Bnx2xDmaConfig, preflight_check};
-use nicqual_nics::bnx2x::{Bnx2xPort, PortConfig, RxOutcome, TxOutcome, TxSkb};
+use nicqual_model::bnx2x::{Bnx2xDevice, Config as ModelConfig, LinkConfig, PausePlan};
+use nicqual_nics::bnx2x::preflight::{Bnx2xDmaConfig, advice, preflight_check};
+use nicqual_nics::bnx2x::{Bnx2x, Bnx2xConfig, BounceCensus, Gso, XmitOutcome};
 use nicqual_pci::CheckReport;
+use nicqual_pci::backend::Backend;
 use nicqual_pci::health::CheckResult;
 use nicqual_report as rep;
 use rand::{Rng, SeedableRng};
@@ -45,13 +53,13 @@ use std::fmt::Write;
 
 pub const NAME: &str = "bnx2x-swiotlb-jumbo";
 
-pub const SUMMARY: &str = "bnx2x MTU 9000 on Xen dom0: rx rings + tx in flight in the 64 MiB SWIOTLB, steady state plus link-pause bursts; GRO off/on, 64/128 MiB";
+pub const SUMMARY: &str = "bnx2x MTU 9000 on Xen dom0: ring driver + model on 10 GbE links with seeded pauses; rx rings + tx in flight in the 64 MiB SWIOTLB; GRO off/on, 64/128 MiB";
 
 pub const SCENARIO: Scenario = Scenario {
     name: NAME,
     summary: SUMMARY,
     run,
-    no_wire: Some("its traffic is skb sizes mapped through the DMA API and SWIOTLB, not frames on a wire"),
+    no_wire: Some("the bnx2x model's link has no capture tap: frames to and from its link partner are not recorded"),
 };
 
 /// dom0 memory in pages (2 GiB).
@@ -60,18 +68,18 @@ const DOM0_PAGES: u64 = 1 << 19;
 const P2M_RUN_PAGES: u64 = 8;
 const MTU: u32 = 9000;
 const PORTS: [&str; 2] = ["0000:04:00.0", "0000:04:00.1"];
-const TX_QUEUES: u32 = 4;
+/// Fast-path queues per port (RSS; each an rx ring and a tx ring).
+pub const QUEUES: usize = 4;
 /// 10 GbE.
-const LINK_BPS: f64 = 10e9;
-/// One PAUSE quantum at its maximum (0xFFFF x 512 bit times) on 10 GbE, ns (IEEE 802.3
-/// Annex 31B).
-const PAUSE_QUANTUM_NS: u64 = 65_535 * 512 / 10;
+const LINK_BPS: u64 = 10_000_000_000;
 /// Tx completions are serviced once per coalescing period (bnx2x `tx_ticks` default 50 us,
-/// `bnx2x_init_bp`).
+/// `bnx2x_init_bp`): the scenario polls every queue at this period.
 const TX_COAL_NS: u64 = 50_000;
-/// Qdisc backlog per port while the driver's tx queue is stopped (`txqueuelen` 1000); these
-/// skbs are not mapped yet.
+/// Qdisc backlog per tx queue while the driver's ring is full (`txqueuelen` 1000, one
+/// pfifo per queue under `mq`); these skbs are not mapped yet.
 const TXQUEUELEN: usize = 1000;
+/// Failed tx mappings kept in [`RunResult::tx_failed`].
+const MAX_LOGGED: usize = 10_000;
 /// Occupancy sample interval.
 const SAMPLE_NS: u64 = 1_000_000;
 /// Virtual time run after the first failed mapping (the field log repeats for hours).
@@ -81,12 +89,9 @@ const WARMUP_NS: u64 = 10_000_000;
 /// After a pause ends the tx queued during it drains (at half the link's load, about as long
 /// as the pause lasted); samples within the pause's length plus this are not steady state.
 const DRAIN_NS: u64 = 10_000_000;
-/// TCP MSS at MTU 9000 with timestamps (9000 - 20 - 20 - 12).
-const MSS: usize = 8948;
-/// Ethernet + IPv4 + TCP (with timestamps) headers every TSO segment repeats.
-const SEG_HEADERS: usize = 66;
-/// Per frame on the wire: FCS 4, preamble + SFD 8, inter-frame gap 12.
-const WIRE_OVERHEAD: usize = 24;
+/// LSO of a TCP skb at MTU 9000: headers Ethernet 14 + IPv4 20 + TCP 32 (timestamps), MSS
+/// 9000 - 20 - 32 = 8948.
+pub const GSO: Gso = Gso { mss: 8948, l4_offset: 34, tcp_hdr_len: 32 };
 
 /// The 18 failed mapping sizes in the seed's log, bytes (all from `bnx2x_start_xmit` on the
 /// transmit path, per the panic's call trace for the last one).
@@ -97,7 +102,7 @@ pub const FIELD_TX_SIZES: [usize; 18] = [
 
 /// The transmit size mix: a log-normal fitted to sizes by maximum likelihood (the mean and
 /// sample standard deviation of their logarithms), cut to the skb sizes netback can build
-/// (60 bytes to the 64 KiB GSO limit).
+/// (60 bytes to the 64 KiB GSO limit less one: the BDs' 16-bit byte counts).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SizeMix {
     pub mu: f64,
@@ -112,7 +117,7 @@ impl SizeMix {
         let logs: Vec<f64> = sizes.iter().map(|&s| (s.max(1) as f64).ln()).collect();
         let mu = logs.iter().sum::<f64>() / n;
         let var = logs.iter().map(|l| (l - mu) * (l - mu)).sum::<f64>() / (n - 1.0);
-        SizeMix { mu, sigma: var.sqrt(), min: 60, max: 65_536 }
+        SizeMix { mu, sigma: var.sqrt(), min: 60, max: 65_535 }
     }
 
     /// The field's mix.
@@ -147,8 +152,8 @@ pub struct Traffic {
     /// Link-pause episodes per second (both ports: the storage array's congestion pauses the
     /// bond's links together).
     pub pauses_per_s: f64,
-    /// Mean PAUSE quanta per episode (geometric).
-    pub pause_mean_quanta: f64,
+    /// Mean maximal PAUSE frames (0xFFFF quanta each) per episode (geometric).
+    pub pause_mean_frames: f64,
     /// Virtual time simulated, ns.
     pub duration_ns: u64,
 }
@@ -161,9 +166,14 @@ impl Traffic {
         batch_mean: 8.0,
         batch_max: 42,
         pauses_per_s: 4.0,
-        pause_mean_quanta: 8.0,
+        pause_mean_frames: 8.0,
         duration_ns: 2_500_000_000,
     };
+
+    /// The link partner's pauses for `seed` (the same plan on both links).
+    pub fn pause_plan(&self, seed: u64) -> PausePlan {
+        PausePlan { seed, per_s: self.pauses_per_s, mean_frames: self.pause_mean_frames.max(1.0) }
+    }
 }
 
 /// One run's settings.
@@ -181,74 +191,28 @@ pub const RUNS: [RunSpec; 3] = [
 ];
 
 /// What the driver's ring configuration is with `gro`: TPA (what GRO turns on in bnx2x)
-/// runs only when the MTU allows it (`bnx2x_mtu_allows_gro`), and this driver has no TPA.
+/// runs only when the MTU allows it (`bnx2x_mtu_allows_gro`).
 pub fn tpa_for(gro: bool) -> bool {
     gro && hw::mtu_allows_gro(MTU)
 }
 
-/// Which live mappings hold bounce slots, read from the drivers' DMA accounting.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Holders {
-    /// Rx buffers posted on the rings (all ports).
-    pub rx_posted: usize,
-    /// Of those, bounced; and their slots.
-    pub rx_bounced: usize,
-    pub rx_slots: usize,
-    /// TPA SGE pages (single pages: 0 unless TPA runs).
-    pub sge_bounced: usize,
-    pub sge_slots: usize,
-    /// Tx skbs mapped and not yet completed.
-    pub tx_in_flight: usize,
-    pub tx_bounced: usize,
-    pub tx_slots: usize,
-    /// Bounced mappings of any other shape (none expected).
-    pub other_slots: usize,
-}
-
-impl Holders {
-    pub fn slots(&self) -> usize {
-        self.rx_slots + self.sge_slots + self.tx_slots + self.other_slots
+/// The ring driver's configuration for one port (Linux defaults at MTU 9000).
+pub fn driver_config(gro: bool) -> Bnx2xConfig {
+    Bnx2xConfig {
+        tpa: tpa_for(gro),
+        interrupts: false,
+        rx_ring_size: usize::from(hw::MAX_RX_AVAIL) / QUEUES,
+        ..Bnx2xConfig::linux(MTU, QUEUES)
     }
 }
-
-type Port = Bnx2xPort<EmulatedBackend<Bnx2xDevice>>;
-
-/// Attribute every bounced live mapping of `ports` to what holds it.
-pub fn holders(ports: &[Port]) -> Holders {
-    let mut h = Holders::default();
-    for p in ports {
-        h.rx_posted += p.rx_posted();
-        h.tx_in_flight += p.tx_in_flight();
-        let rx_len = p.config().rx_buf_size();
-        for m in p.dma.leaks().into_iter().filter(|m| m.bounced) {
-            let slots = nr_slots(m.len);
-            match m.dir {
-                DmaDirection::FromDevice if m.len == rx_len => {
-                    h.rx_bounced += 1;
-                    h.rx_slots += slots;
-                }
-                DmaDirection::FromDevice if m.len == PAGE_SIZE => {
-                    h.sge_bounced += 1;
-                    h.sge_slots += slots;
-                }
-                DmaDirection::ToDevice => {
-                    h.tx_bounced += 1;
-                    h.tx_slots += slots;
-                }
-                _ => h.other_slots += slots,
-            }
-        }
-    }
-    h
-}
-
 /// One occupancy sample.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub t_ns: u64,
     /// `io_tlb_used`.
     pub used: usize,
-    pub holders: Holders,
+    /// Both drivers' live mappings by holder.
+    pub holders: BounceCensus,
     /// The links were paused at this instant.
     pub paused: bool,
     /// Skbs waiting in the qdiscs (not mapped).
@@ -270,6 +234,8 @@ pub struct Failure {
     pub action: OldKernelAction,
     /// The link pause under way (start, length), if any: the burst that exhausted the pool.
     pub pause: Option<(u64, u64)>,
+    /// Who held the pool's slots at that moment (both drivers).
+    pub holders: BounceCensus,
 }
 
 /// Occupancy outside bursts.
@@ -295,21 +261,30 @@ pub struct RunResult {
     pub steady: Steady,
     pub first_failure: Option<Failure>,
     pub first_panic: Option<Failure>,
+    /// Failed mappings (the pool's count).
     pub failures: u64,
     /// Failed tx mappings an old kernel would have answered with the overflow buffer: frames
     /// sent with 32 KiB of shared garbage by a driver that did not check the mapping.
     pub tx_overflow_frames: u64,
+    /// Each failed tx mapping (the first `MAX_LOGGED`): its size and whether the SWIOTLB
+    /// model says an old kernel panicked on it (else: overflow buffer).
+    pub tx_failed: Vec<(usize, bool)>,
     pub rx_map_errors: u64,
     pub tx_map_errors: u64,
     pub tx_sent: u64,
     pub tx_busy: u64,
     pub qdisc_drops: u64,
     pub rx_frames: u64,
+    /// Frames the model dropped for want of a posted buffer.
+    pub rx_no_buffer: u64,
+    /// Frames the links put on the wire (LSO segments) and the time they held frames back.
+    pub wire_frames: u64,
+    pub paused_ns: u64,
     pub peak_used: usize,
     /// The holders at the peak.
-    pub peak: Holders,
+    pub peak: BounceCensus,
     /// Holders after the rings were filled, before traffic.
-    pub at_open: Holders,
+    pub at_open: BounceCensus,
     /// Samples whose holders did not add up to the pool's count (expected: 0).
     pub unaccounted_samples: usize,
     pub pauses: Vec<(u64, u64)>,
@@ -350,106 +325,122 @@ fn geometric(rng: &mut ChaCha8Rng, mean: f64, max: u32) -> u32 {
     n
 }
 
-/// The link pauses over `duration_ns`: start and end, sorted, merged where they overlap.
-pub fn pause_schedule(seed: u64, t: &Traffic) -> Vec<(u64, u64)> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0070_6175_7365);
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    if t.pauses_per_s <= 0.0 {
-        return out;
-    }
-    let mean_gap = 1e9 / t.pauses_per_s;
-    let mut at = exp_gap(&mut rng, mean_gap);
-    while at < t.duration_ns {
-        let quanta = geometric(&mut rng, t.pause_mean_quanta, 1000);
-        let end = at + u64::from(quanta) * PAUSE_QUANTUM_NS;
-        match out.last_mut() {
-            Some(last) if last.1 >= at => last.1 = last.1.max(end),
-            _ => out.push((at, end)),
-        }
-        at += exp_gap(&mut rng, mean_gap);
-    }
-    out
-}
-
 /// The pause that covers `t`, if any.
 fn pause_at(pauses: &[(u64, u64)], t: u64) -> Option<(u64, u64)> {
     let i = pauses.partition_point(|&(s, _)| s <= t);
     i.checked_sub(1).and_then(|i| pauses.get(i)).copied().filter(|&(_, e)| e > t)
 }
 
-/// Time on the wire of a TSO skb of `len` bytes at 10 Gb/s.
-fn wire_ns(len: usize) -> u64 {
-    let payload = len.saturating_sub(SEG_HEADERS).max(1);
-    let segs = payload.div_ceil(MSS);
-    let bytes = len + (segs - 1) * SEG_HEADERS + segs * WIRE_OVERHEAD;
-    (bytes as f64 * 8.0 * 1e9 / LINK_BPS) as u64
+type Port = Bnx2x<EmulatedBackend<Bnx2xDevice>>;
+
+/// A TCP/IPv4 skb's bytes (headers as `GSO` says; the link partner does not parse the
+/// payload), long enough for any size of the mix.
+fn skb_template() -> Vec<u8> {
+    let mut f = vec![0u8; 65_535];
+    f[12] = 0x08;
+    f[14] = 0x45;
+    f[23] = 6;
+    f[46] = (GSO.tcp_hdr_len / 4) << 4;
+    f[47] = 0x10;
+    f
 }
 
-/// One skb mapped and handed to the device.
-struct InFlight {
-    submit_ns: u64,
-    wire_ns: u64,
+/// Both drivers' holders.
+pub fn census(ports: &[Port]) -> BounceCensus {
+    ports.iter().fold(BounceCensus::default(), |acc, p| acc.plus(&p.bounce_census()))
 }
 
 /// One port's traffic state.
 struct Lane {
     next_rx: u64,
     next_batch: u64,
-    /// Waiting in the qdisc: (len, queue).
-    backlog: VecDeque<(usize, usize)>,
-    /// In the driver's submission order (the order it completes them).
-    in_flight: VecDeque<InFlight>,
-    /// Of `in_flight`, how many the link has finished sending.
-    sent: usize,
-    wire_t: u64,
-}
-
-impl Lane {
-    /// Let the link send what it can by `now`, not starting a frame during a pause.
-    fn advance(&mut self, now: u64, pauses: &[(u64, u64)]) {
-        while let Some(p) = self.in_flight.get(self.sent) {
-            let mut start = self.wire_t.max(p.submit_ns);
-            if let Some((_, end)) = pause_at(pauses, start) {
-                start = end;
-            }
-            if start + p.wire_ns > now {
-                break;
-            }
-            self.wire_t = start + p.wire_ns;
-            self.sent += 1;
-        }
-    }
+    /// Per tx queue: skbs waiting in the qdisc (lengths).
+    backlog: Vec<VecDeque<usize>>,
 }
 
 struct Sim<'a> {
     p: SharedPlatform,
     ports: Vec<Port>,
     lanes: Vec<Lane>,
-    pauses: &'a [(u64, u64)],
+    template: &'a [u8],
     r: RunResult,
+    /// The pool's failure count already attributed.
+    seen_failures: u64,
 }
 
 impl Sim<'_> {
-    fn failure(&mut self, e: &DmaError, t_ns: u64, pi: usize, what: &'static str) {
-        let DmaError::Swiotlb(SwiotlbError::Full { size, nslots, used, largest_free_run, action, .. }) = e else {
-            return;
+    fn pool_used(&self) -> usize {
+        self.p.borrow().pool_stats().map_or(0, |s| s.used)
+    }
+
+    /// The links' pauses so far (port 0's; both follow the same plan).
+    fn pauses(&self) -> Vec<(u64, u64)> {
+        self.ports.first().and_then(|p| p.backend().device().link()).map_or_else(Vec::new, |l| l.pauses().to_vec())
+    }
+
+    /// Advance port `pi`'s virtual clock to `t` (the model completes what the wire sent).
+    fn clock_to(&mut self, pi: usize, t: u64) {
+        if let Some(port) = self.ports.get_mut(pi) {
+            let now = port.backend().now_ns();
+            if t > now {
+                port.backend_mut().wait(t - now);
+            }
+        }
+    }
+
+    fn failure(&mut self, e: Option<&DmaError>, t_ns: u64, pi: usize, what: &'static str) {
+        let (line, stats) = {
+            let pb = self.p.borrow();
+            (pb.pool().and_then(|pool| pool.log().last().cloned()).unwrap_or_default(), pb.pool_stats())
         };
-        let line = self.p.borrow().pool().and_then(|pool| pool.log().last().cloned()).unwrap_or_default();
-        let f = Failure {
-            t_ns,
-            port: PORTS.get(pi).copied().unwrap_or("?"),
-            what,
-            size: *size,
-            nslots: *nslots,
-            used: *used,
-            largest_free_run: *largest_free_run,
-            line,
-            action: action.clone(),
-            pause: pause_at(self.pauses, t_ns).map(|(s, e)| (s, e - s)),
+        let failures = stats.map_or(0, |s| s.failures);
+        let new = failures.saturating_sub(self.seen_failures);
+        self.seen_failures = failures;
+        self.r.failures += new;
+        let holders = census(&self.ports);
+        let pauses = self.pauses();
+        let f = match e {
+            Some(DmaError::Swiotlb(SwiotlbError::Full { size, nslots, used, largest_free_run, action, .. })) => {
+                Failure {
+                    t_ns,
+                    port: PORTS.get(pi).copied().unwrap_or("?"),
+                    what,
+                    size: *size,
+                    nslots: *nslots,
+                    used: *used,
+                    largest_free_run: *largest_free_run,
+                    line,
+                    action: action.clone(),
+                    pause: pause_at(&pauses, t_ns).map(|(s, e)| (s, e - s)),
+                    holders,
+                }
+            }
+            // A failure the driver absorbed (an rx replacement): the pool's log says what.
+            _ => {
+                let size = hw::rx_buf_size(MTU) as usize;
+                Failure {
+                    t_ns,
+                    port: PORTS.get(pi).copied().unwrap_or("?"),
+                    what,
+                    size,
+                    nslots: nicqual_dma::swiotlb::nr_slots(size),
+                    used: self.pool_used(),
+                    largest_free_run: 0,
+                    line,
+                    action: OldKernelAction::OverflowBuffer,
+                    pause: pause_at(&pauses, t_ns).map(|(s, e)| (s, e - s)),
+                    holders,
+                }
+            }
         };
-        self.r.failures += 1;
-        if what == "tx linear skb" && matches!(f.action, OldKernelAction::OverflowBuffer) {
-            self.r.tx_overflow_frames += 1;
+        let panic = matches!(f.action, OldKernelAction::Panic { .. });
+        if what == "tx linear skb" {
+            if !panic {
+                self.r.tx_overflow_frames += 1;
+            }
+            if self.r.tx_failed.len() < MAX_LOGGED {
+                self.r.tx_failed.push((f.size, panic));
+            }
         }
         if self.r.first_panic.is_none() && matches!(f.action, OldKernelAction::Panic { .. }) {
             self.r.first_panic = Some(f.clone());
@@ -459,92 +450,96 @@ impl Sim<'_> {
         }
     }
 
-    /// Hand `(len, queue)` to the driver; false when its queue is stopped.
-    fn submit(&mut self, pi: usize, now: u64, len: usize, queue: usize) -> bool {
+    /// Hand an skb of `len` bytes to queue `q` of port `pi`; false when the ring is full.
+    fn submit(&mut self, pi: usize, q: usize, now: u64, len: usize) -> bool {
+        let template = self.template;
         let Some(port) = self.ports.get_mut(pi) else { return true };
-        match port.tx_submit(queue, &TxSkb { linear: len, frags: Vec::new() }) {
-            TxOutcome::Sent => {
+        let Some(skb) = template.get(..len) else { return true };
+        match port.xmit_gso(q, &[skb], GSO) {
+            Ok(XmitOutcome::Queued) => {
                 self.r.tx_sent += 1;
-                if let Some(l) = self.lanes.get_mut(pi) {
-                    l.in_flight.push_back(InFlight { submit_ns: now, wire_ns: wire_ns(len) });
-                }
                 true
             }
-            TxOutcome::Busy => false,
-            TxOutcome::Dropped(e) => {
-                self.failure(&e, now, pi, "tx linear skb");
+            Ok(XmitOutcome::Busy) => false,
+            Ok(XmitOutcome::Dropped(e)) => {
+                self.r.tx_map_errors += 1;
+                self.failure(Some(&e), now, pi, "tx linear skb");
+                true
+            }
+            // A refused request (a queue stopped on an error): dropped, counted.
+            Err(_) => {
+                self.r.qdisc_drops += 1;
                 true
             }
         }
     }
 
-    /// An skb from netback: straight to the driver unless the qdisc already holds some.
-    fn offer(&mut self, pi: usize, now: u64, len: usize, queue: usize) {
-        let queued = self.lanes.get(pi).map_or(0, |l| l.backlog.len());
-        if queued == 0 && self.submit(pi, now, len, queue) {
-            return;
+    /// A batch from netback on queue `q`: straight to the driver unless the qdisc already
+    /// holds some; then the doorbell.
+    fn offer(&mut self, pi: usize, q: usize, now: u64, lens: &[usize]) {
+        for &len in lens {
+            let queued = self.lanes.get(pi).and_then(|l| l.backlog.get(q)).map_or(0, VecDeque::len);
+            if queued == 0 && self.submit(pi, q, now, len) {
+                continue;
+            }
+            match self.lanes.get_mut(pi).and_then(|l| l.backlog.get_mut(q)) {
+                Some(b) if b.len() < TXQUEUELEN => b.push_back(len),
+                _ => self.r.qdisc_drops += 1,
+            }
         }
-        match self.lanes.get_mut(pi) {
-            Some(l) if l.backlog.len() < TXQUEUELEN => l.backlog.push_back((len, queue)),
-            _ => self.r.qdisc_drops += 1,
-        }
-    }
-
-    fn receive(&mut self, pi: usize, now: u64, frame: &[u8]) {
-        let Some(port) = self.ports.get_mut(pi) else { return };
-        let Some(addr) = port.rx_head_addr() else { return };
-        let Ok(cqe) = port.backend.device_mut().receive(addr, frame, MTU) else { return };
-        match port.rx_complete(&cqe) {
-            RxOutcome::Delivered { .. } => self.r.rx_frames += 1,
-            RxOutcome::Dropped(e) => self.failure(&e, now, pi, "rx buffer"),
-            RxOutcome::BadCqe(_) | RxOutcome::Empty => {}
+        if let Some(port) = self.ports.get_mut(pi) {
+            let _ = port.doorbell(q);
         }
     }
 
-    /// The tx completion interrupt of port `pi` at `now`: reclaim what the link has sent,
-    /// then refill from the qdisc.
+    /// A frame from the wire for port `pi`, queue `q` (the model places it).
+    fn receive(&mut self, pi: usize, q: usize, frame: &[u8]) {
+        if let Some(port) = self.ports.get_mut(pi) {
+            port.backend_mut().device_mut().receive_frame(q, frame);
+        }
+    }
+
+    /// The coalescing period ended at `now`: poll every queue of port `pi` (rx delivered,
+    /// tx the model reported sent reclaimed), then refill the rings from the qdiscs.
     fn service(&mut self, pi: usize, now: u64) {
-        let pauses = self.pauses;
-        let done = match self.lanes.get_mut(pi) {
-            Some(l) => {
-                l.advance(now, pauses);
-                std::mem::take(&mut l.sent)
+        for q in 0..QUEUES {
+            let Some(port) = self.ports.get_mut(pi) else { return };
+            let before = port.counters(q).map_or(0, |c| c.rx_map_errors);
+            let r = port.poll(q, 4096, |_, _| {});
+            let after = port.counters(q).map_or(0, |c| c.rx_map_errors);
+            if let Ok(r) = r {
+                self.r.rx_frames += r.rx as u64;
             }
-            None => 0,
-        };
-        for _ in 0..done {
-            if let Some(port) = self.ports.get_mut(pi) {
-                port.tx_complete(0);
+            if after > before {
+                self.r.rx_map_errors += after - before;
+                self.failure(None, now, pi, "rx buffer");
             }
-            if let Some(l) = self.lanes.get_mut(pi) {
-                l.in_flight.pop_front();
+            let mut sent = false;
+            while let Some(len) = self.lanes.get(pi).and_then(|l| l.backlog.get(q)).and_then(|b| b.front().copied()) {
+                if !self.submit(pi, q, now, len) {
+                    self.r.tx_busy += 1;
+                    break;
+                }
+                sent = true;
+                if let Some(b) = self.lanes.get_mut(pi).and_then(|l| l.backlog.get_mut(q)) {
+                    b.pop_front();
+                }
             }
-        }
-        while let Some(&(len, queue)) = self.lanes.get(pi).and_then(|l| l.backlog.front()) {
-            if !self.submit(pi, now, len, queue) {
-                self.r.tx_busy += 1;
-                break;
-            }
-            if let Some(l) = self.lanes.get_mut(pi) {
-                l.backlog.pop_front();
+            if sent && let Some(port) = self.ports.get_mut(pi) {
+                let _ = port.doorbell(q);
             }
         }
     }
 
     fn sample(&mut self, now: u64) {
-        let used = self.p.borrow().pool_stats().map_or(0, |s| s.used);
-        let h = holders(&self.ports);
+        let used = self.pool_used();
+        let h = census(&self.ports);
         if h.slots() != used {
             self.r.unaccounted_samples += 1;
         }
-        let backlog = self.lanes.iter().map(|l| l.backlog.len()).sum();
-        self.r.samples.push(Sample {
-            t_ns: now,
-            used,
-            holders: h,
-            paused: pause_at(self.pauses, now).is_some(),
-            backlog,
-        });
+        let backlog = self.lanes.iter().flat_map(|l| l.backlog.iter()).map(VecDeque::len).sum();
+        let paused = pause_at(&self.pauses(), now).is_some();
+        self.r.samples.push(Sample { t_ns: now, used, holders: h, paused, backlog });
     }
 }
 
@@ -570,32 +565,34 @@ pub fn steady_state(samples: &[Sample], pauses: &[(u64, u64)], until_ns: u64) ->
         samples: n,
         mean_used,
         sd_used,
-        mean_rx_slots: mean(&|s: &Sample| s.holders.rx_slots as f64, &calm),
-        mean_tx_slots: mean(&|s: &Sample| s.holders.tx_slots as f64, &calm),
+        mean_rx_slots: mean(&|s: &Sample| s.holders.rx_bd.slots as f64, &calm),
+        mean_tx_slots: mean(&|s: &Sample| s.holders.tx.slots as f64, &calm),
         drift: if first.is_empty() || second.is_empty() { 0.0 } else { mean(&used, second) - mean(&used, first) },
     }
 }
 
-/// Run one configuration with `seed` over `traffic`.
-pub fn simulate(seed: u64, spec: RunSpec, traffic: &Traffic) -> std::io::Result<RunResult> {
-    let tpa = tpa_for(spec.gro);
-    if tpa {
-        return Err(std::io::Error::other(format!(
-            "{}: TPA would run at MTU {MTU}, and this bnx2x driver has no TPA (SGE ring): not applicable",
-            spec.label
-        )));
-    }
-    let p = platform(seed, spec.pool_mib)?;
-    let mut ports: Vec<Port> = Vec::new();
+/// Bring up both ports on `p`: the model on a 10 GbE link with the pause plan, the ring
+/// driver with `cfg`.
+fn open_ports(p: &SharedPlatform, cfg: &Bnx2xConfig, plan: PausePlan) -> std::io::Result<Vec<Port>> {
+    let mut ports = Vec::new();
     for bdf in PORTS {
-        let b = EmulatedBackend::new(Bnx2xDevice::new(), format!("model:bnx2x:{bdf}"));
-        let dma = DmaApi::new(DeviceName::new("bnx2x", bdf), p.clone(), u64::MAX);
-        let port = Bnx2xPort::open(b, dma, PortConfig::linux_default(MTU, TX_QUEUES))
+        let mut dev = Bnx2xDevice::with_config(ModelConfig { queues: QUEUES, ..ModelConfig::default() });
+        dev.set_link(LinkConfig { rate_bps: LINK_BPS, pauses: plan })
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let b = EmulatedBackend::new(dev, format!("model:bnx2x:{bdf}"));
+        let dma = DmaApi::new(DeviceName::new("bnx2x", bdf), p.clone(), u64::MAX);
+        let port = Bnx2x::attach(b, dma, cfg.clone()).map_err(|e| std::io::Error::other(format!("{bdf}: {e}")))?;
         ports.push(port);
     }
+    Ok(ports)
+}
+
+/// Run one configuration with `seed` over `traffic`.
+pub fn simulate(seed: u64, spec: RunSpec, traffic: &Traffic) -> std::io::Result<RunResult> {
+    let cfg = driver_config(spec.gro);
+    let p = platform(seed, spec.pool_mib)?;
+    let ports = open_ports(&p, &cfg, traffic.pause_plan(seed))?;
     let nslabs = p.borrow().pool().map_or(0, |x| x.config().nslabs);
-    let pauses = pause_schedule(seed, traffic);
     let mix = SizeMix::field();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7478_7278);
     let frame_len = MTU as usize + 14;
@@ -606,21 +603,21 @@ pub fn simulate(seed: u64, spec: RunSpec, traffic: &Traffic) -> std::io::Result<
         .map(|_| Lane {
             next_rx: exp_gap(&mut rng, rx_mean_ns),
             next_batch: exp_gap(&mut rng, batch_mean_ns),
-            backlog: VecDeque::new(),
-            in_flight: VecDeque::new(),
-            sent: 0,
-            wire_t: 0,
+            backlog: vec![VecDeque::new(); QUEUES],
         })
         .collect();
-    let at_open = holders(&ports);
+    let at_open = census(&ports);
+    let template = skb_template();
+    let seen_failures = p.borrow().pool_stats().map_or(0, |s| s.failures);
     let mut sim = Sim {
         p: p.clone(),
         ports,
         lanes,
-        pauses: &pauses,
+        template: &template,
+        seen_failures,
         r: RunResult {
             spec,
-            tpa,
+            tpa: cfg.tpa,
             duration_ns: 0,
             nslabs,
             samples: Vec::new(),
@@ -629,22 +626,27 @@ pub fn simulate(seed: u64, spec: RunSpec, traffic: &Traffic) -> std::io::Result<
             first_panic: None,
             failures: 0,
             tx_overflow_frames: 0,
+            tx_failed: Vec::new(),
             rx_map_errors: 0,
             tx_map_errors: 0,
             tx_sent: 0,
             tx_busy: 0,
             qdisc_drops: 0,
             rx_frames: 0,
+            rx_no_buffer: 0,
+            wire_frames: 0,
+            paused_ns: 0,
             peak_used: 0,
-            peak: Holders::default(),
+            peak: BounceCensus::default(),
             at_open,
             unaccounted_samples: 0,
-            pauses: pauses.clone(),
+            pauses: Vec::new(),
             min_rx_posted: usize::MAX,
             teardown: Vec::new(),
         },
     };
     let frame = vec![0x5Au8; frame_len];
+    let mut lens = Vec::new();
     let mut now = 0;
     let mut stop = traffic.duration_ns;
     while now < stop {
@@ -657,31 +659,35 @@ pub fn simulate(seed: u64, spec: RunSpec, traffic: &Traffic) -> std::io::Result<
                     break;
                 }
                 if rx_at <= batch_at {
-                    sim.receive(pi, rx_at, &frame);
+                    sim.clock_to(pi, rx_at);
+                    let q = rng.random_range(0..QUEUES);
+                    sim.receive(pi, q, &frame);
                     if let Some(l) = sim.lanes.get_mut(pi) {
                         l.next_rx += exp_gap(&mut rng, rx_mean_ns);
                     }
                 } else {
+                    sim.clock_to(pi, batch_at);
                     let n = geometric(&mut rng, traffic.batch_mean, traffic.batch_max);
-                    let queue = rng.random_range(0..TX_QUEUES as usize);
-                    for _ in 0..n {
-                        let len = mix.sample(&mut rng);
-                        sim.offer(pi, batch_at, len, queue);
-                    }
+                    let q = rng.random_range(0..QUEUES);
+                    lens.clear();
+                    lens.extend((0..n).map(|_| mix.sample(&mut rng)));
+                    sim.offer(pi, q, batch_at, &lens);
                     if let Some(l) = sim.lanes.get_mut(pi) {
                         l.next_batch += exp_gap(&mut rng, batch_mean_ns);
                     }
                 }
             }
+            sim.clock_to(pi, tick_end);
             sim.service(pi, tick_end);
         }
         now = tick_end;
-        let used = p.borrow().pool_stats().map_or(0, |s| s.used);
+        let used = sim.pool_used();
         if used > sim.r.peak_used {
             sim.r.peak_used = used;
-            sim.r.peak = holders(&sim.ports);
+            sim.r.peak = census(&sim.ports);
         }
-        sim.r.min_rx_posted = sim.ports.iter().map(|p| p.rx_posted()).fold(sim.r.min_rx_posted, usize::min);
+        let posted = sim.ports.iter().map(|p| p.bounce_census().rx_bd.mappings).min().unwrap_or(0);
+        sim.r.min_rx_posted = sim.r.min_rx_posted.min(posted);
         if now.is_multiple_of(SAMPLE_NS) {
             sim.sample(now);
         }
@@ -689,27 +695,33 @@ pub fn simulate(seed: u64, spec: RunSpec, traffic: &Traffic) -> std::io::Result<
             stop = stop.min(f.t_ns + TAIL_NS);
         }
     }
+    let pauses = sim.pauses();
     let mut r = sim.r;
     r.duration_ns = now;
+    r.pauses = pauses.into_iter().filter(|&(s, _)| s < now).collect();
     let until = r.first_failure.as_ref().map_or(u64::MAX, |f| f.t_ns);
-    r.steady = steady_state(&r.samples, &pauses, until);
+    r.steady = steady_state(&r.samples, &r.pauses, until);
     for port in sim.ports {
-        r.rx_map_errors += port.counters.rx_map_errors;
-        r.tx_map_errors += port.counters.tx_map_errors;
+        let dev = port.backend().device();
+        r.rx_no_buffer += dev.stats.rx_no_buffer;
+        if let Some(l) = dev.link() {
+            r.wire_frames += l.stats.frames;
+            r.paused_ns = r.paused_ns.max(l.stats.paused_ns);
+        }
         let (check, _) = port.close();
         r.teardown.push(check);
     }
     Ok(r)
 }
 
-/// The preflight's view of the ring configuration with `gro`: the driver's TPA decision
-/// decides whether SGE pages and the TPA pool exist; netback's skb shape (linear, see the
-/// story) does not depend on the bnx2x GRO setting, so the predictor is asked about the
-/// configuration the driver will actually run.
+/// The preflight's view of the ring configuration with `gro` (the predictor decides from
+/// the MTU whether GRO turns TPA on, as the driver does).
 fn field_config(gro: bool, scattered: f64) -> Bnx2xDmaConfig {
     Bnx2xDmaConfig {
-        gro: tpa_for(gro),
-        tx_queues: TX_QUEUES,
+        gro,
+        rx_bds_per_port: (QUEUES * driver_config(gro).rx_posted()) as u32,
+        rx_queues: QUEUES as u32,
+        tx_queues: QUEUES as u32,
         scattered_fraction: scattered,
         tx_linear_bytes: FIELD_TX_SIZES.iter().copied().max().unwrap_or(0),
         ..Bnx2xDmaConfig::field()
@@ -719,6 +731,11 @@ fn field_config(gro: bool, scattered: f64) -> Bnx2xDmaConfig {
 /// The rx rings alone (no tx in flight): the steady state's floor, from the configuration.
 fn rings_only(scattered: f64) -> Bnx2xDmaConfig {
     Bnx2xDmaConfig { tx_bds_per_queue: 0, ..field_config(false, scattered) }
+}
+
+/// One maximal PAUSE frame (0xFFFF quanta of 512 bit times) at the link rate, ns.
+fn pause_frame_ns() -> u64 {
+    0xFFFF * 512 * 1_000_000_000 / LINK_BPS
 }
 
 fn ms(ns: u64) -> String {
@@ -738,9 +755,9 @@ fn timeline(out: &mut String, r: &RunResult) {
             "  t {:>7}  {:>6} slots {pct:>5.1}% (rx {:>5} + tx {:>5}, {:>4} tx in flight){}  {bar}",
             ms(s.t_ns),
             s.used,
-            s.holders.rx_slots,
-            s.holders.tx_slots,
-            s.holders.tx_in_flight,
+            s.holders.rx_bd.slots,
+            s.holders.tx.slots,
+            s.holders.tx_packets,
             if s.paused { " paused" } else { "       " }
         )
         .ok();
@@ -865,8 +882,14 @@ fn account_of_run(out: &mut String, r: &RunResult) {
     let o = r.at_open;
     writeln!(
         out,
-        "after ring fill: {} rx buffers posted, {} bounced holding {} slots; SGE pages {} (no TPA)",
-        o.rx_posted, o.rx_bounced, o.rx_slots, o.sge_slots
+        "after ring fill: {} rx buffers posted ({} queues x {} per port), {} bounced holding {} slots; SGE pages {} ({})",
+        o.rx_bd.mappings,
+        QUEUES,
+        driver_config(s.gro).rx_posted(),
+        o.rx_bd.bounced,
+        o.rx_bd.slots,
+        o.sge.mappings,
+        if r.tpa { "TPA on" } else { "no TPA" }
     )
     .ok();
     writeln!(out, "occupancy (slots used, and which live mappings of the driver hold them):").ok();
@@ -888,7 +911,7 @@ fn account_of_run(out: &mut String, r: &RunResult) {
     writeln!(
         out,
         "peak {} of {} slots: rx {} ({} bounced buffers) + tx {} ({} of {} skbs in flight bounced)",
-        r.peak_used, r.nslabs, pk.rx_slots, pk.rx_bounced, pk.tx_slots, pk.tx_bounced, pk.tx_in_flight
+        r.peak_used, r.nslabs, pk.rx_bd.slots, pk.rx_bd.bounced, pk.tx.slots, pk.tx.bounced, pk.tx_packets
     )
     .ok();
     writeln!(
@@ -969,19 +992,23 @@ pub fn run(seed: u64, out: &mut dyn std::io::Write) -> std::io::Result<rep::RunR
     .ok();
     writeln!(
         here,
-        "Rings: 2 ports x {} rx buffers of rx_buf_size {} (bnx2x_set_rx_buf_size at MTU {MTU}), {TX_QUEUES} tx queues x {} BDs; \
-         classic-Xen SWIOTLB (2.6.32 allocator and messages).",
-        hw::MAX_RX_AVAIL,
+        "Rings (the ring driver Bnx2x on the bnx2x device model, streaming mappings): 2 ports x {QUEUES} fast-path queues, \
+         each {} rx buffers (MAX_RX_AVAIL / queues, bnx2x_alloc_fp_mem_at) of rx_buf_size {} (bnx2x_set_rx_buf_size at \
+         MTU {MTU}) and a tx chain of {} pages; LSO skbs (MSS {}) mapped whole by xmit (bnx2x_start_xmit) until the \
+         model's TX consumer reports them sent; classic-Xen SWIOTLB (2.6.32 allocator, messages, overflow/panic rule).",
+        driver_config(false).rx_posted(),
         hw::rx_buf_size(MTU),
-        hw::MAX_TX_AVAIL
+        hw::NUM_TX_RINGS,
+        GSO.mss
     )
     .ok();
     writeln!(
         here,
         "Traffic (stationary, seeded): tx {} Gb/s per port from netback in batches of {} skbs on average (at most {}), \
          linear skbs sized log-normal(mu {:.3}, sigma {:.3}) fitted to the 18 field sizes (geometric mean {:.0} B, mean {:.0} B); \
-         rx {} Gb/s per port of {}-byte frames; links drain at 10 Gb/s, completions serviced every {} us; \
-         link pauses {} per second, {} quanta ({}) per pause on average; {} simulated.",
+         rx {} Gb/s per port of {}-byte frames; the model's links send at 10 Gb/s, completions serviced every {} us; \
+         the link partner pauses both links {} times per second, {} maximal PAUSE frames ({}) per episode on average; \
+         {} simulated.",
         traffic.tx_gbps_per_port,
         traffic.batch_mean,
         traffic.batch_max,
@@ -993,8 +1020,8 @@ pub fn run(seed: u64, out: &mut dyn std::io::Write) -> std::io::Result<rep::RunR
         MTU + 14,
         TX_COAL_NS / 1000,
         traffic.pauses_per_s,
-        traffic.pause_mean_quanta,
-        ms((traffic.pause_mean_quanta * PAUSE_QUANTUM_NS as f64) as u64),
+        traffic.pause_mean_frames,
+        ms((traffic.pause_mean_frames * pause_frame_ns() as f64) as u64),
         ms(traffic.duration_ns)
     )
     .ok();
@@ -1011,12 +1038,7 @@ pub fn run(seed: u64, out: &mut dyn std::io::Write) -> std::io::Result<rep::RunR
     for (label, p) in ["GRO off, 64 MiB", "GRO on, 64 MiB", "GRO off, 128 MiB"].iter().zip(&predictions) {
         writeln!(here, "  {label}: {}", p.message).ok();
     }
-    writeln!(
-        here,
-        "  (the swiotlb-preflight check's advice \"enable GRO\" comes from the predictor's GRO branch, which assumes GRO turns \
-         transmit skbs into page fragments; nothing in this model or its sources does that)"
-    )
-    .ok();
+    writeln!(here, "  advice for the field's configuration: {}", advice(&pre_off, &pool64).join("; ")).ok();
     for r in &results {
         account_of_run(&mut here, r);
     }
@@ -1076,13 +1098,17 @@ pub fn run(seed: u64, out: &mut dyn std::io::Write) -> std::io::Result<rep::RunR
                   mapped); the steady state here is the rx rings' bounced buffers, so what would lower it is MTU 1500 (rx \
                   buffers of 1920 B are page fragments that never bounce) or smaller rx rings (ethtool -G) - neither \
                   run here; raising swiotlb to 128 MiB moves the steady state away from the limit so that only longer \
-                  pauses exhaust it (none did in this window). The swiotlb-preflight check predicts the \
-                  worst case from the ring configuration before any traffic.\nSourced vs inferred: slot size, segment \
-                  rule, alignment, messages, the overflow/panic rule (lib/swiotlb.c swiotlb_full), rx_buf_size \
-                  (bnx2x_set_rx_buf_size), per-buffer dma_map_single (bnx2x_alloc_rx_skb), bnx2x_mtu_allows_gro, netback's \
-                  linear skbs in NETBK_ALWAYS_COPY_SKB mode (netback.c net_tx_action) and dev_queue_xmit's linearization of \
-                  frag_list skbs are from the sources; that the field's netback produced linear skbs this way, the traffic \
-                  rates, batches and link pauses are [inference]/assumption."
+                  pauses exhaust it. The swiotlb-preflight check predicts the worst case from the ring configuration \
+                  before any traffic, and advises only changes its predictor says fit.\nSourced vs inferred: slot size, \
+                  segment rule, alignment, messages, the overflow/panic rule (lib/swiotlb.c swiotlb_full, in the SWIOTLB \
+                  model), rx_buf_size (bnx2x_set_rx_buf_size), MAX_RX_AVAIL shared by the rx queues \
+                  (bnx2x_alloc_fp_mem_at, 3.x source; that 2.6.32 posted the same total is [inference]), per-buffer \
+                  mappings (bnx2x_alloc_rx_data / bnx2x_alloc_rx_skb), the LSO fields (bnx2x_set_pbd_gso_e2), \
+                  bnx2x_mtu_allows_gro, PAUSE quanta (802.3 Annex 31B), netback's linear skbs in NETBK_ALWAYS_COPY_SKB \
+                  mode (netback.c net_tx_action) and dev_queue_xmit's linearization of frag_list skbs are from the \
+                  sources; that the field's netback produced linear skbs this way, that 2.6.32's bnx2x_start_xmit did not \
+                  check dma_mapping_error (so an overflow-buffer answer went out as garbage), the 4 queues per port, the \
+                  traffic rates, batches and the link partner's pauses are [inference]/assumption."
         .to_string();
     let story = Story {
         field: "XenServer dom0 (2.6.32 classic Xen), bnx2x bonded pair for storage, MTU 9000, GRO off. For 1.5 h: \

@@ -46,16 +46,12 @@ mod cqe;
 mod gso;
 pub mod preflight;
 mod ring;
-mod stand_in;
 
 pub use census::{BounceCensus, Holder};
 pub use cqe::{Cqe, RingCqeError};
 pub use gso::Gso;
 pub use nicqual_hw::bnx2x::rx_buf_size;
 pub use ring::Chain;
-pub use stand_in::{
-    Bnx2xPort, CqeError, PortConfig, PortCounters, RxCompletion, RxOutcome, TxOutcome, TxSkb, validate_cqe,
-};
 
 use crate::backend::{Backend, BackendInfo};
 use crate::dmamap::{Coherent, CpuBuffer, DmaApi, DmaError, DmaMapping, DmaStats};

@@ -21,10 +21,10 @@ pub struct Bnx2xDmaConfig {
     /// TX BDs per queue (`MAX_TX_AVAIL` = 4078).
     pub tx_bds_per_queue: u32,
     pub mtu: u32,
-    /// `ethtool -K gro`.
+    /// `ethtool -K gro`: turns TPA on only where `bnx2x_mtu_allows_gro` (see [`Self::tpa`]);
+    /// it does not change what the driver is asked to transmit.
     pub gro: bool,
-    /// Largest linear transmit buffer handed to the driver when GRO is off (the field log
-    /// shows 14–33 KB).
+    /// Largest linear transmit buffer handed to the driver (the field log shows 14–33 KB).
     pub tx_linear_bytes: usize,
     pub memory: MemoryKind,
     /// Fraction of multi-page buffers whose frames are not consecutive (Xen; 1.0 = worst).
@@ -110,30 +110,21 @@ impl Bnx2xDmaConfig {
                 why: "TPA SGEs are single pages (dma_map_page 4096): never bounce".into(),
             });
         }
+        // The transmit skbs come from netback whatever the NIC's GRO setting: GRO/TPA is a
+        // receive feature, and the seed-001 model finds nothing by which it reshapes them.
         let inflight = self.ports as u64 * self.tx_queues as u64 * self.tx_in_flight_per_queue();
-        if self.gro {
-            v.push(MapClass {
-                name: "tx page fragments".into(),
-                count: inflight,
-                size: PAGE_SIZE,
-                page_offset: 0,
-                bounce_fraction: 0.0,
-                why: "[inference] with GRO on, large skbs reach bnx2x_start_xmit as page fragments, one page each: never bounce".into(),
-            });
-        } else {
-            let off = 64;
-            v.push(MapClass {
-                name: "tx linear skbs".into(),
-                count: inflight,
-                size: self.tx_linear_bytes,
-                page_offset: off,
-                bounce_fraction: self.bounce_fraction(off, self.tx_linear_bytes),
-                why: format!(
-                    "[inference] with GRO off, linear skbs up to {} B (field log: 14-33 KB from netback/OVS) are mapped whole by bnx2x_start_xmit",
-                    self.tx_linear_bytes
-                ),
-            });
-        }
+        let off = 64;
+        v.push(MapClass {
+            name: "tx linear skbs".into(),
+            count: inflight,
+            size: self.tx_linear_bytes,
+            page_offset: off,
+            bounce_fraction: self.bounce_fraction(off, self.tx_linear_bytes),
+            why: format!(
+                "[inference] linear skbs up to {} B (field log: 14-33 KB from netback/OVS) mapped whole by bnx2x_start_xmit, GRO on or off",
+                self.tx_linear_bytes
+            ),
+        });
         v
     }
 
@@ -143,22 +134,55 @@ impl Bnx2xDmaConfig {
     }
 }
 
+/// What would make an exhausting configuration fit, each change tried on the predictor
+/// (only changes it says fit are advised). GRO is never among them: it cannot turn TPA on
+/// where `bnx2x_mtu_allows_gro` is false (MTU 9000), and where it can, TPA only adds
+/// buffers; what it does not change is said.
+pub fn advice(cfg: &Bnx2xDmaConfig, pool: &SwiotlbConfig) -> Vec<String> {
+    let fits = |c: &Bnx2xDmaConfig, p: &SwiotlbConfig| !c.predict(p).will_exhaust;
+    let mut out = Vec::new();
+    if !cfg.gro {
+        let on = Bnx2xDmaConfig { gro: true, ..cfg.clone() };
+        out.push(if on.tpa() {
+            "enabling GRO would not help (TPA adds rx buffers; transmit skbs are unchanged)".to_string()
+        } else {
+            format!(
+                "enabling GRO would not help: bnx2x_mtu_allows_gro({}) is false, TPA stays off and the same buffers are mapped",
+                cfg.mtu
+            )
+        });
+    }
+    let mtu1500 = Bnx2xDmaConfig { mtu: 1500, tx_linear_bytes: cfg.tx_linear_bytes, ..cfg.clone() };
+    if cfg.mtu > 1500 && fits(&mtu1500, pool) {
+        out.push("MTU 1500 fits (rx buffers become single page fragments)".into());
+    }
+    for n in [cfg.rx_bds_per_port / 2, cfg.rx_bds_per_port / 4] {
+        if n > 0 && fits(&Bnx2xDmaConfig { rx_bds_per_port: n, ..cfg.clone() }, pool) {
+            out.push(format!("{n} rx BDs per port fit (ethtool -G rx)"));
+            break;
+        }
+    }
+    let mib = (pool.nslabs * 2048) >> 20;
+    for m in [mib * 2, mib * 4] {
+        let bigger = SwiotlbConfig { nslabs: (m << 20) / 2048, ..*pool };
+        if m > mib && fits(cfg, &bigger) {
+            out.push(format!("a {m} MiB pool fits at worst"));
+            break;
+        }
+    }
+    out
+}
+
 /// The qualification check built on the predictor (`swiotlb-preflight`): fail when the
-/// configuration can exhaust the pool, with the advice that changes it.
+/// configuration can exhaust the pool, with the advice the predictor supports.
 pub fn preflight_check(cfg: &Bnx2xDmaConfig, pool: &SwiotlbConfig) -> CheckReport {
     let p = cfg.predict(pool);
     let mut detail = p.message.clone();
     if p.will_exhaust {
-        let mut advice = Vec::new();
-        if !cfg.gro {
-            advice.push("enable GRO (ethtool -K gro on)");
-        }
-        if !hw::rx_buf_is_page_frag(cfg.mtu) {
-            advice.push("or MTU 1500 (rx buffers become single page fragments)");
-        }
+        let advice = advice(cfg, pool);
         if !advice.is_empty() {
             detail.push_str("; ");
-            detail.push_str(&advice.join(" "));
+            detail.push_str(&advice.join("; "));
         }
     }
     let result = if p.will_exhaust { CheckResult::Fail } else { CheckResult::Pass };

@@ -23,7 +23,8 @@ fn simulate_worst_case(cfg: &Bnx2xDmaConfig, pool: &SwiotlbConfig) -> bool {
     }
     let stop = hw::MAX_SKB_FRAGS + 4;
     let tx_pkts = (cfg.ports * cfg.tx_queues * (cfg.tx_bds_per_queue.saturating_sub(stop) / 2)) as u64;
-    buffers.push((tx_pkts, if cfg.gro { 4096 } else { cfg.tx_linear_bytes }, if cfg.gro { 0 } else { 64 }));
+    // Transmit skbs are the same with GRO on or off.
+    buffers.push((tx_pkts, cfg.tx_linear_bytes, 64));
     for (count, size, off) in buffers {
         let align = ((size + off) as u64).next_power_of_two().max(4096);
         for _ in 0..count {
@@ -51,13 +52,15 @@ fn predictor_agrees_with_the_simulation() {
         ("field: 2 ports, MTU 9000, GRO off, Xen, 64 MiB", Bnx2xDmaConfig::field(), classic(64), true),
         ("field with swiotlb=128", Bnx2xDmaConfig::field(), classic(128), true),
         ("GRO on, MTU 9000, 2 ports, 64 MiB (rx still bounces)", row(|c| c.gro = true), classic(64), true),
-        ("GRO on, MTU 9000, 1 port, 64 MiB", row(|c| (c.gro, c.ports) = (true, 1)), classic(64), false),
-        ("GRO on, MTU 9000, 2 ports, 128 MiB", row(|c| c.gro = true), classic(128), false),
+        // GRO cannot turn TPA on at MTU 9000 and does not reshape transmit skbs: the same
+        // demand as GRO off.
+        ("GRO on, MTU 9000, 1 port, 64 MiB", row(|c| (c.gro, c.ports) = (true, 1)), classic(64), true),
+        ("GRO on, MTU 9000, 2 ports, 128 MiB", row(|c| c.gro = true), classic(128), true),
         (
             "GRO on, 2 ports x 2000 rx BDs, 64 MiB",
             row(|c| (c.gro, c.rx_bds_per_port) = (true, 2000)),
             classic(64),
-            false,
+            true,
         ),
         ("MTU 1500, GRO off, standard frames", row(|c| (c.mtu, c.tx_linear_bytes) = (1500, 1514)), classic(64), false),
         ("native memory, field config", row(|c| c.memory = MemoryKind::Native), classic(64), false),
@@ -74,8 +77,8 @@ fn predictor_agrees_with_the_simulation() {
             true,
         ),
         (
-            "MTU 1500, GRO on, 4 rx queues (TPA: page buffers only)",
-            row(|c| (c.mtu, c.gro, c.rx_queues) = (1500, true, 4)),
+            "MTU 1500, GRO on, 4 rx queues, 1514-byte tx (TPA: page buffers only)",
+            row(|c| (c.mtu, c.gro, c.rx_queues, c.tx_linear_bytes) = (1500, true, 4, 1514)),
             classic(32),
             false,
         ),
@@ -114,7 +117,8 @@ fn field_configuration_message_and_check() {
     assert!(p.message.contains("> 256 segments (32768 slots, 64 MiB): will exhaust"), "{}", p.message);
     let r = preflight_check(&cfg, &pool);
     assert_eq!(r.result, CheckResult::Fail);
-    assert!(r.detail.contains("enable GRO"), "{}", r.detail);
+    assert!(!r.detail.contains("enable GRO"), "{}", r.detail);
+    assert!(r.detail.contains("enabling GRO would not help: bnx2x_mtu_allows_gro(9000) is false"), "{}", r.detail);
     let ok = preflight_check(&row(|c| c.memory = MemoryKind::Native), &pool);
     assert_eq!(ok.result, CheckResult::Pass, "{}", ok.detail);
     assert!(ok.detail.contains("no bouncing mappings"), "{}", ok.detail);
@@ -123,9 +127,43 @@ fn field_configuration_message_and_check() {
 #[test]
 fn partial_scatter_scales_the_demand() {
     let pool = SwiotlbConfig::default_for(Generation::ClassicXen);
-    let cfg = row(|c| (c.gro, c.scattered_fraction) = (true, 0.25));
+    // Rx rings only (no transmit in flight), a quarter of the buffers scattered.
+    let cfg = row(|c| (c.gro, c.scattered_fraction, c.tx_bds_per_queue) = (true, 0.25, 0));
     let p = cfg.predict(&pool);
     assert_eq!(p.classes[0].bouncing, 2039);
     assert!(!p.will_exhaust, "{}", p.message);
     assert_eq!(p.margin_slots, (256 - 98) * 128);
+}
+
+/// The advice follows the predictor and the ring configuration: GRO is never advised (it
+/// cannot turn TPA on at MTU 9000, and TPA only adds buffers where it can), and every change
+/// that is advised fits when tried.
+#[test]
+fn advice_is_only_what_the_predictor_says_fits() {
+    let pool = SwiotlbConfig::with_mib(Generation::ClassicXen, 64);
+    let field = Bnx2xDmaConfig::field();
+    // GRO on predicts the same as GRO off at MTU 9000 (TPA off, same mappings).
+    let on = row(|c| c.gro = true);
+    assert!(!on.tpa());
+    assert_eq!(on.predict(&pool).demand_slots, field.predict(&pool).demand_slots);
+    let a = advice(&field, &pool);
+    assert!(a.iter().any(|x| x.contains("would not help")), "{a:?}");
+    // MTU 1500 alone does not fit at worst (every transmit packet in flight bounced at
+    // 33 KB): not advised; a smaller ring plus it would, but only single changes are tried.
+    let mtu1500 = Bnx2xDmaConfig { mtu: 1500, ..field.clone() };
+    assert!(mtu1500.predict(&pool).will_exhaust);
+    assert!(!a.iter().any(|x| x.starts_with("MTU 1500")), "{a:?}");
+    assert!(a.iter().any(|x| x == "a 256 MiB pool fits at worst"), "{a:?}");
+    // Advice for a bigger pool names one the predictor says fits.
+    for x in &a {
+        if let Some(m) = x.strip_prefix("a ").and_then(|r| r.split(' ').next()).and_then(|m| m.parse::<usize>().ok()) {
+            assert!(!field.predict(&SwiotlbConfig::with_mib(Generation::ClassicXen, m)).will_exhaust, "{x}");
+        }
+    }
+    // Where GRO can turn TPA on (MTU 4000), TPA adds buffers: still not advised.
+    let m4000 = row(|c| c.mtu = 4000);
+    let with_tpa = Bnx2xDmaConfig { gro: true, ..m4000.clone() };
+    assert!(with_tpa.tpa());
+    assert!(with_tpa.predict(&pool).demand_slots >= m4000.predict(&pool).demand_slots);
+    assert!(advice(&m4000, &pool).iter().all(|x| !x.contains("enable GRO")));
 }
