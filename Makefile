@@ -7,7 +7,7 @@ NICQUAL_RUN_ID := make-$(shell od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
 endif
 export NICQUAL_RUN_ID
 
-.PHONY: all build test deps lint unit qualify-smoke qemu-smoke qemu11-smoke no-qemu-left example test-vfio fuzz-smoke soak-smoke release clean
+.PHONY: all build test deps lint unit qualify-smoke qemu-smoke qemu11-smoke no-qemu-left example test-vfio test-guest-driver fuzz-smoke soak-smoke release clean
 
 all: build
 
@@ -17,7 +17,7 @@ build:
 release: build
 
 ## Everything CI checks: packages, formatting, lints, all test suites.
-test: deps lint unit qualify-smoke qemu-smoke qemu11-smoke example test-vfio fuzz-smoke soak-smoke
+test: deps lint unit qualify-smoke qemu-smoke qemu11-smoke example test-vfio test-guest-driver fuzz-smoke soak-smoke
 	$(MAKE) no-qemu-left
 
 deps:
@@ -72,6 +72,10 @@ example:
 ## IOMMU and two e1000e NICs (tools/tests/vfio_guest.rs; about 30 s of TCG).
 test-vfio:
 	$(CARGO) test --release -p nicqual --test vfio_guest -- --ignored --nocapture
+
+## Linux's e1000e against the 82574L model served over vfio-user (QEMU 11.1, forky root).
+test-guest-driver:
+	$(CARGO) test --release -p nicqual --test guest_driver -- --ignored --nocapture
 
 ## Every cargo-fuzz target, bounded (FUZZ_SECS each, default 45); fails on any crash.
 fuzz-smoke:

@@ -19,6 +19,7 @@ pub mod qtest_server;
 pub mod responder;
 pub mod ring;
 pub mod touch;
+pub mod vfio_user;
 pub mod wire;
 pub mod xen;
 
@@ -72,5 +73,10 @@ pub trait PciDevice {
     /// this model keeps one. `None` means "not kept", never "empty".
     fn touch_log(&self) -> Option<&touch::TouchLog> {
         None
+    }
+    /// Level of the legacy INTx line (what a vfio-user server forwards in INTx mode);
+    /// devices without INTx keep the default, low.
+    fn intx_level(&self) -> bool {
+        false
     }
 }

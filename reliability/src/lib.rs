@@ -10,6 +10,7 @@ pub mod driver_hostile;
 pub mod enic_rings;
 pub mod model_i82574;
 pub mod soak;
+pub mod vfio_user_server;
 pub mod xen_netback;
 
 /// An invariant the harness checks was broken (a panic inside the code under test is a
@@ -46,4 +47,5 @@ pub const HARNESSES: &[(&str, Harness)] = &[
     ("xen_netback", xen_netback::run),
     ("bnx2x_rings", bnx2x_rings::run),
     ("enic_rings", enic_rings::run),
+    ("vfio_user_server", vfio_user_server::run),
 ];

@@ -12,6 +12,7 @@ mod qualify_bnx2x;
 mod regs;
 mod scenario;
 mod serve_qtest;
+mod serve_vfio_user;
 mod soak;
 mod vfio_cli;
 
@@ -70,6 +71,8 @@ enum Cmd {
     Conformance(conformance::Args),
     /// Serve our emulated device over QEMU's qtest line protocol (for qtest clients).
     ServeQtest(serve_qtest::Args),
+    /// Serve our emulated 82574L over vfio-user (QEMU's vfio-user-pci), for a guest's own driver.
+    ServeVfioUser(serve_vfio_user::Args),
     /// Soak: traffic under a seeded random fault plan; every frame delivered or dropped with a reason.
     Soak(soak::Args),
 }
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench::run(a),
         Cmd::Conformance(a) => conformance::run(a),
         Cmd::ServeQtest(a) => serve_qtest::run(a),
+        Cmd::ServeVfioUser(a) => serve_vfio_user::run(a),
         Cmd::Soak(a) => soak::run(a),
     }
 }

@@ -79,6 +79,16 @@ fn pcap_clashes(a: &Args) -> Option<String> {
     a.out.files().contains(&p).then(|| format!("--pcap {} is also a report output", p.display()))
 }
 
+/// What faults can target on the 82574L: its five MSI-X vectors and IVAR entries.
+pub(crate) fn i82574_fault_target() -> nicqual_model::faults::FaultTarget {
+    nicqual_model::faults::FaultTarget {
+        msix_vectors: nicqual_hw::i82574::MSIX_VECTORS,
+        ivar_entries: IvarEntry::ALL.len() as u8,
+        completions: false,
+        consumer_queues: 0,
+    }
+}
+
 /// Say how many frames the `--pcap` file holds (or why it could not be finished).
 fn say_pcap(p: &std::path::Path, r: std::io::Result<u64>) {
     match r {
@@ -184,12 +194,7 @@ pub fn run(a: Args, quiet: bool) -> ExitCode {
     match a.device {
         DeviceSpec::ModelI82574 => {
             // Refuse what cannot apply: a vector or IVAR entry the 82574L does not have.
-            if let Err(e) = plan.validate_for(nicqual_model::faults::FaultTarget {
-                msix_vectors: nicqual_hw::i82574::MSIX_VECTORS,
-                ivar_entries: IvarEntry::ALL.len() as u8,
-                completions: false,
-                consumer_queues: 0,
-            }) {
+            if let Err(e) = plan.validate_for(i82574_fault_target()) {
                 eprintln!("nicqual: fault plan for {spec}: {e}");
                 return ExitCode::from(2);
             }

@@ -9,7 +9,7 @@ use nicqual_model::i82574::{Config, I82574 as Model};
 use nicqual_model::qtest_server::{MAX_RAM_MIB, QtestServer, guest_ram_at};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
@@ -25,15 +25,8 @@ pub struct Args {
     /// Device to serve (emulated devices only).
     #[arg(long, default_value = DEFAULT_DEVICE)]
     device: DeviceSpec,
-    /// Fault shorthand, repeatable (as for `qualify`); times count from server start.
-    #[arg(long = "fault", value_name = "SPEC")]
-    fault: Vec<FaultPlan>,
-    /// Fault plan file (TOML, or JSON by extension).
-    #[arg(long)]
-    faults: Option<PathBuf>,
-    /// Seed of the fault plan.
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    plan: FaultArgs,
     /// Guest RAM file to share with the client; it must not exist (it is created) unless
     /// --reuse-mem-path is given. Private RAM without it.
     #[arg(long)]
@@ -50,13 +43,46 @@ pub struct Args {
     slot: u8,
 }
 
-pub fn run(a: Args) -> ExitCode {
-    let plan = match crate::qualify::plan_from(a.faults.as_deref(), &a.fault, a.seed) {
-        Ok(p) => p,
-        Err(e) => {
+/// The fault options of the servers (serve-qtest, serve-vfio-user).
+#[derive(clap::Args, Debug)]
+pub(crate) struct FaultArgs {
+    /// Fault shorthand, repeatable (as for `qualify`); times count from server start.
+    #[arg(long = "fault", value_name = "SPEC")]
+    fault: Vec<FaultPlan>,
+    /// Fault plan file (TOML, or JSON by extension).
+    #[arg(long)]
+    faults: Option<PathBuf>,
+    /// Seed of the fault plan.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl FaultArgs {
+    /// The plan the options describe, or the usage error already printed.
+    pub(crate) fn plan(&self) -> Result<FaultPlan, ExitCode> {
+        crate::qualify::plan_from(self.faults.as_deref(), &self.fault, self.seed).map_err(|e| {
             eprintln!("nicqual: {e}");
-            return ExitCode::from(2);
-        }
+            ExitCode::from(2)
+        })
+    }
+}
+
+/// Listen on `socket`. A stale socket from an earlier run is replaced (as QEMU does); any
+/// other file is not.
+pub(crate) fn listen(socket: &Path, what: &str) -> Result<UnixListener, ExitCode> {
+    if std::fs::symlink_metadata(socket).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(socket);
+    }
+    UnixListener::bind(socket).map_err(|e| {
+        eprintln!("nicqual: {what}: listen on {}: {e}", socket.display());
+        ExitCode::from(1)
+    })
+}
+
+pub fn run(a: Args) -> ExitCode {
+    let plan = match a.plan.plan() {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     match a.device {
         DeviceSpec::ModelI82574 => {
@@ -111,16 +137,9 @@ fn serve<D: nicqual_model::PciDevice>(a: &Args, model: D) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // A stale socket from an earlier run is replaced (as QEMU does); any other file is not.
-    if std::fs::symlink_metadata(&a.socket).is_ok_and(|m| m.file_type().is_socket()) {
-        let _ = std::fs::remove_file(&a.socket);
-    }
-    let listener = match UnixListener::bind(&a.socket) {
+    let listener = match listen(&a.socket, "serve-qtest") {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("nicqual: serve-qtest: listen on {}: {e}", a.socket.display());
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     tracing::info!(target: "nicqual::qtest", "serving {} at 00:{:02x}.0 on {}", a.device, a.slot, a.socket.display());
     let mut result = Ok(());

@@ -947,6 +947,10 @@ impl PciDevice for I82574 {
     fn touch_log(&self) -> Option<&TouchLog> {
         Some(&self.touches)
     }
+
+    fn intx_level(&self) -> bool {
+        self.intx_level
+    }
 }
 
 #[cfg(test)]

@@ -3,15 +3,7 @@
 # host reads starts with "@@NQ "; blocks of output sit between "@@NQ begin NAME" and
 # "@@NQ end NAME ...". Every command that could wait is bounded with `timeout`, and the
 # guest always powers off at the end (QEMU runs with -no-reboot).
-export PATH=/bin
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mkdir -p /run /tmp
-# Keep the console for this script's output: the kernel log is printed at the end.
-echo 1 > /proc/sys/kernel/printk
-echo "@@NQ boot $(cut -d' ' -f1 /proc/uptime)s $(uname -r)"
+. /lib/prelude.sh
 
 block() { # NAME COMMAND...: run COMMAND bounded, its stdout between markers
   name=$1
