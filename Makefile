@@ -75,7 +75,7 @@ test-vfio:
 
 ## Linux's e1000e against the 82574L model served over vfio-user (QEMU 11.1, forky root).
 test-guest-driver:
-	$(CARGO) test --release -p nicqual --test guest_driver -- --ignored --nocapture
+	$(CARGO) test --release -p nicqual --test guest_driver -- --ignored --nocapture --test-threads=1
 
 ## Every cargo-fuzz target, bounded (FUZZ_SECS each, default 45); fails on any crash.
 fuzz-smoke:

@@ -3,7 +3,7 @@
 # else gets a clear list of what is missing. In CI (CI=1 or running as root) a package
 # that cannot be installed is an error: suites are never skipped silently.
 set -euo pipefail
-pkgs=(qemu-system-x86 linux-image-amd64 busybox-static chromium tshark mmdebstrap)
+pkgs=(qemu-system-x86 linux-image-amd64 busybox-static ethtool chromium tshark mmdebstrap)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

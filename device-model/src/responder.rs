@@ -12,6 +12,7 @@
 //!
 //! [`Cable`]: crate::wire::Cable
 
+use crate::PciDevice;
 use crate::net;
 use crate::wire::{self, WireEnd};
 
@@ -203,6 +204,71 @@ impl Responder {
     }
 }
 
+/// A device whose port is cabled to a [`Responder`]: a [`PciDevice`] that behaves exactly
+/// as `dev`, and after every access or clock step lets the responder answer what the
+/// device sent, then lets the device take the answer off the wire (a zero-length
+/// [`PciDevice::advance`], which polls the port). What a vfio-user server serves when the
+/// guest must be able to ping something.
+pub struct Cabled<D: PciDevice> {
+    pub dev: D,
+    pub responder: Responder,
+}
+
+impl<D: PciDevice> Cabled<D> {
+    fn answer(&mut self) {
+        if self.responder.poll(self.dev.now_ns()) > 0 {
+            self.dev.advance(0);
+        }
+    }
+}
+
+impl<D: PciDevice> PciDevice for Cabled<D> {
+    fn config_read(&mut self, offset: u16, size: u8) -> u32 {
+        self.dev.config_read(offset, size)
+    }
+    fn config_write(&mut self, offset: u16, size: u8, value: u32) {
+        self.dev.config_write(offset, size, value)
+    }
+    fn bar_len(&self, bar: u8) -> Option<u64> {
+        self.dev.bar_len(bar)
+    }
+    fn bar_read32(&mut self, bar: u8, offset: u64) -> u32 {
+        self.dev.bar_read32(bar, offset)
+    }
+    fn bar_write32(&mut self, bar: u8, offset: u64, value: u32) {
+        self.dev.bar_write32(bar, offset, value);
+        self.answer();
+    }
+    fn advance(&mut self, ns: u64) {
+        self.dev.advance(ns);
+        self.answer();
+    }
+    fn now_ns(&self) -> u64 {
+        self.dev.now_ns()
+    }
+    fn next_deadline_ns(&self) -> Option<u64> {
+        self.dev.next_deadline_ns()
+    }
+    fn function_reset(&mut self) {
+        self.dev.function_reset()
+    }
+    fn take_interrupts(&mut self) -> Vec<crate::MsiMessage> {
+        self.dev.take_interrupts()
+    }
+    fn iommu(&mut self) -> &mut crate::Iommu {
+        self.dev.iommu()
+    }
+    fn dma_faults_total(&self) -> u64 {
+        self.dev.dma_faults_total()
+    }
+    fn touch_log(&self) -> Option<&crate::touch::TouchLog> {
+        self.dev.touch_log()
+    }
+    fn intx_level(&self) -> bool {
+        self.dev.intx_level()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +375,62 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(st.echo_replies + st.arp_replies, 0);
         assert_eq!(st.malformed + st.ignored, 6, "{st:?}");
+    }
+
+    /// A device that transmits an ARP request on any BAR write and keeps what its port
+    /// receives when its clock steps: enough to see the wrapper's order of events.
+    struct Talker {
+        end: crate::wire::WireEnd,
+        got: Vec<Vec<u8>>,
+        iommu: crate::Iommu,
+    }
+
+    impl PciDevice for Talker {
+        fn config_read(&mut self, _: u16, _: u8) -> u32 {
+            0
+        }
+        fn config_write(&mut self, _: u16, _: u8, _: u32) {}
+        fn bar_len(&self, _: u8) -> Option<u64> {
+            None
+        }
+        fn bar_read32(&mut self, _: u8, _: u64) -> u32 {
+            0
+        }
+        fn bar_write32(&mut self, _: u8, _: u64, _: u32) {
+            self.end.send(&wire::with_fcs(&arp_request(HOST_IP)), 0);
+        }
+        fn advance(&mut self, _: u64) {
+            let mut b = Vec::new();
+            while self.end.recv_into(&mut b) {
+                self.got.push(b.clone());
+            }
+        }
+        fn now_ns(&self) -> u64 {
+            0
+        }
+        fn function_reset(&mut self) {}
+        fn take_interrupts(&mut self) -> Vec<crate::MsiMessage> {
+            Vec::new()
+        }
+        fn iommu(&mut self) -> &mut crate::Iommu {
+            &mut self.iommu
+        }
+        fn dma_faults_total(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn a_cabled_device_gets_the_answer_within_the_access_that_sent_the_request() {
+        let (dev_end, host_end) = Cable::new().ends();
+        let dev = Talker { end: dev_end, got: Vec::new(), iommu: crate::Iommu::new() };
+        let mut c = Cabled { dev, responder: Responder::new(host_end, HOST_MAC, HOST_IP) };
+        c.bar_write32(0, 0, 1);
+        assert_eq!(c.dev.got.len(), 1, "the reply was taken off the wire by the device");
+        assert!(wire::fcs_ok(&c.dev.got[0]));
+        assert_eq!(&c.dev.got[0][20..22], &[0, 2], "an ARP reply");
+        assert_eq!(c.responder.stats.arp_replies, 1);
+        assert!(c.touch_log().is_none(), "the wrapper passes the device's (absent) log through");
     }
 
     #[test]

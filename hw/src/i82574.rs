@@ -83,6 +83,10 @@ registers! {
     reg EIAC = 0x000DC, "Extended Interrupt Auto Clear", Rw, mask 0xFFFF_FFFF, fields icr;
     reg IAM = 0x000E0, "Interrupt Acknowledge Auto Mask", Rw, mask 0xFFFF_FFFF, fields icr;
     reg IVAR = 0x000E4, "Interrupt Vector Allocation", Rw, mask 0xFFFF_FFFF, fields ivar;
+    /// Low-power-idle (EEE) control: the 82574L has no Energy Efficient Ethernet, so this
+    /// reads 0 and ignores writes; Linux e1000e reads it for a message when the device is
+    /// shut down (`e1000e_flush_lpic`).
+    reg LPIC = 0x000FC, "Low Power Idle Control", Ro, mask 0;
     /// EITR for MSI-X vector `n` (n = 0..4).
     regs EITR(EITR0, EITR1, EITR2, EITR3, EITR4) = fn eitr(u16) 0x000E8 step 4,
         "Extended Interrupt Throttle", Rw, mask 0x0000_FFFF, fields itr;
@@ -91,6 +95,9 @@ registers! {
     reg RCTL = 0x00100, "Receive Control", Rw, mask 0xFFFF_FFFF, fields rctl;
     reg TCTL = 0x00400, "Transmit Control", Rw, mask 0xFFFF_FFFF, fields tctl;
     reg TIPG = 0x00410, "Transmit IPG", Rw, mask 0x3FFF_FFFF, reset 0x0060_2008, pattern 1, fields tipg;
+    /// Adaptive IFS throttle (Linux e1000e `e1000e_reset_adaptive` writes it; the model
+    /// sends back to back, so the value has no effect).
+    reg AIT = 0x00458, "Adaptive IFS Throttle", Rw, mask 0x0000_FFFF;
     reg LEDCTL = 0x00E00, "LED Control", Rw, mask 0xFFFF_FFFF, reset 0x0706_8302;
     reg EXTCNF_CTRL = 0x00F00, "Extended Configuration Control", Rw, mask 0xFFFF_FFFF;
     /// PHY OEM bits (LPLU in D0 / non-D0; Linux e1000e `e1000_set_d0_lplu_state_82574`).

@@ -14,7 +14,7 @@
 
 mod guest;
 
-use guest::{Console, Cpio, Vm, shared_libs};
+use guest::{Console, Cpio, Vm};
 use nicqual_report::{Outcome, RunRecord};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -57,19 +57,7 @@ fn initramfs(nicqual: &Path, modules: &Path) -> Vec<u8> {
     c.file("lib/prelude.sh", 0o644, include_bytes!("guest/prelude.sh"));
     c.file("bin/sh", 0o755, &read(Path::new("/bin/busybox")));
     c.file("bin/busybox", 0o755, &read(Path::new("/bin/busybox")));
-    c.file("bin/nicqual", 0o755, &read(nicqual));
-    for lib in shared_libs(nicqual) {
-        let name = lib.to_string_lossy().trim_start_matches('/').to_string();
-        // Parent directories beyond the ones made above (e.g. /usr/lib/...).
-        let mut parent = String::new();
-        for part in name.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
-            parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
-            if !["lib", "lib64", "lib/x86_64-linux-gnu"].contains(&parent.as_str()) {
-                c.dir(&parent);
-            }
-        }
-        c.file(&name, 0o755, &read(&lib));
-    }
+    c.binary_with_libs("bin/nicqual", nicqual, INSTALL);
     for (m, rel) in MODULES {
         c.file(&format!("lib/modules/{m}.ko"), 0o644, &read(&modules.join("kernel").join(rel)));
     }

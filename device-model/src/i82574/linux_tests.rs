@@ -298,6 +298,8 @@ impl Linux {
         self.ew32(r::WUC, 0);
         self.init_hw();
         self.ew32(r::VET, 0x8100);
+        // e1000e_reset_adaptive
+        self.ew32(r::AIT, 0);
         self.config_hwtstamp();
         if power_down {
             // e1000_power_down_phy_copper_82571: no manageability (NVM word 0x0F).
@@ -674,6 +676,8 @@ fn linux_probe_open_watchdog_and_register_dump_touch_only_modelled_registers() {
     l.watchdog();
     let regs = l.get_regs();
     assert_ne!(regs[1] & Status::LU.bits(), 0, "ethtool -d shows the link up");
+    // e1000e_flush_lpic at shutdown.
+    assert_eq!(l.er32(r::LPIC), 0, "no EEE on the 82574L");
     assert!(l.dev.touches().is_empty(), "unmodelled accesses: {:#?}", l.touches());
 }
 

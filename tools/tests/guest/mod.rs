@@ -75,6 +75,24 @@ impl Cpio {
         self.entry(name, 0o100000 | mode, (0, 0), data);
     }
 
+    /// `bin` at its own path in the archive, with the shared libraries `ldd` lists for it
+    /// (and any parent directory of theirs besides /lib, /lib64 and
+    /// /lib/x86_64-linux-gnu, which the caller makes).
+    pub fn binary_with_libs(&mut self, dest: &str, bin: &Path, install: &str) {
+        self.file(dest, 0o755, &read(bin, install));
+        for lib in shared_libs(bin) {
+            let name = lib.to_string_lossy().trim_start_matches('/').to_string();
+            let mut parent = String::new();
+            for part in name.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
+                parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
+                if !["lib", "lib64", "lib/x86_64-linux-gnu"].contains(&parent.as_str()) {
+                    self.dir(&parent);
+                }
+            }
+            self.file(&name, 0o755, &read(&lib, install));
+        }
+    }
+
     pub fn finish(mut self) -> Vec<u8> {
         self.entry("TRAILER!!!", 0, (0, 0), &[]);
         self.out
