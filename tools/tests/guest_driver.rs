@@ -257,8 +257,18 @@ impl Outcome {
             }
         };
         // The driver's own messages beyond the routine ones.
-        let routine =
-            ["Intel(R) PRO/1000", "PBA No", "MAC:", "(PCI Express", "NIC Link is Up", "offline testing", "testing"];
+        let routine = [
+            "Intel(R) PRO/1000",
+            "PBA No",
+            "MAC:",
+            "(PCI Express",
+            "NIC Link is Up",
+            "offline testing",
+            "testing",
+            "Copyright",
+            "Interrupt Throttling Rate",
+            "registered PHC clock",
+        ];
         let messages = driver_lines(c)
             .into_iter()
             .filter(|l| !routine.iter().any(|r| l.contains(r)))
