@@ -75,7 +75,7 @@ test-vfio:
 
 ## Linux's e1000e against the 82574L model served over vfio-user (QEMU 11.1, forky root).
 test-guest-driver:
-	$(CARGO) test --release -p nicqual --test guest_driver -- --ignored --nocapture
+	$(CARGO) test --release -p nicqual --test guest_driver -- --ignored --nocapture --test-threads=1
 
 ## LAVA's own dispatcher (Debian's lava-dispatcher, `lava-run`, no server) runs
 ## lava/jobs/qemu-nicqual.yaml: the VFIO guest booted by LAVA, lava/nicqual-qualify.yaml run

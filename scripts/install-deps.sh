@@ -4,7 +4,7 @@
 # that cannot be installed is an error: suites are never skipped silently.
 set -euo pipefail
 # lava-dispatcher: LAVA's stand-alone `lava-run` for make test-lava (scripts/test-lava.sh).
-pkgs=(qemu-system-x86 linux-image-amd64 busybox-static chromium tshark mmdebstrap lava-dispatcher)
+pkgs=(qemu-system-x86 linux-image-amd64 busybox-static ethtool chromium tshark mmdebstrap lava-dispatcher)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

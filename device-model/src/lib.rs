@@ -16,7 +16,9 @@ pub mod iommu;
 pub mod msix;
 pub mod net;
 pub mod qtest_server;
+pub mod responder;
 pub mod ring;
+pub mod touch;
 pub mod vfio_user;
 pub mod wire;
 pub mod xen;
@@ -67,6 +69,11 @@ pub trait PciDevice {
     fn iommu(&mut self) -> &mut Iommu;
     /// DMA accesses the IOMMU has blocked so far.
     fn dma_faults_total(&self) -> u64;
+    /// The register-touch log (accesses to registers the model does not implement), if
+    /// this model keeps one. `None` means "not kept", never "empty".
+    fn touch_log(&self) -> Option<&touch::TouchLog> {
+        None
+    }
     /// Level of the legacy INTx line (what a vfio-user server forwards in INTx mode);
     /// devices without INTx keep the default, low.
     fn intx_level(&self) -> bool {

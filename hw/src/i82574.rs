@@ -37,8 +37,8 @@ pub const EXT_CAP_DSN: u16 = 0x140;
 
 pub use fields::{Ctrl, CtrlExt, Icr, Status};
 use fields::{
-    ctrl, ctrl_ext, delay, eerd, icr, itr, ivar, mdic, mrqc, pba, psrctl, rah, rctl, rfctl, ring_len, rxcsum, rxdctl,
-    status, swsm, tarc, tctl, tipg, txdctl,
+    ctrl, ctrl_ext, delay, eecd, eerd, icr, itr, ivar, mdic, mrqc, pba, psrctl, rah, rctl, rfctl, ring_len, rxcsum,
+    rxdctl, status, swsm, tarc, tctl, timinca, tipg, txdctl,
 };
 
 registers! {
@@ -55,7 +55,9 @@ registers! {
     /// A second view of CTRL (writes through it reach CTRL).
     reg CTRL_DUP = 0x00004, "Device Control (duplicate)", Ro, mask 0, fields ctrl;
     reg STATUS = 0x00008, "Device Status", Ro, mask 0, fields status;
-    reg EECD = 0x00010, "EEPROM/Flash Control", Rw, mask 0xFFFF_FFFF;
+    /// PRES and AUTO_RD read 1 (an EEPROM is present and its words were loaded at reset);
+    /// the driver polls AUTO_RD after CTRL.RST (Linux e1000e `e1000e_get_auto_rd_done`).
+    reg EECD = 0x00010, "EEPROM/Flash Control", Rw, mask 0xFFFF_FCFF, reset 0x0000_0300, fields eecd;
     reg EERD = 0x00014, "EEPROM Read", Rw, mask 0xFFFF_FFFF, fields eerd;
     reg CTRL_EXT = 0x00018, "Extended Device Control", Rw, mask 0xFFFF_FFFF, fields ctrl_ext;
     reg MDIC = 0x00020, "MDI Control", Rw, mask 0xFFFF_FFFF, reset mdic::READY.mask(), fields mdic;
@@ -63,6 +65,11 @@ registers! {
     reg FCAH = 0x0002C, "Flow Control Address High", Rw, mask 0x0000_FFFF, pattern 1;
     reg FCT = 0x00030, "Flow Control Type", Rw, mask 0x0000_FFFF, pattern 1;
     reg VET = 0x00038, "VLAN EtherType", Rw, mask 0x0000_FFFF, reset 0x8100, pattern 1;
+    /// Flow-control timer and SerDes words (Linux e1000e `e1000_reg_test` writes FCTTV
+    /// and TXCW; `e1000e_set_fc_watermarks` writes FCTTV). RXCW reads 0 on a copper part.
+    reg FCTTV = 0x00170, "Flow Control Transmit Timer Value", Rw, mask 0x0000_FFFF;
+    reg TXCW = 0x00178, "Transmit Configuration Word", Rw, mask 0xC000_FFFF;
+    reg RXCW = 0x00180, "Receive Configuration Word", Ro, mask 0;
 
     // ---- Interrupts -----------------------------------------------------------------
     /// Read-to-clear (as the interrupt mode rules say) and write-1-to-clear.
@@ -76,6 +83,10 @@ registers! {
     reg EIAC = 0x000DC, "Extended Interrupt Auto Clear", Rw, mask 0xFFFF_FFFF, fields icr;
     reg IAM = 0x000E0, "Interrupt Acknowledge Auto Mask", Rw, mask 0xFFFF_FFFF, fields icr;
     reg IVAR = 0x000E4, "Interrupt Vector Allocation", Rw, mask 0xFFFF_FFFF, fields ivar;
+    /// Low-power-idle (EEE) control: the 82574L has no Energy Efficient Ethernet, so this
+    /// reads 0 and ignores writes; Linux e1000e reads it for a message when the device is
+    /// shut down (`e1000e_flush_lpic`).
+    reg LPIC = 0x000FC, "Low Power Idle Control", Ro, mask 0;
     /// EITR for MSI-X vector `n` (n = 0..4).
     regs EITR(EITR0, EITR1, EITR2, EITR3, EITR4) = fn eitr(u16) 0x000E8 step 4,
         "Extended Interrupt Throttle", Rw, mask 0x0000_FFFF, fields itr;
@@ -84,14 +95,25 @@ registers! {
     reg RCTL = 0x00100, "Receive Control", Rw, mask 0xFFFF_FFFF, fields rctl;
     reg TCTL = 0x00400, "Transmit Control", Rw, mask 0xFFFF_FFFF, fields tctl;
     reg TIPG = 0x00410, "Transmit IPG", Rw, mask 0x3FFF_FFFF, reset 0x0060_2008, pattern 1, fields tipg;
+    /// Adaptive IFS throttle (Linux e1000e `e1000e_reset_adaptive` writes it; the model
+    /// sends back to back, so the value has no effect).
+    reg AIT = 0x00458, "Adaptive IFS Throttle", Rw, mask 0x0000_FFFF;
     reg LEDCTL = 0x00E00, "LED Control", Rw, mask 0xFFFF_FFFF, reset 0x0706_8302;
     reg EXTCNF_CTRL = 0x00F00, "Extended Configuration Control", Rw, mask 0xFFFF_FFFF;
+    /// PHY OEM bits (LPLU in D0 / non-D0; Linux e1000e `e1000_set_d0_lplu_state_82574`).
+    reg POEMB = 0x00F10, "PHY OEM Bits", Rw, mask 0xFFFF_FFFF;
     /// Survives CTRL.RST.
     reg PBA = 0x01000, "Packet Buffer Allocation", Rw, mask 0xFFFF_FFFF, reset 0x0014_0014, fields pba;
     /// Survives CTRL.RST.
     reg PBS = 0x01008, "Packet Buffer Size", Rw, mask 0xFFFF_FFFF;
+    /// Manageability EEPROM control: CFG_DONE for port 0 reads 1 (configuration done).
+    reg EEMNGCTL = 0x01010, "MNG EEPROM Control", Ro, mask 0, reset 0x0004_0000;
     reg EEWR = 0x0102C, "EEPROM Write", Rw, mask 0xFFFF_FFFF, fields eerd;
     reg PSRCTL = 0x02170, "Packet Split Receive Control", Rw, mask 0xFFFF_FFFF, fields psrctl;
+    /// Flow-control receive thresholds (Linux e1000e `e1000e_set_fc_watermarks`; the
+    /// register test writes FCRTH with mask 0xFFF8).
+    reg FCRTL = 0x02160, "Flow Control Receive Threshold Low", Rw, mask 0x8000_FFF8;
+    reg FCRTH = 0x02168, "Flow Control Receive Threshold High", Rw, mask 0x0000_FFF8;
 
     // ---- Receive queues (q = 0, 1) --------------------------------------------------
     regs RDBAL(RDBAL0, RDBAL1) = fn rdbal(u32) 0x02800 step 0x100,
@@ -127,7 +149,31 @@ registers! {
 
     // ---- Statistics: read-to-clear; a 64-bit counter clears when its high half is read
     reg CRCERRS = 0x04000, "CRC Error Count", Rc, mask 0;
+    reg ALGNERRC = 0x04004, "Alignment Error Count", Rc, mask 0;
+    reg SYMERRS = 0x04008, "Symbol Error Count", Rc, mask 0;
+    reg RXERRC = 0x0400C, "Receive Error Count", Rc, mask 0;
     reg MPC = 0x04010, "Missed Packets Count", Rc, mask 0;
+    reg SCC = 0x04014, "Single Collision Count", Rc, mask 0;
+    reg ECOL = 0x04018, "Excessive Collisions Count", Rc, mask 0;
+    reg MCC = 0x0401C, "Multiple Collision Count", Rc, mask 0;
+    reg LATECOL = 0x04020, "Late Collisions Count", Rc, mask 0;
+    reg COLC = 0x04028, "Collision Count", Rc, mask 0;
+    reg DC = 0x04030, "Defer Count", Rc, mask 0;
+    reg TNCRS = 0x04034, "Transmit with No CRS", Rc, mask 0;
+    reg SEC = 0x04038, "Sequence Error Count", Rc, mask 0;
+    reg CEXTERR = 0x0403C, "Carrier Extension Error Count", Rc, mask 0;
+    reg RLEC = 0x04040, "Receive Length Error Count", Rc, mask 0;
+    reg XONRXC = 0x04048, "XON Received Count", Rc, mask 0;
+    reg XONTXC = 0x0404C, "XON Transmitted Count", Rc, mask 0;
+    reg XOFFRXC = 0x04050, "XOFF Received Count", Rc, mask 0;
+    reg XOFFTXC = 0x04054, "XOFF Transmitted Count", Rc, mask 0;
+    reg FCRUC = 0x04058, "FC Received Unsupported Count", Rc, mask 0;
+    reg PRC64 = 0x0405C, "Packets Received (64 Bytes) Count", Rc, mask 0;
+    reg PRC127 = 0x04060, "Packets Received (65-127 Bytes) Count", Rc, mask 0;
+    reg PRC255 = 0x04064, "Packets Received (128-255 Bytes) Count", Rc, mask 0;
+    reg PRC511 = 0x04068, "Packets Received (256-511 Bytes) Count", Rc, mask 0;
+    reg PRC1023 = 0x0406C, "Packets Received (512-1023 Bytes) Count", Rc, mask 0;
+    reg PRC1522 = 0x04070, "Packets Received (1024-Max Bytes) Count", Rc, mask 0;
     reg GPRC = 0x04074, "Good Packets Received Count", Rc, mask 0;
     reg BPRC = 0x04078, "Broadcast Packets Received Count", Rc, mask 0;
     reg MPRC = 0x0407C, "Multicast Packets Received Count", Rc, mask 0;
@@ -140,7 +186,12 @@ registers! {
     reg GOTCH = 0x04094, "Good Octets Transmitted Count High", Rc, mask 0;
     reg RNBC = 0x040A0, "Receive No Buffers Count", Rc, mask 0;
     reg RUC = 0x040A4, "Receive Undersize Count", Rc, mask 0;
+    reg RFC = 0x040A8, "Receive Fragment Count", Rc, mask 0;
     reg ROC = 0x040AC, "Receive Oversize Count", Rc, mask 0;
+    reg RJC = 0x040B0, "Receive Jabber Count", Rc, mask 0;
+    reg MGTPRC = 0x040B4, "Management Packets Received Count", Rc, mask 0;
+    reg MGTPDC = 0x040B8, "Management Packets Dropped Count", Rc, mask 0;
+    reg MGTPTC = 0x040BC, "Management Packets Transmitted Count", Rc, mask 0;
     /// Read without side effect; cleared with TORH.
     reg TORL = 0x040C0, "Total Octets Received Low", Ro, mask 0;
     reg TORH = 0x040C4, "Total Octets Received High", Rc, mask 0;
@@ -149,10 +200,25 @@ registers! {
     reg TOTH = 0x040CC, "Total Octets Transmitted High", Rc, mask 0;
     reg TPR = 0x040D0, "Total Packets Received", Rc, mask 0;
     reg TPT = 0x040D4, "Total Packets Transmitted", Rc, mask 0;
+    reg PTC64 = 0x040D8, "Packets Transmitted (64 Bytes) Count", Rc, mask 0;
+    reg PTC127 = 0x040DC, "Packets Transmitted (65-127 Bytes) Count", Rc, mask 0;
+    reg PTC255 = 0x040E0, "Packets Transmitted (128-255 Bytes) Count", Rc, mask 0;
+    reg PTC511 = 0x040E4, "Packets Transmitted (256-511 Bytes) Count", Rc, mask 0;
+    reg PTC1023 = 0x040E8, "Packets Transmitted (512-1023 Bytes) Count", Rc, mask 0;
+    reg PTC1522 = 0x040EC, "Packets Transmitted (1024-Max Bytes) Count", Rc, mask 0;
     reg MPTC = 0x040F0, "Multicast Packets Transmitted Count", Rc, mask 0;
     reg BPTC = 0x040F4, "Broadcast Packets Transmitted Count", Rc, mask 0;
     reg TSCTC = 0x040F8, "TCP Segmentation Context Transmitted Count", Rc, mask 0;
+    reg TSCTFC = 0x040FC, "TCP Segmentation Context Transmit Fail Count", Rc, mask 0;
     reg IAC = 0x04100, "Interrupt Assertion Count", Rc, mask 0;
+    reg ICRXPTC = 0x04104, "Interrupt Cause Rx Packet Timer Expire Count", Rc, mask 0;
+    reg ICRXATC = 0x04108, "Interrupt Cause Rx Absolute Timer Expire Count", Rc, mask 0;
+    reg ICTXPTC = 0x0410C, "Interrupt Cause Tx Packet Timer Expire Count", Rc, mask 0;
+    reg ICTXATC = 0x04110, "Interrupt Cause Tx Absolute Timer Expire Count", Rc, mask 0;
+    reg ICTXQEC = 0x04118, "Interrupt Cause Tx Queue Empty Count", Rc, mask 0;
+    reg ICTXQMTC = 0x0411C, "Interrupt Cause Tx Queue Minimum Threshold Count", Rc, mask 0;
+    reg ICRXDMTC = 0x04120, "Interrupt Cause Rx Descriptor Minimum Threshold Count", Rc, mask 0;
+    reg ICRXOC = 0x04124, "Interrupt Cause Receiver Overrun Count", Rc, mask 0;
 
     // ---- Receive filtering and offloads ---------------------------------------------
     reg RXCSUM = 0x05000, "Receive Checksum Control", Rw, mask 0xFFFF_FFFF, reset 0x0000_0300, fields rxcsum;
@@ -168,8 +234,12 @@ registers! {
 
     // ---- Wake-up, management, PCIe, semaphores ---------------------------------------
     reg WUC = 0x05800, "Wake Up Control", Rw, mask 0xFFFF_FFFF;
+    reg WUFC = 0x05808, "Wake Up Filter Control", Rw, mask 0xFFFF_FFFF;
+    /// Write-1-to-clear wake-up status (no wake event is ever recorded by the model).
+    reg WUS = 0x05810, "Wake Up Status", W1c, mask 0xFFFF_FFFF;
     reg MRQC = 0x05818, "Multiple Receive Queues Command", Rw, mask 0xFFFF_FFFF, fields mrqc;
     reg MANC = 0x05820, "Management Control", Rw, mask 0xFFFF_FFFF;
+    reg MANC2H = 0x05860, "Management Control To Host", Rw, mask 0xFFFF_FFFF;
     reg GCR = 0x05B00, "PCIe Control", Rw, mask 0xFFFF_FFFF;
     reg SWSM = 0x05B50, "Software Semaphore", Rw, mask 0xFFFF_FFFF, fields swsm;
     reg FWSM = 0x05B54, "Firmware Semaphore", Rw, mask 0xFFFF_FFFF;
@@ -186,6 +256,22 @@ registers! {
     /// RSS random key: 40 bytes, byte 4n in bits 7:0 of RSSRK\[n\] (the key as bytes in
     /// register order, as Linux e1000e `e1000e_setup_rss_hash` writes it).
     array RSSRK[RSSRK_LEN = 10, RSSRK_STRIDE = 4] = 0x05C80, "RSS Random Key", Rw, mask 0xFFFF_FFFF;
+
+    // ---- IEEE 1588 time sync (Linux e1000e `e1000e_config_hwtstamp`, `e1000e_cc_read`)
+    /// SYSTIM counts on the virtual clock: `ns * INCVALUE / (INCPERIOD * 16)`, as QEMU's
+    /// `e1000x_timestamp` computes it; the model latches nothing.
+    reg SYSTIML = 0x0B600, "System Time Low", Ro, mask 0;
+    reg SYSTIMH = 0x0B604, "System Time High", Ro, mask 0;
+    reg TIMINCA = 0x0B608, "Increment Attributes", Rw, mask 0xFFFF_FFFF, fields timinca;
+    /// VALID (bit 0) is read-only: the model takes no timestamps, so it stays 0.
+    reg TSYNCTXCTL = 0x0B614, "Tx Time Sync Control", Rw, mask 0x0000_0010;
+    reg TXSTMPL = 0x0B618, "Tx Timestamp Low", Ro, mask 0;
+    reg TXSTMPH = 0x0B61C, "Tx Timestamp High", Ro, mask 0;
+    reg TSYNCRXCTL = 0x0B620, "Rx Time Sync Control", Rw, mask 0x0000_003E;
+    reg RXSTMPL = 0x0B624, "Rx Timestamp Low", Ro, mask 0;
+    reg RXSTMPH = 0x0B628, "Rx Timestamp High", Ro, mask 0;
+    reg RXMTRL = 0x0B634, "Rx Time Sync Message Type", Rw, mask 0xFFFF_FFFF;
+    reg RXUDP = 0x0B638, "Rx Time Sync UDP Port", Rw, mask 0x0000_FFFF;
 }
 
 /// The register instance at BAR0 `offset`.
@@ -359,6 +445,40 @@ pub const PHY_CTRL_RESTART_AUTONEG: u16 = 1 << 9;
 pub const PHY_STATUS_AUTONEG_COMPLETE: u16 = 1 << 5;
 /// BME1000 PHY identifier (ID1, ID2).
 pub const PHY_ID: (u16, u16) = (0x0141, 0x0CB1);
+/// Clause-22 registers past the identifier (IEEE 802.3 clause 22; Linux `mii.h` names
+/// them ADVERTISE, LPA, EXPANSION, CTRL1000, STAT1000, ESTATUS).
+pub const PHY_AUTONEG_ADV: u32 = 4;
+pub const PHY_LP_ABILITY: u32 = 5;
+pub const PHY_AUTONEG_EXP: u32 = 6;
+pub const PHY_NEXT_PAGE_TX: u32 = 7;
+pub const PHY_LP_NEXT_PAGE: u32 = 8;
+pub const PHY_1000T_CTRL: u32 = 9;
+pub const PHY_1000T_STATUS: u32 = 10;
+pub const PHY_EXT_STATUS: u32 = 15;
+/// BMCR power down and loopback.
+pub const PHY_CTRL_POWER_DOWN: u16 = 1 << 11;
+pub const PHY_CTRL_LOOPBACK: u16 = 1 << 14;
+/// The BM PHY's page select register; registers above 15 are per page (Linux e1000e
+/// `phy.c` `e1000e_read_phy_reg_bm2`: `BM_PHY_PAGE_SELECT` 22, `MAX_PHY_MULTI_PAGE_REG`
+/// 0xF; the page number is written unshifted).
+pub const PHY_PAGE_SELECT: u32 = 22;
+pub const PHY_MAX_UNPAGED: u32 = 15;
+/// Page-0 registers of the M88-style BM PHY (Linux e1000e `phy.h`/`defines.h`:
+/// `M88E1000_PHY_SPEC_CTRL` 0x10, `M88E1000_PHY_SPEC_STATUS` 0x11,
+/// `E1000_RECEIVE_ERROR_COUNTER` 0x15, `IGP02E1000_PHY_POWER_MGMT` 0x19).
+pub const PHY_SPEC_CTRL: u32 = 16;
+pub const PHY_SPEC_STATUS: u32 = 17;
+pub const PHY_RX_ERROR_COUNTER: u32 = 21;
+pub const PHY_POWER_MGMT: u32 = 25;
+/// PHY specific status bits (`M88E1000_PSSR_*`): speed 1000 (15:14 = 10), full duplex,
+/// speed and duplex resolved, real-time link.
+pub const PHY_SSR_SPEED_1000: u16 = 0x8000;
+pub const PHY_SSR_FULL_DUPLEX: u16 = 0x2000;
+pub const PHY_SSR_RESOLVED: u16 = 0x0800;
+pub const PHY_SSR_LINK: u16 = 0x0400;
+/// Pages whose registers 16..31 Linux e1000e touches on an 82574: 0, 2 (MAC interface
+/// speed, register 21), 769 and 776 (loopback test: force duplex and link, early link).
+pub const PHY_PAGES: [u16; 4] = [0, 2, 769, 776];
 
 /// RCTL bits.
 pub const RCTL_EN: u32 = rctl::EN.mask();

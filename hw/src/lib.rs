@@ -5,6 +5,8 @@
 //! layouts, PCI capability layout — lives here and nowhere else. Names follow the
 //! datasheets (and Linux/QEMU headers, which use the datasheet names).
 
+#![recursion_limit = "512"]
+
 pub mod bnx2x;
 pub mod enic;
 pub mod i82574;

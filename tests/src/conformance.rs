@@ -374,11 +374,40 @@ pub fn cases() -> Vec<Case> {
             let a = rd(b, r::ICS);
             format!("ICS={a:#010x} ICS-again={:#010x}", rd(b, r::ICS))
         }),
-        case!("ims.valid-mask", "IMS keeps only its valid bits of 0xffffffff", |b| {
+        case!("ims.valid-mask", "IMS keeps only its valid bits of 0xffffffff", known = "row 22", |b| {
             wr(b, r::IMS, u32::MAX);
             regs(b, &[("IMS", r::IMS)])
         }),
-        case!("imc.clears-ims", "IMS=all, IMC=LSC|RXQ0", |b| {
+        // --- what Linux e1000e polls at reset and reads for PTP (issue 23) ---
+        case!("eecd.auto-read-done", "EECD after power-on: PRES and AUTO_RD (bits 8, 9) set", |b| {
+            format!("EECD&0x300={:#x}", rd(b, r::EECD) & 0x300)
+        }),
+        case!(
+            "status.gio-master-disable",
+            "CTRL.GIO_MASTER_DISABLE clears STATUS.GIO_MASTER_ENABLE; clearing it sets it again",
+            |b| {
+                let bit = r::Status::GIO_MASTER_ENABLE.bits();
+                let before = rd(b, r::STATUS) & bit;
+                let ctrl = rd(b, r::CTRL);
+                wr(b, r::CTRL, ctrl | r::Ctrl::GIO_MASTER_DISABLE.bits());
+                let during = rd(b, r::STATUS) & bit;
+                wr(b, r::CTRL, ctrl);
+                format!("before={before:#x} disabled={during:#x} after={:#x}", rd(b, r::STATUS) & bit)
+            }
+        ),
+        case!(
+            "systim.counts-with-timinca",
+            "TIMINCA=1<<24|16, 1 ms: SYSTIM advances by 1,000,000",
+            known = "row 23",
+            |b| {
+                wr(b, r::TIMINCA, 1 << 24 | 16);
+                let read = |b: &mut dyn Backend| u64::from(rd(b, r::SYSTIML)) | u64::from(rd(b, r::SYSTIMH)) << 32;
+                let t0 = read(b);
+                b.wait(1_000_000);
+                format!("delta={}", read(b).wrapping_sub(t0))
+            }
+        ),
+        case!("imc.clears-ims", "IMS=all, IMC=LSC|RXQ0", known = "row 22", |b| {
             wr(b, r::IMS, u32::MAX);
             wr(b, r::IMC, (Icr::LSC | Icr::RXQ0).bits());
             regs(b, &[("IMS", r::IMS)])

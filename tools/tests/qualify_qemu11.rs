@@ -60,7 +60,9 @@ fn conformance_json_has_three_oracles() {
     let cases = v["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 2);
     for c in cases {
-        assert_eq!(c["ours"], "0x0000", "{c}");
+        // Word 3 is blank on the model; word 5 is its image version (1.8-4).
+        let ours = if c["name"] == "eerd.word-05" { "0x1084" } else { "0x0000" };
+        assert_eq!(c["ours"], ours, "{c}");
         for (answer, verdict, documented) in
             [("qemu", "verdict", "documented"), ("qemu11", "verdict_qemu11", "documented_qemu11")]
         {

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 /// Bound on the whole guest run (boot, three qualification runs, power-off).
 const GUEST_BOUND: Duration = Duration::from_secs(270);
+
 /// Boot the guest and collect its console (bounded by [`GUEST_BOUND`]).
 fn run_guest() -> Console {
     let nicqual = PathBuf::from(env!("CARGO_BIN_EXE_nicqual"));

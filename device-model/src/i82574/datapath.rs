@@ -191,6 +191,28 @@ pub enum RxOutcome {
     DmaFault,
 }
 
+/// The size-bucket counters of one direction: 64, 65-127, 128-255, 256-511, 512-1023,
+/// 1024 and up (octets with FCS).
+struct SizeCounters([u32; 6]);
+
+impl SizeCounters {
+    const RX: SizeCounters = SizeCounters([r::PRC64, r::PRC127, r::PRC255, r::PRC511, r::PRC1023, r::PRC1522]);
+    const TX: SizeCounters = SizeCounters([r::PTC64, r::PTC127, r::PTC255, r::PTC511, r::PTC1023, r::PTC1522]);
+}
+
+/// The counter a frame of `octets` (with FCS) counts in.
+fn size_bucket(c: SizeCounters, octets: usize) -> u32 {
+    let [b64, b127, b255, b511, b1023, b1522] = c.0;
+    match octets {
+        ..=64 => b64,
+        65..=127 => b127,
+        128..=255 => b255,
+        256..=511 => b511,
+        512..=1023 => b1023,
+        _ => b1522,
+    }
+}
+
 impl I82574 {
     // ---- public datapath API ----------------------------------------------------------
 
@@ -454,6 +476,10 @@ impl I82574 {
             }
             let payload_len = frame.len();
             let loopback = self.loopback();
+            // PHY loopback (BMCR bit 14; Linux's `ethtool -t` loopback test on a copper
+            // 82574) turns the frame around after the MAC: it comes back as the wire would
+            // carry it, FCS and all, and the receive path checks it like any frame.
+            let phy_loopback = !loopback && self.phy.loopback();
             // MAC loopback hands the frame to the receive path inside the MAC, where no
             // wire can corrupt it: the FCS is neither appended here nor checked there (the
             // receive path computes it only if it must deliver it, RCTL.SECRC clear).
@@ -466,6 +492,7 @@ impl I82574 {
             self.stat_add(r::TPT, 1);
             self.stat_add64(r::GOTCL, octets as u64);
             self.stat_add64(r::TOTL, octets as u64);
+            self.stat_add(size_bucket(SizeCounters::TX, octets), 1);
             match frame.first() {
                 Some(b) if frame.get(..6) == Some(&[0xFF; 6]) && *b == 0xFF => self.stat_add(r::BPTC, 1),
                 Some(b) if b & 1 != 0 => self.stat_add(r::MPTC, 1),
@@ -476,6 +503,9 @@ impl I82574 {
             if loopback {
                 self.dp.counters.tx_loopback += 1;
                 self.receive_frame(&frame, false);
+            } else if phy_loopback {
+                self.dp.counters.tx_loopback += 1;
+                self.receive_frame(&frame, true);
             } else if let (Some(w), true) = (&self.dp.wire, self.link_up) {
                 w.send(&frame, now);
             } else {
@@ -738,6 +768,7 @@ impl I82574 {
             let wire_len = data_len + wire::FCS_LEN;
             self.stat_add(r::GPRC, 1);
             self.stat_add64(r::GORCL, wire_len as u64);
+            self.stat_add(size_bucket(SizeCounters::RX, wire_len), 1);
             match buf.first() {
                 Some(_) if buf.get(..6) == Some(&[0xFF; 6]) => self.stat_add(r::BPRC, 1),
                 Some(b) if b & 1 != 0 => self.stat_add(r::MPRC, 1),

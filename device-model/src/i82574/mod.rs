@@ -19,6 +19,7 @@ use crate::config::{BarKind, ConfigSpace};
 use crate::faults::{FaultPlan, FaultState};
 use crate::iommu::Iommu;
 use crate::msix::{Msix, MsixOutcome};
+use crate::touch::{TouchLog, TouchSpace};
 use crate::{MsiMessage, PciDevice};
 use nicqual_hw::i82574::{self as r, Ctrl, CtrlExt, Icr, IvarEntry, Status};
 use nicqual_hw::pci;
@@ -26,6 +27,7 @@ use nicqual_hw::regs::Access;
 use std::sync::LazyLock;
 
 mod datapath;
+mod phy;
 pub mod rss;
 pub use datapath::{DatapathCounters, MAX_JUMBO_FRAME, RxOutcome};
 
@@ -91,7 +93,7 @@ pub struct I82574 {
     iommu: Iommu,
     faults: FaultState,
     eeprom: [u16; r::EEPROM_WORDS],
-    phy: [u16; 32],
+    phy: phy::Phy,
     /// Throttles: index 0..5 = EITR per MSI-X vector, 5 = ITR (MSI/INTx).
     throttle: [Throttle; 6],
     link_up_at: Option<u64>,
@@ -103,9 +105,19 @@ pub struct I82574 {
     pub counters: Counters,
     /// Rings, wire port, packet buffer, delay timers (datapath.rs).
     dp: datapath::Datapath,
+    /// Accesses to registers the model does not implement (kept across resets).
+    touches: TouchLog,
 }
 
 const ITR_SLOT: usize = 5;
+
+/// Bits IMS keeps of a write: the causes QEMU's e1000e keeps ([`Icr::IMS_VALID`],
+/// 0x01F782D7) plus bits 3 (RXSEQ), 5 and 8. Inference: Linux e1000e's interrupt
+/// self-test (`ethtool.c` `e1000_intr_test`) raises each of bits 0..9 through ICS with that
+/// bit set in IMS and fails (result 4) unless an interrupt arrives; Intel runs that test on
+/// 82574L boards, so the part must let those bits interrupt. QEMU's mask drops them, and
+/// Linux's test fails there (docs/CONFORMANCE.md, "IMS keeps bits 3, 5 and 8").
+const IMS_KEPT: u32 = Icr::IMS_VALID.bits() | Icr::RXSEQ.bits() | 1 << 5 | 1 << 8;
 
 /// Per register word: (access, writable mask) from [`r::REGISTERS`], `None` where the
 /// table declares nothing. Built once, so an access costs one index.
@@ -171,7 +183,7 @@ impl I82574 {
             iommu: Iommu::new(),
             faults: FaultState::default(),
             eeprom: [0; r::EEPROM_WORDS],
-            phy: [0; 32],
+            phy: phy::Phy::default(),
             throttle: [Throttle::default(); 6],
             link_up_at: None,
             link_up: false,
@@ -181,6 +193,7 @@ impl I82574 {
             options,
             counters: Counters::default(),
             dp: datapath::Datapath::default(),
+            touches: TouchLog::default(),
         };
         dev.build_eeprom();
         dev.mac_reset();
@@ -194,6 +207,13 @@ impl I82574 {
         e[0] = u16::from_le_bytes([m[0], m[1]]);
         e[1] = u16::from_le_bytes([m[2], m[3]]);
         e[2] = u16::from_le_bytes([m[4], m[5]]);
+        // Word 4: ID LED settings, 0xF746 = "use the default LED modes" (Linux e1000e
+        // `e1000_valid_led_default_82571`); word 5: image version, reported by the driver
+        // as firmware version 1.8-4 (`e1000_get_drvinfo`). Both are the model's own
+        // choices; every other word Linux reads (PBA number 8-9, init control 0x0F and
+        // 0x24: no manageability, no wake-up) is 0.
+        e[0x04] = 0xF746;
+        e[0x05] = 0x1084;
         e[0x0B] = self.options.subsys_id;
         e[0x0C] = self.options.subsys_vendor;
         e[0x0D] = r::DEVICE_ID;
@@ -229,20 +249,34 @@ impl I82574 {
         set(&mut self.mac, r::rah(0), u32::from_le_bytes([m[4], m[5], 0, 0]) | r::RAH_AV);
         self.throttle = [Throttle::default(); 6];
         self.dp.reset();
-        self.phy = [0; 32];
-        self.phy[r::PHY_CTRL as usize] = 0x1140;
-        self.phy[r::PHY_ID1 as usize] = r::PHY_ID.0;
-        self.phy[r::PHY_ID2 as usize] = r::PHY_ID.1;
-        self.phy[4] = 0x0DE1;
-        self.set_link(false);
-        self.link_up_at = self.options.cable.then(|| self.clock.after(self.options.link_up_delay_ns));
+        self.phy_reset();
         self.update_intx();
+    }
+
+    /// PHY back to its power-on registers; the link drops and negotiates again.
+    fn phy_reset(&mut self) {
+        self.phy = phy::Phy::default();
+        self.set_link(false);
+        self.schedule_link();
+    }
+
+    /// Start autonegotiation: the link comes up after the negotiation delay if a cable is
+    /// plugged in and the PHY is powered.
+    fn schedule_link(&mut self) {
+        let can = self.options.cable && !self.phy.powered_down();
+        self.link_up_at = can.then(|| self.clock.after(self.options.link_up_delay_ns));
+    }
+
+    /// Drop the link (raising LSC if it was up).
+    fn drop_link(&mut self) {
+        if self.link_up {
+            self.set_link(false);
+            self.set_interrupt_cause(Icr::LSC.bits());
+        }
     }
 
     fn set_link(&mut self, up: bool) {
         self.link_up = up;
-        self.phy[r::PHY_STATUS as usize] =
-            0x7949 | if up { r::PHY_STATUS_LINK_UP | r::PHY_STATUS_AUTONEG_COMPLETE } else { 0 };
     }
 
     /// Arm a fault plan now; its times count from this moment.
@@ -264,13 +298,10 @@ impl I82574 {
     pub fn set_cable(&mut self, plugged: bool) {
         self.options.cable = plugged;
         if plugged {
-            self.link_up_at = Some(self.clock.after(self.options.link_up_delay_ns));
+            self.schedule_link();
         } else {
             self.link_up_at = None;
-            if self.link_up {
-                self.set_link(false);
-                self.set_interrupt_cause(Icr::LSC.bits());
-            }
+            self.drop_link();
         }
     }
 
@@ -304,7 +335,13 @@ impl I82574 {
     }
 
     fn status(&self) -> u32 {
-        let mut s = Status::FD | Status::ASDV_1000 | Status::GIO_MASTER_ENABLE;
+        let mut s = Status::FD | Status::ASDV_1000;
+        // GIO master requests stay enabled until the driver disables them through
+        // CTRL.GIO_MASTER_DISABLE (Linux e1000e `e1000e_disable_pcie_master` polls for the
+        // bit to clear; QEMU e1000e `e1000e_get_status` derives it the same way).
+        if self.reg(r::CTRL) & Ctrl::GIO_MASTER_DISABLE.bits() == 0 {
+            s |= Status::GIO_MASTER_ENABLE;
+        }
         if self.link_up {
             s |= Status::LU;
             s = Status::from_bits_retain(s.bits() | r::STATUS_SPEED_1000 << r::STATUS_SPEED_SHIFT);
@@ -492,7 +529,7 @@ impl I82574 {
     }
 
     fn write_ims(&mut self, val: u32) {
-        let val = val & Icr::IMS_VALID.bits();
+        let val = val & IMS_KEPT;
         if self.msix_enabled() && self.ctrl_ext().contains(CtrlExt::PBA_CLR) {
             for entry in IvarEntry::ALL {
                 if val & entry.cause().bits() != 0
@@ -519,36 +556,83 @@ impl I82574 {
         self.set_reg(r::EERD, (addr << r::EERD_ADDR_SHIFT) | r::EERD_DONE | (data << r::EERD_DATA_SHIFT));
     }
 
+    /// EEWR: write one EEPROM word (Linux e1000e `e1000_write_nvm_eewr_82571`, which then
+    /// rewrites the checksum word the same way).
+    fn eewr_write(&mut self, val: u32) {
+        if val & r::EERD_START != 0 {
+            let addr = (val >> r::EERD_ADDR_SHIFT) & r::EERD_ADDR_MASK;
+            match self.eeprom.get_mut(addr as usize) {
+                Some(w) => *w = (val >> r::EERD_DATA_SHIFT) as u16,
+                None => self.touches.record(TouchSpace::Bar(r::BAR_REGS), r::EEWR.into(), Some("EEWR"), true, val),
+            }
+        }
+        self.set_reg(r::EEWR, (val & !r::EERD_START) | r::EERD_DONE);
+    }
+
     fn mdic_write(&mut self, val: u32) {
         let phy = (val >> r::MDIC_PHYADD_SHIFT) & 0x1F;
-        let reg = ((val >> r::MDIC_REGADD_SHIFT) & 0x1F) as usize;
+        let reg = (val >> r::MDIC_REGADD_SHIFT) & 0x1F;
         let mut out = val & !(r::MDIC_READY | r::MDIC_ERROR);
         if phy != r::PHY_ADDR {
             out |= r::MDIC_ERROR;
         } else if val & r::MDIC_OP_READ != 0 {
-            out = (out & !r::MDIC_DATA_MASK) | self.phy[reg] as u32;
+            let data = match self.phy.read(reg, self.link_up) {
+                Ok(v) => v,
+                Err(u) => {
+                    self.touches.record(TouchSpace::Phy { page: u.page }, u.reg.into(), None, false, 0);
+                    0
+                }
+            };
+            out = (out & !r::MDIC_DATA_MASK) | u32::from(data);
         } else if val & r::MDIC_OP_WRITE != 0 {
             let data = (val & r::MDIC_DATA_MASK) as u16;
-            let renegotiate = data & r::PHY_CTRL_RESET != 0
-                || data & (r::PHY_CTRL_RESTART_AUTONEG | r::PHY_CTRL_AUTONEG_ENABLE)
-                    == r::PHY_CTRL_RESTART_AUTONEG | r::PHY_CTRL_AUTONEG_ENABLE;
-            if reg == r::PHY_CTRL as usize && renegotiate {
-                // PHY reset or auto-negotiation restart: the link drops and comes back
-                // after negotiating; each change raises LSC.
-                self.phy[reg] = data & !(r::PHY_CTRL_RESET | r::PHY_CTRL_RESTART_AUTONEG);
-                if self.link_up {
-                    self.set_link(false);
-                    self.set_interrupt_cause(Icr::LSC.bits());
+            match self.phy.write(reg, data) {
+                Ok(phy::PhyEffect::None) => {}
+                // Reset or autonegotiation restart: the link drops and comes back after
+                // negotiating; each change raises LSC.
+                Ok(phy::PhyEffect::Renegotiate | phy::PhyEffect::PowerUp) => {
+                    self.drop_link();
+                    self.schedule_link();
                 }
-                self.link_up_at = self.options.cable.then(|| self.clock.after(self.options.link_up_delay_ns));
-            } else if reg != r::PHY_STATUS as usize && reg != r::PHY_ID1 as usize && reg != r::PHY_ID2 as usize {
-                self.phy[reg] = data;
+                Ok(phy::PhyEffect::PowerDown) => {
+                    self.link_up_at = None;
+                    self.drop_link();
+                }
+                Err(u) => {
+                    self.touches.record(TouchSpace::Phy { page: u.page }, u.reg.into(), None, true, u32::from(data));
+                }
             }
         }
         self.set_reg(r::MDIC, out | r::MDIC_READY);
         if val & r::MDIC_INT_EN != 0 {
             self.set_interrupt_cause(Icr::MDAC.bits());
         }
+    }
+
+    /// SYSTIM on the virtual clock: `ns * INCVALUE / (INCPERIOD * 16)` (QEMU
+    /// `e1000x_timestamp`; an INCPERIOD of 0 counts as 1).
+    fn systim(&self) -> u64 {
+        let t = self.reg(r::TIMINCA);
+        let inc = u128::from(r::fields::timinca::INCVALUE.get(t));
+        let period = u128::from(r::fields::timinca::INCPERIOD.get(t).max(1));
+        let v = u128::from(self.clock.now_ns()) * inc / (period * 16);
+        v as u64
+    }
+
+    /// An access to a BAR0 offset the model has no register for.
+    fn touch_bar0(&mut self, off: u32, write: bool, value: u32) {
+        self.touches.record(TouchSpace::Bar(r::BAR_REGS), off.into(), r::reg_name(off), write, value);
+    }
+
+    /// The register-touch log: every access to a register, PHY register or BAR range the
+    /// model does not implement.
+    pub fn touches(&self) -> &TouchLog {
+        &self.touches
+    }
+
+    /// Forget the touch log (a run that wants only its own accesses).
+    pub fn clear_touches(&mut self) {
+        self.touches.clear();
     }
 
     /// Writable mask of a register (from the table; 0 for an offset it does not declare).
@@ -564,6 +648,8 @@ impl I82574 {
             r::ICR => self.read_icr(),
             r::ICS => self.reg(r::ICR),
             r::IMC => 0,
+            r::SYSTIML => self.systim() as u32,
+            r::SYSTIMH => (self.systim() >> 32) as u32,
             r::SWSM => {
                 let v = self.reg(r::SWSM);
                 self.set_reg(r::SWSM, v | 1);
@@ -580,7 +666,10 @@ impl I82574 {
                     v
                 }
                 Some(_) => self.reg(o),
-                None => 0,
+                None => {
+                    self.touch_bar0(o, false, 0);
+                    0
+                }
             },
         }
     }
@@ -594,6 +683,14 @@ impl I82574 {
                     self.set_reg(r::CTRL, val & !(Ctrl::RST.bits() | Ctrl::PHY_RST.bits()));
                 } else {
                     self.set_reg(r::CTRL, val & !Ctrl::PHY_RST.bits());
+                    if val & Ctrl::PHY_RST.bits() != 0 {
+                        // PHY hardware reset (Linux e1000e `e1000e_phy_hw_reset_generic`):
+                        // the PHY returns to its power-on registers and renegotiates;
+                        // STATUS.PHYRA records that it was reset (as QEMU sets it).
+                        self.drop_link();
+                        self.phy_reset();
+                        self.set_reg(r::STATUS, self.reg(r::STATUS) | Status::PHYRA.bits());
+                    }
                 }
             }
             // Only PHYRA can be cleared (write 0); the rest of STATUS is read-only.
@@ -602,6 +699,7 @@ impl I82574 {
             }
             r::STATUS => {}
             r::EERD => self.eerd_write(val),
+            r::EEWR => self.eewr_write(val),
             r::MDIC => self.mdic_write(val),
             r::CTRL_EXT => {
                 self.set_reg(r::CTRL_EXT, val & !(CtrlExt::ASDCHK.bits() | CtrlExt::EE_RST.bits()));
@@ -645,15 +743,23 @@ impl I82574 {
                 self.rx_drain();
             }
             r::RDTR | r::TIDV => self.delay_reg_write(off, val),
-            // Plain storage; read-only and read-to-clear registers ignore writes.
-            o => {
-                if let Some((access, mask)) = reg_info(o)
-                    && access.stores_writes()
-                {
-                    self.set_reg(o, val & mask);
+            // Plain storage: the writable bits take the value, the others keep theirs;
+            // read-only and read-to-clear registers ignore writes.
+            o => match reg_info(o) {
+                Some((access, mask)) if access.stores_writes() => {
+                    self.set_reg(o, (self.reg(o) & !mask) | (val & mask));
                 }
-            }
+                Some(_) => {}
+                None => self.touch_bar0(o, true, val),
+            },
         }
+    }
+
+    /// True for offsets of the MSI-X BAR that hold the table or the PBA.
+    fn msix_bar_modelled(off: u64) -> bool {
+        let table_len = r::MSIX_VECTORS as u64 * pci::MSIX_ENTRY_SIZE;
+        (r::MSIX_TABLE_OFFSET..r::MSIX_TABLE_OFFSET + table_len).contains(&off)
+            || (r::MSIX_PBA_OFFSET..r::MSIX_PBA_OFFSET + 8).contains(&off)
     }
 
     fn msix_bar_read(&self, off: u64) -> u32 {
@@ -753,16 +859,14 @@ impl PciDevice for I82574 {
         }
         match bar {
             r::BAR_REGS if offset < r::BAR_REGS_LEN => self.reg_read(offset as u32),
-            r::BAR_IO => match offset {
-                0 => self.io_addr,
-                4 => {
-                    let a = self.io_addr;
-                    if a < 0x1FFFF { self.reg_read(a) } else { 0 }
-                }
-                _ => 0,
-            },
-            r::BAR_MSIX if offset < r::BAR_MSIX_LEN => self.msix_bar_read(offset),
-            _ => 0,
+            r::BAR_IO if offset == 0 => self.io_addr,
+            r::BAR_IO if offset == 4 && self.io_addr < 0x1FFFF => self.reg_read(self.io_addr),
+            r::BAR_MSIX if offset < r::BAR_MSIX_LEN && Self::msix_bar_modelled(offset) => self.msix_bar_read(offset),
+            // The flash window, other I/O offsets, gaps of the MSI-X BAR: nothing modelled.
+            _ => {
+                self.touches.record(TouchSpace::Bar(bar), offset, None, false, 0);
+                0
+            }
         }
     }
 
@@ -775,18 +879,12 @@ impl PciDevice for I82574 {
         }
         match bar {
             r::BAR_REGS if offset < r::BAR_REGS_LEN => self.reg_write(offset as u32, value),
-            r::BAR_IO => match offset {
-                0 => self.io_addr = value,
-                4 => {
-                    let a = self.io_addr;
-                    if a < 0x1FFFF {
-                        self.reg_write(a, value)
-                    }
-                }
-                _ => {}
-            },
-            r::BAR_MSIX if offset < r::BAR_MSIX_LEN => self.msix_bar_write(offset, value),
-            _ => {}
+            r::BAR_IO if offset == 0 => self.io_addr = value,
+            r::BAR_IO if offset == 4 && self.io_addr < 0x1FFFF => self.reg_write(self.io_addr, value),
+            r::BAR_MSIX if offset < r::BAR_MSIX_LEN && Self::msix_bar_modelled(offset) => {
+                self.msix_bar_write(offset, value)
+            }
+            _ => self.touches.record(TouchSpace::Bar(bar), offset, None, true, value),
         }
     }
 
@@ -823,7 +921,9 @@ impl PciDevice for I82574 {
         let counters = std::mem::take(&mut self.counters);
         let mut iommu = std::mem::take(&mut self.iommu);
         let wire = self.dp.wire.take();
+        let touches = std::mem::take(&mut self.touches);
         *self = I82574::new(self.options.clone());
+        self.touches = touches;
         self.dp.wire = wire;
         std::mem::swap(&mut self.iommu, &mut iommu);
         self.faults = faults;
@@ -844,6 +944,10 @@ impl PciDevice for I82574 {
         self.iommu.faults_total()
     }
 
+    fn touch_log(&self) -> Option<&TouchLog> {
+        Some(&self.touches)
+    }
+
     fn intx_level(&self) -> bool {
         self.intx_level
     }
@@ -860,3 +964,6 @@ mod queue_tests;
 
 #[cfg(test)]
 mod rss_tests;
+
+#[cfg(test)]
+mod linux_tests;

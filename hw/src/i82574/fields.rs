@@ -107,6 +107,16 @@ fields! {
 }
 
 fields! {
+    /// EECD: software EEPROM access request/grant, presence, auto-read done, size.
+    pub mod eecd { SK [0], CS [1], DI [2], DO [3], REQ [6], GNT [7], PRES [8], AUTO_RD [9], SIZE_EX [14:11] }
+}
+
+fields! {
+    /// TIMINCA: SYSTIM advances by INCVALUE every INCPERIOD ticks.
+    pub mod timinca { INCVALUE [23:0], INCPERIOD [31:24] }
+}
+
+fields! {
     /// EERD and EEWR (82574 layout).
     pub mod eerd { START [0], DONE [1], ADDR [15:2], DATA [31:16] }
 }

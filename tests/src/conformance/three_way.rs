@@ -26,6 +26,8 @@ pub const KNOWN_QEMU11: &[(&str, &str)] = &[
     ("eerd.word-05", "row G2"),
     ("q1.tx-arbitration", "row 20"),
     ("q1.rxdctl0-write-and-rxdctl1", "row 21"),
+    ("ims.valid-mask", "row 22"),
+    ("imc.clears-ims", "row 22"),
 ];
 
 /// The documented QEMU 11.1 difference of `case`, if any.

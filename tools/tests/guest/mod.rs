@@ -75,19 +75,7 @@ pub fn initramfs(init: &[u8], nicqual: &Path, modules_dir: &Path, modules: &[(&s
     c.file("lib/prelude.sh", 0o644, include_bytes!("prelude.sh"));
     c.file("bin/sh", 0o755, &read(Path::new("/bin/busybox")));
     c.file("bin/busybox", 0o755, &read(Path::new("/bin/busybox")));
-    c.file("bin/nicqual", 0o755, &read(nicqual));
-    for lib in shared_libs(nicqual) {
-        let name = lib.to_string_lossy().trim_start_matches('/').to_string();
-        // Parent directories beyond the ones made above (e.g. /usr/lib/...).
-        let mut parent = String::new();
-        for part in name.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
-            parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
-            if !["lib", "lib64", "lib/x86_64-linux-gnu"].contains(&parent.as_str()) {
-                c.dir(&parent);
-            }
-        }
-        c.file(&name, 0o755, &read(&lib));
-    }
+    c.binary_with_libs("bin/nicqual", nicqual, INSTALL);
     for (m, rel) in modules {
         c.file(&format!("lib/modules/{m}.ko"), 0o644, &read(&modules_dir.join("kernel").join(rel)));
     }
@@ -128,6 +116,24 @@ impl Cpio {
 
     pub fn file(&mut self, name: &str, mode: u32, data: &[u8]) {
         self.entry(name, 0o100000 | mode, (0, 0), data);
+    }
+
+    /// `bin` at its own path in the archive, with the shared libraries `ldd` lists for it
+    /// (and any parent directory of theirs besides /lib, /lib64 and
+    /// /lib/x86_64-linux-gnu, which the caller makes).
+    pub fn binary_with_libs(&mut self, dest: &str, bin: &Path, install: &str) {
+        self.file(dest, 0o755, &read(bin, install));
+        for lib in shared_libs(bin) {
+            let name = lib.to_string_lossy().trim_start_matches('/').to_string();
+            let mut parent = String::new();
+            for part in name.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
+                parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
+                if !["lib", "lib64", "lib/x86_64-linux-gnu"].contains(&parent.as_str()) {
+                    self.dir(&parent);
+                }
+            }
+            self.file(&name, 0o755, &read(&lib, install));
+        }
     }
 
     pub fn finish(mut self) -> Vec<u8> {

@@ -9,10 +9,18 @@ block() { # NAME COMMAND...: run COMMAND bounded, its output between markers
   name=$1
   shift
   echo "@@NQ begin $name"
-  timeout 60 "$@" 2>&1
+  timeout ${BOUND:-60} "$@" 2>&1
   rc=$?
   echo
   echo "@@NQ end $name rc=$rc"
+}
+
+wait_carrier() { # bounded wait for the link; prints the carrier as a mark named $1
+  for i in $(seq 1 20); do
+    [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ] && break
+    sleep 1
+  done
+  echo "@@NQ $1 $(cat /sys/class/net/eth0/carrier 2>/dev/null || echo none)"
 }
 
 for d in /sys/bus/pci/devices/*; do
@@ -34,6 +42,17 @@ block ping ping -c 6 -i 0.5 -W 1 10.9.0.2
 sleep 8
 echo "@@NQ carrier-after $(cat /sys/class/net/eth0/carrier 2>/dev/null || echo none)"
 block links ip link
+# Traffic through the model to the responder at the far end of its cable (10.0.2.2).
+ip addr add 10.0.2.15/24 dev eth0 2>/dev/null
+block ping ping -c 3 -W 2 10.0.2.2
+block ethtool-i ethtool -i eth0
+block ethtool-d ethtool -d eth0
+block ethtool-S ethtool -S eth0
+# The offline self-test closes the interface, runs register, EEPROM, interrupt (legacy
+# INTx), loopback and link tests, and opens it again.
+BOUND=120 block ethtool-t ethtool -t eth0 offline
+wait_carrier carrier-after-test
+block ping-after-test ping -c 3 -W 2 10.0.2.2
 block interrupts grep -E 'eth0|CPU' /proc/interrupts
 block dmesg dmesg
 echo "@@NQ done"
