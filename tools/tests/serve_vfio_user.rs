@@ -1,6 +1,6 @@
 //! `nicqual serve-vfio-user` as a program: what it refuses at the command line, and one
 //! client session over its socket (negotiation, device description, a register read, a
-//! hostile message), after which the server exits and removes its socket.
+//! hostile message), after which the server exits, removes its socket and closes its pcap.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -55,7 +55,8 @@ fn one_session_over_the_socket() {
     let mut server = nicqual()
         .args(["serve-vfio-user", "--socket"])
         .arg(&sock)
-        .args(["--fault", "lose-vector:1"])
+        .args(["--fault", "lose-vector:1", "--pcap"])
+        .arg(dir.path().join("tx.pcap"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -96,4 +97,8 @@ fn one_session_over_the_socket() {
     server.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(st.success(), "{err}");
     assert!(!Path::new(&sock).exists(), "socket removed on exit");
+    // Nothing was transmitted: the capture is a valid, empty pcap file.
+    assert!(err.contains("tx.pcap: 0 frames"), "{err}");
+    let pcap = std::fs::read(dir.path().join("tx.pcap")).unwrap();
+    assert_eq!(pcap.len(), 24, "pcap header only");
 }
