@@ -35,16 +35,13 @@ for i in $(seq 1 20); do
   sleep 1
 done
 echo "@@NQ carrier $(cat /sys/class/net/eth0/carrier 2>/dev/null || echo none)"
-# Traffic: ARP requests for a peer (transmits, and receives when something answers), then
+# Traffic through the model to the responder at the far end of its cable (10.0.2.2), then
 # a pause long enough for the driver's watchdog (every 2 s) to notice a hang or a removal.
-ip addr add 10.9.0.1/24 dev eth0 2>/dev/null
-block ping ping -c 6 -i 0.5 -W 1 10.9.0.2
+ip addr add 10.0.2.15/24 dev eth0 2>/dev/null
+block ping ping -c 6 -i 0.5 -W 1 10.0.2.2
 sleep 8
 echo "@@NQ carrier-after $(cat /sys/class/net/eth0/carrier 2>/dev/null || echo none)"
 block links ip link
-# Traffic through the model to the responder at the far end of its cable (10.0.2.2).
-ip addr add 10.0.2.15/24 dev eth0 2>/dev/null
-block ping ping -c 3 -W 2 10.0.2.2
 block ethtool-i ethtool -i eth0
 block ethtool-d ethtool -d eth0
 block ethtool-S ethtool -S eth0
