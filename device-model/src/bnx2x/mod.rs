@@ -860,7 +860,10 @@ impl Bnx2xDevice {
         if let Some(qu) = self.queues.get_mut(q) {
             qu.rx_bd = bd;
         }
-        if self.iommu.write(buf + u64::from(placement), frame, now).is_err() {
+        // The BD's address is whatever the ring holds: one that wraps past the end of the
+        // address space reaches no window, like any other blocked write.
+        let at = buf.checked_add(u64::from(placement));
+        if at.is_none_or(|a| self.iommu.write(a, frame, now).is_err()) {
             // The data write was blocked; the firmware still completes the BD.
             self.stats.dma_blocked += 1;
         }
@@ -985,7 +988,9 @@ impl Bnx2xDevice {
             }
             let n = payload.len().min(hw::SGE_PAGE_SIZE - bin.fill as usize);
             let (chunk, rest) = payload.split_at(n);
-            if self.iommu.write(bin.page + u64::from(bin.fill), chunk, now).is_err() {
+            // The SGE page address came from the ring: one wrapping the address space is blocked.
+            let at = bin.page.checked_add(u64::from(bin.fill));
+            if at.is_none_or(|a| self.iommu.write(a, chunk, now).is_err()) {
                 self.stats.dma_blocked += 1;
             }
             bin.fill += n as u32;
