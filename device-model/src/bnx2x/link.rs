@@ -312,9 +312,9 @@ impl Bnx2xDevice {
         self.link.as_deref_mut()
     }
 
-    /// The packet just fetched into `self.frame` from queue `q` (an LSO packet, or any
-    /// packet with a link): on the link, queue it on the transmitter; in loopback, send its
-    /// segments back to RX queue `q`.
+    /// The packet just fetched into `self.frame` from queue `q` (its first `frame_len`
+    /// bytes): on the link, queue it on the transmitter; in loopback, send it (or its LSO
+    /// segments) back to RX queue `q`.
     pub(super) fn tx_fetched(&mut self, q: usize) {
         let frame = std::mem::take(&mut self.frame);
         let len = self.frame_len.min(frame.len());

@@ -719,20 +719,7 @@ impl Bnx2xDevice {
                 break;
             }
             match self.fetch_packet(q) {
-                Ok(()) if self.tx_lso.is_some() || self.link.is_some() => self.tx_fetched(q),
-                Ok(()) => {
-                    let frame = std::mem::take(&mut self.frame);
-                    let len = self.frame_len.min(frame.len());
-                    self.stats.tx_packets += 1;
-                    self.stats.tx_bytes += len as u64;
-                    self.now_ns += wire_ns(len);
-                    if let Some(qu) = self.queues.get_mut(q) {
-                        qu.tx_done = qu.tx_done.wrapping_add(1);
-                        qu.dirty = true;
-                    }
-                    self.rx_frame(q, frame.get(..len).unwrap_or_default());
-                    self.frame = frame;
-                }
+                Ok(()) => self.tx_fetched(q),
                 Err(e) => {
                     self.queue_error(q, e);
                     break;
