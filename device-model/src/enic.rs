@@ -785,7 +785,7 @@ impl EnicDevice {
                 self.wq_error(w);
                 break;
             }
-            fetch = (idx + 1) % q.ring_size;
+            fetch = wrap_next(idx, q.ring_size);
             if let Some(m) = self.wq.get_mut(w) {
                 m.fetch_index = fetch;
             }
@@ -793,7 +793,7 @@ impl EnicDevice {
                 self.stats.tx_frames += 1;
                 self.now_ns += wire_ns(frame.len());
                 if desc.cq_entry() {
-                    let c = CqDesc::new(hw::CQ_DESC_TYPE_WQ_ENET, w as u16, idx as u16, false);
+                    let c = wq_completion_words(hw::CQ_DESC_TYPE_WQ_ENET, w as u16, idx as u16);
                     self.complete(q.cq_index as usize, c, q.ring_size, 0);
                 }
                 self.receive_on(w, &frame);
@@ -950,7 +950,7 @@ impl EnicDevice {
             return None;
         }
         let idx = q.fetch_index;
-        q.fetch_index = (idx + 1) % q.ring_size;
+        q.fetch_index = wrap_next(idx, q.ring_size);
         Some(idx)
     }
 
@@ -980,7 +980,7 @@ impl EnicDevice {
     }
 
     fn complete_rq(&mut self, cq: usize, c: RqCompletion, ring_size: u32, posted: usize) {
-        self.complete(cq, CqEnetRqDesc::new(c), ring_size, posted);
+        self.complete(cq, rq_completion_words(c), ring_size, posted);
     }
 
     /// Write a completion at CQ `cq`'s tail with the tail colour (colour byte last), advance
@@ -988,10 +988,11 @@ impl EnicDevice {
     /// `hostile-completion` may corrupt one field first. `ring_size` and `posted` are those
     /// of the queue and buffer the completion is for (what a hostile index or length
     /// exceeds); `posted` is 0 for a WQ completion.
-    fn complete<D>(&mut self, cq: usize, mut desc: D, ring_size: u32, posted: usize)
-    where
-        D: zerocopy::FromBytes + zerocopy::IntoBytes + zerocopy::KnownLayout + zerocopy::Immutable,
-    {
+    ///
+    /// The completion comes as the two little-endian words the adapter stores (composed in
+    /// registers, see [`rq_completion_words`]); in one cached window they are stored as
+    /// such, otherwise as bytes in order, colour byte last.
+    fn complete(&mut self, cq: usize, mut words: [u64; 2], ring_size: u32, posted: usize) {
         let Some(c) = self.cq.get(cq).copied() else {
             self.stats.cq_dropped += 1;
             return;
@@ -1003,22 +1004,37 @@ impl EnicDevice {
         if !c.entry_enable {
             self.stats.cq_dropped += 1;
         } else {
-            let bytes = desc.as_mut_bytes();
-            if let Some(b) = bytes.get_mut(hw::CQ_TYPE_COLOR_OFFSET) {
-                let color = cursor.color() && c.color_enable;
-                *b = (*b & !hw::CQ_DESC_COLOR) | if color { hw::CQ_DESC_COLOR } else { 0 };
-            }
+            // The colour bit is bit 7 of byte 15 (`type_color`), the top byte of word 1.
+            let color_bit = u64::from(hw::CQ_DESC_COLOR) << (8 * (hw::CQ_TYPE_COLOR_OFFSET - 8));
+            let color = cursor.color() && c.color_enable;
+            words[1] = (words[1] & !color_bit) | if color { color_bit } else { 0 };
             if let Some(pick) = self.faults.next_completion(self.now_ns) {
-                let field = corrupt(bytes, pick, ring_size, posted);
+                let mut bytes = [0u8; 16];
+                for (d, w) in bytes.chunks_exact_mut(8).zip(&words) {
+                    d.copy_from_slice(&w.to_le_bytes());
+                }
+                let field = corrupt(&mut bytes, pick, ring_size, posted);
+                words = completion_words(&bytes);
                 if self.hostile.len() < HOSTILE_LOG_CAP {
                     self.hostile.push(HostileCompletion { cq: cq as u32, slot: cursor.index(), field });
                 }
             }
-            let r =
-                DescRing::<D>::new("CQ", RingLayout::Contiguous { base: c.ring_base }, c.ring_size).and_then(|ring| {
+            let r = DescRing::<CqDesc>::new("CQ", RingLayout::Contiguous { base: c.ring_base }, c.ring_size).and_then(
+                |ring| {
+                    let iova = ring.addr(cursor.index())?;
+                    if self.iommu.write_words_if_cached(iova, &words) {
+                        return Ok(());
+                    }
+                    let mut bytes = [0u8; 16];
+                    for (d, w) in bytes.chunks_exact_mut(8).zip(&words) {
+                        d.copy_from_slice(&w.to_le_bytes());
+                    }
+                    let desc =
+                        zerocopy::FromBytes::read_from_bytes(&bytes).unwrap_or_else(|_| CqDesc::new(0, 0, 0, false));
                     let last = hw::CQ_TYPE_COLOR_OFFSET..hw::CQ_TYPE_COLOR_OFFSET + 1;
                     ring.write_back_ordered(&mut self.iommu, cursor.index(), &desc, last, self.now_ns)
-                });
+                },
+            );
             if r.is_err() {
                 self.stats.dma_blocked += 1;
             }
@@ -1335,3 +1351,52 @@ fn block(off: u64, base: u64, count: usize, stride: u64) -> Option<(usize, u64)>
 
 #[cfg(test)]
 mod tests;
+
+/// `(idx + 1) % size` without a division in the common case (`idx + 1 < size`); the
+/// same value for any `idx` (a hostile fetch index included). `size` is never 0 here
+/// (callers return early for an unset ring), and 0 for it gives 0.
+#[inline(always)]
+fn wrap_next(idx: u32, size: u32) -> u32 {
+    let n = idx.wrapping_add(1);
+    if n < size { n } else { n.checked_rem(size).unwrap_or(0) }
+}
+
+/// A completion's 16 bytes as two little-endian words.
+fn completion_words(b: &[u8; 16]) -> [u64; 2] {
+    let (mut lo, mut hi) = ([0u8; 8], [0u8; 8]);
+    lo.copy_from_slice(b.get(..8).unwrap_or(&[0; 8]));
+    hi.copy_from_slice(b.get(8..).unwrap_or(&[0; 8]));
+    [u64::from_le_bytes(lo), u64::from_le_bytes(hi)]
+}
+
+/// `cq_enet_rq_desc` composed in registers (colour 0; [`EnicDevice::complete`] sets it):
+/// `completed_index_flags` (bytes 0-1: index, EOP b14, SOP b15), `q_number_rss_type_flags`
+/// (2-3), `rss_hash` 0 (4-7), `bytes_written_flags` (8-9: bytes, TRUNCATED b14), `vlan` and
+/// `checksum_fcoe` 0 (10-13), `flags` (14: FCS_OK b7), `type_color` (15).
+#[inline(always)]
+fn rq_completion_words(c: RqCompletion) -> [u64; 2] {
+    let mut ci = c.completed_index & hw::COMPLETED_INDEX_MASK;
+    if c.sop {
+        ci |= hw::CQ_ENET_RQ_DESC_FLAGS_SOP;
+    }
+    if c.eop {
+        ci |= hw::CQ_ENET_RQ_DESC_FLAGS_EOP;
+    }
+    let mut bw = c.bytes_written & hw::LEN_MASK;
+    if c.truncated {
+        bw |= hw::CQ_ENET_RQ_DESC_FLAGS_TRUNCATED;
+    }
+    let flags = if c.fcs_ok { hw::CQ_ENET_RQ_DESC_FLAGS_FCS_OK } else { 0 };
+    let tc = (c.ty & hw::CQ_DESC_TYPE_MASK) | if c.color { hw::CQ_DESC_COLOR } else { 0 };
+    let w0 = u64::from(ci) | u64::from(c.q_number & hw::Q_NUMBER_MASK) << 16;
+    let w1 = u64::from(bw) | u64::from(flags) << 48 | u64::from(tc) << 56;
+    [w0, w1]
+}
+
+/// `cq_desc` (a WQ completion) composed in registers, colour 0: `completed_index` (bytes
+/// 0-1), `q_number` (2-3), reserved, `type_color` (15).
+#[inline(always)]
+fn wq_completion_words(ty: u8, q: u16, completed_index: u16) -> [u64; 2] {
+    let w0 = u64::from(completed_index & hw::COMPLETED_INDEX_MASK) | u64::from(q & hw::Q_NUMBER_MASK) << 16;
+    [w0, u64::from(ty & hw::CQ_DESC_TYPE_MASK) << 56]
+}

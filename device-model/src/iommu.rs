@@ -307,11 +307,13 @@ impl Default for Hit {
 #[derive(Debug, Default)]
 pub struct Iommu {
     windows: BTreeMap<u64, Window>,
-    /// The windows the last translations used, most recent first: a datapath touches a
+    /// Windows recent translations used (filled round-robin on misses): a datapath touches a
     /// few mapped regions over and over (a ring window, a buffer window, a completion
     /// window), so this saves the tree walk on almost every access. Cleared whenever the
     /// set of windows changes.
     recent: [Cell<Hit>; RECENT_WINDOWS],
+    /// Cache entry the next window found in the map replaces (round-robin).
+    next_slot: Cell<usize>,
     faults: Vec<DmaFault>,
     faults_total: u64,
     /// A device that is gone (surprise removal) does no DMA at all.
@@ -379,25 +381,27 @@ impl Iommu {
         }
     }
 
-    /// Remember `hit` as the most recently used window (the least recent one drops out).
+    /// Remember `hit` (a window just found in the map) in the next cache entry round-robin,
+    /// unless it is already cached. Hits never reorder the cache: a datapath alternating
+    /// between two windows would otherwise rewrite it on every access.
     #[inline]
     fn remember(&self, hit: Hit) {
-        let mut carry = hit;
-        for c in &self.recent {
-            carry = c.replace(carry);
-            if carry.len == 0 || carry.start == hit.start {
-                break;
-            }
+        if self.recent.iter().any(|c| c.get().len != 0 && c.get().start == hit.start) {
+            return;
+        }
+        let i = self.next_slot.get() % RECENT_WINDOWS;
+        self.next_slot.set(i + 1);
+        if let Some(c) = self.recent.get(i) {
+            c.set(hit);
         }
     }
 
     /// Host address of `len` bytes at `iova` when they all lie in one of the windows
     /// translated recently and it allows `dir`: the common case (a driver's rings and
-    /// buffers in a few windows), answered without the window map. A hit that is not the
-    /// most recent moves to the front.
+    /// buffers in a few windows), answered without the window map and without writing.
     #[inline(always)]
     fn cached(&self, iova: u64, len: usize, dir: DmaDir) -> Option<*mut u8> {
-        for (i, c) in self.recent.iter().enumerate() {
+        for c in &self.recent {
             let h = c.get();
             let off = iova.wrapping_sub(h.start);
             if off >= h.len {
@@ -405,9 +409,6 @@ impl Iommu {
             }
             if !h.perm.allows(dir) || off.checked_add(len as u64).is_none_or(|end| end > h.len) {
                 return None;
-            }
-            if i > 0 {
-                self.remember(h);
             }
             // SAFETY: a cached window with a non-zero length (`off < h.len`) is one still
             // mapped (every change to the windows empties the cache, `forget`), so its
@@ -527,6 +528,52 @@ impl Iommu {
         self.write_slow(iova, data, at_ns)
     }
 
+    /// Device writes `words` at `iova` as little-endian 64-bit words (a descriptor the
+    /// model composed in registers): one 8-byte store per word when the range is in a
+    /// cached window, so no wider reload of narrow stores (no store-forwarding stall);
+    /// otherwise exactly what [`Iommu::write`] does with the same bytes.
+    #[inline(always)]
+    pub fn write_words<const N: usize>(&mut self, iova: u64, words: &[u64; N], at_ns: u64) -> Result<(), DmaFault> {
+        if self.write_words_if_cached(iova, words) {
+            return Ok(());
+        }
+        const { assert!(N <= 64, "write_words: at most 64 words (512 bytes)") };
+        let mut bytes = [0u8; 512];
+        let b = &mut bytes[..N * 8];
+        for (d, w) in b.chunks_exact_mut(8).zip(words) {
+            d.copy_from_slice(&w.to_le_bytes());
+        }
+        self.write_slow(iova, b, at_ns)
+    }
+
+    /// [`Iommu::write_words`]'s fast path alone: true when the words were stored (the range
+    /// lies in one cached window that allows writes); false, nothing written and no fault
+    /// recorded, otherwise.
+    #[inline(always)]
+    pub fn write_words_if_cached<const N: usize>(&mut self, iova: u64, words: &[u64; N]) -> bool {
+        if self.blocked {
+            return false;
+        }
+        let Some(p) = self.cached(iova, N * 8, DmaDir::Write) else { return false };
+        // SAFETY: p..p+8N lies in a mapped writable window (`cached`), whose region keeps
+        // the memory valid; region memory is never referenced, so nothing aliases it.
+        unsafe { store_words(p, words) };
+        true
+    }
+
+    /// Write `data` at `iova` when the whole range lies in one cached window that allows
+    /// it (true: written); false, with nothing written and no fault recorded, otherwise.
+    #[inline(always)]
+    pub fn write_if_cached(&mut self, iova: u64, data: &[u8]) -> bool {
+        if self.blocked {
+            return false;
+        }
+        let Some(p) = self.cached(iova, data.len(), DmaDir::Write) else { return false };
+        // SAFETY: as in `write`'s fast path.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+        true
+    }
+
     /// `write` outside the windows cached, or with DMA blocked.
     #[inline(never)]
     fn write_slow(&mut self, iova: u64, data: &[u8], at_ns: u64) -> Result<(), DmaFault> {
@@ -544,6 +591,25 @@ impl Iommu {
                 Ok(())
             }
             Err(r) => Err(self.record(iova, data.len(), DmaDir::Write, r, at_ns)),
+        }
+    }
+}
+
+/// Store `words` little-endian at `p`, one 8-byte store each: volatile when `p` is 8-byte
+/// aligned (so the compiler neither merges the stores nor reloads the words wider than
+/// they were written), plain unaligned stores otherwise.
+///
+/// # Safety
+/// `p..p + 8 * words.len()` must be valid for writes and referenced by nothing.
+#[inline(always)]
+pub(crate) unsafe fn store_words(p: *mut u8, words: &[u64]) {
+    let aligned = (p as usize).is_multiple_of(8);
+    for (i, w) in words.iter().enumerate() {
+        // SAFETY: word i's 8 bytes lie inside the range the caller vouches for; the volatile
+        // store is only used when the address is 8-byte aligned.
+        unsafe {
+            let d = p.add(8 * i).cast::<u64>();
+            if aligned { d.write_volatile(w.to_le()) } else { d.write_unaligned(w.to_le()) }
         }
     }
 }
@@ -630,6 +696,29 @@ mod tests {
         io.unmap_all();
         assert_eq!(io.read(0x1000, &mut x, 0).unwrap_err().reason, FaultReason::NotMapped);
         assert_eq!(a.read_vec(0, 1).unwrap(), [0xAA]);
+    }
+
+    /// `write_words` stores the same bytes as `write` would, in a cached window, across
+    /// two windows (the uncached path) and at an unaligned address, and faults the same.
+    #[test]
+    fn write_words_matches_write() {
+        let (a, b) = (HostRegion::zeroed(64), HostRegion::zeroed(64));
+        let mut io = Iommu::new();
+        io.map(0x1000, a.clone(), Perm::READ_WRITE).unwrap();
+        io.map(0x1040, b.clone(), Perm::READ_WRITE).unwrap();
+        let w = [0x0807_0605_0403_0201u64, 0x100F_0E0D_0C0B_0A09];
+        let bytes: Vec<u8> = (1..=16).collect();
+        io.read(0x1000, &mut [0u8; 1], 0).unwrap();
+        io.write_words(0x1000, &w, 0).unwrap();
+        assert_eq!(a.read_vec(0, 16).unwrap(), bytes);
+        io.write_words(0x1013, &w, 0).unwrap();
+        assert_eq!(a.read_vec(0x13, 16).unwrap(), bytes, "unaligned");
+        io.write_words(0x1038, &w, 0).unwrap();
+        assert_eq!(a.read_vec(0x38, 8).unwrap(), bytes[..8]);
+        assert_eq!(b.read_vec(0, 8).unwrap(), bytes[8..], "across two windows");
+        let f = io.write_words(0x1078, &w, 0).unwrap_err();
+        assert_eq!((f.iova, f.len, f.reason), (0x1078, 16, FaultReason::NotMapped));
+        assert_eq!(b.read_vec(0x38, 8).unwrap(), [0; 8], "all or nothing");
     }
 
     /// More windows in use than the cache holds, visited round-robin and at random: every

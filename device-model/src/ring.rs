@@ -417,7 +417,7 @@ where
     }
 
     /// Fetch descriptor `index` (device reads it through the IOMMU).
-    #[inline]
+    #[inline(always)]
     pub fn fetch(&self, iommu: &mut Iommu, index: u32, now_ns: u64) -> Result<D, RingError> {
         let iova = self.addr(index)?;
         let mut d = D::new_zeroed();
@@ -438,6 +438,7 @@ where
     /// Write descriptor `index` back with the bytes in `last` (typically the status field
     /// holding DD) written after everything else, as the hardware orders it: software that
     /// sees DD then sees the whole descriptor.
+    #[inline(always)]
     pub fn write_back_ordered(
         &self,
         iommu: &mut Iommu,
@@ -455,6 +456,9 @@ where
         // has the same outcome. Across windows (or with DMA blocked) the parts go one by one, in
         // order, stopping at the first fault.
         let iova = self.addr(index)?;
+        if iommu.write_if_cached(iova, b) {
+            return Ok(());
+        }
         if iommu.in_one_window(iova, b.len(), DmaDir::Write) {
             return self.write_bytes(iommu, index, 0, b, now_ns);
         }
@@ -464,7 +468,7 @@ where
     }
 
     /// Write `data` at byte `offset` inside descriptor `index`.
-    #[inline]
+    #[inline(always)]
     pub fn write_bytes(
         &self,
         iommu: &mut Iommu,

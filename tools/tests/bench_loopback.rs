@@ -67,3 +67,35 @@ fn enic_rows_go_into_the_same_json_as_the_82574l_rows() {
     let bad = Command::new(env!("CARGO_BIN_EXE_nicqual")).args(["bench", "--nic", "tg3"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `--split` accounts the time inside the device model: every row gets a device share
+/// below the interval and a device-only rate above the end-to-end one; without it the
+/// fields are null.
+#[test]
+fn split_reports_the_emulations_share_per_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_nicqual"))
+        .args(["bench", "--nic", "i82574l,bnx2x,enic", "--seconds", "0.05", "--frame-size", "64", "--split", "--json"])
+        .arg(&json)
+        .output()
+        .expect("run nicqual bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("device Mpps"));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = v["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        let (ds, secs) = (r["device_seconds"].as_f64().unwrap(), r["seconds"].as_f64().unwrap());
+        assert!(ds > 0.0 && ds < secs, "{r}");
+        assert!(r["device_mpps"].as_f64().unwrap() > r["mpps"].as_f64().unwrap(), "{r}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_nicqual"))
+        .args(["bench", "--nic", "bnx2x", "--seconds", "0.02", "--frame-size", "64", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["results"][0]["device_seconds"].is_null());
+}

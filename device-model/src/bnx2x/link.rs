@@ -315,10 +315,9 @@ impl Bnx2xDevice {
     /// The packet just fetched into `self.frame` from queue `q` (its first `frame_len`
     /// bytes): on the link, queue it on the transmitter; in loopback, send it (or its LSO
     /// segments) back to RX queue `q`.
-    pub(super) fn tx_fetched(&mut self, q: usize) {
+    pub(super) fn tx_fetched(&mut self, q: usize, lso: Option<Lso>) {
         let frame = std::mem::take(&mut self.frame);
         let len = self.frame_len.min(frame.len());
-        let lso = self.tx_lso.take();
         let (frames, wire) = Lso::wire(lso, len);
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += len as u64;

@@ -36,7 +36,7 @@ use crate::faults::{FaultPlan, FaultState, FaultTarget};
 use crate::iommu::Iommu;
 use crate::msix::{Msix, MsixOutcome};
 use crate::{MsiMessage, PciDevice};
-use nicqual_hw::bnx2x::{self as hw, EndAggRxCqe, FastPathRxCqe, HcStatusBlockE2, QueueErrorCode, SpStatusBlock};
+use nicqual_hw::bnx2x::{self as hw, EndAggRxCqe, HcStatusBlockE2, QueueErrorCode, SpStatusBlock};
 use nicqual_hw::{pci, regs};
 use zerocopy::IntoBytes;
 
@@ -166,6 +166,15 @@ impl Chain {
         self.page = next;
         self.idx = self.idx.wrapping_add(k.per_page - in_page);
         Ok(())
+    }
+
+    /// Adopt `c`'s cursor (page and index), field by field: a whole-struct copy of a
+    /// cursor whose 16-bit index was just stored would reload it as part of a wider word,
+    /// which the CPU cannot forward from the narrow store (a stall on every descriptor).
+    #[inline(always)]
+    fn take_cursor(&mut self, c: &Chain) {
+        self.page = c.page;
+        self.idx = c.idx;
     }
 
     #[inline]
@@ -307,8 +316,6 @@ pub struct Bnx2xDevice {
     pub frames_written: u64,
     /// The link (`None`: MAC loopback); see `link.rs`.
     link: Option<Box<link::Link>>,
-    /// LSO parameters of the packet being fetched.
-    tx_lso: Option<link::Lso>,
     /// Largest packet the TX path assembles now (LSO or not).
     tx_limit: usize,
 }
@@ -362,7 +369,6 @@ impl Bnx2xDevice {
             stats: Bnx2xStats::default(),
             frames_written: 0,
             link: None,
-            tx_lso: None,
             tx_limit: MAX_TX_FRAME,
         }
     }
@@ -719,7 +725,7 @@ impl Bnx2xDevice {
                 break;
             }
             match self.fetch_packet(q) {
-                Ok(()) => self.tx_fetched(q),
+                Ok(lso) => self.tx_fetched(q, lso),
                 Err(e) => {
                     self.queue_error(q, e);
                     break;
@@ -730,8 +736,10 @@ impl Bnx2xDevice {
         self.update_sb(q);
     }
 
-    /// Fetch one packet's BD chain into `self.frame`.
-    fn fetch_packet(&mut self, q: usize) -> Result<(), QueueErrorCode> {
+    /// Fetch one packet's BD chain into `self.frame`; its LSO parameters, if it asks for
+    /// LSO (returned, not stored: a value kept in `self` between the two calls would be
+    /// reloaded wider than it was stored, a store-forwarding stall per packet).
+    fn fetch_packet(&mut self, q: usize) -> Result<Option<link::Lso>, QueueErrorCode> {
         let now = self.now_ns;
         let Some(qu) = self.queues.get_mut(q) else { return Err(QueueErrorCode::Setup) };
         let mut chain = qu.tx;
@@ -758,12 +766,12 @@ impl Bnx2xDevice {
             self.gather(d.addr_lo.get(), d.addr_hi.get(), d.nbytes.get())?;
         }
         let mtu = self.queues.get(q).map_or(0, |x| x.mtu);
-        self.tx_lso = link::Lso::parse(start.bd_flags, parse.parsing_data.get(), self.frame_len, mtu)?;
+        let lso = link::Lso::parse(start.bd_flags, parse.parsing_data.get(), self.frame_len, mtu)?;
         chain.step();
         if let Some(qu) = self.queues.get_mut(q) {
-            qu.tx = chain;
+            qu.tx.take_cursor(&chain);
         }
-        Ok(())
+        Ok(lso)
     }
 
     /// Append `n` bytes at the BD's address to the frame.
@@ -845,7 +853,7 @@ impl Bnx2xDevice {
         };
         bd.step();
         if let Some(qu) = self.queues.get_mut(q) {
-            qu.rx_bd = bd;
+            qu.rx_bd.take_cursor(&bd);
         }
         // The BD's address is whatever the ring holds: one that wraps past the end of the
         // address space reaches no window, like any other blocked write.
@@ -854,19 +862,10 @@ impl Bnx2xDevice {
             // The data write was blocked; the firmware still completes the BD.
             self.stats.dma_blocked += 1;
         }
-        let mut cqe = FastPathRxCqe {
-            type_error_flags: cqe_type,
-            queue_index: bin,
-            placement_offset: placement,
-            ..Default::default()
-        };
-        cqe.pkt_len_or_gro_seg_len.set(frame.len() as u16);
-        cqe.len_on_bd.set(frame.len() as u16);
         self.stats.rx_frames += 1;
         self.stats.rx_bytes += frame.len() as u64;
         self.frames_written += 1;
-        let mut raw: [u8; hw::RCQ_CQE_SIZE] = zerocopy::transmute!(cqe);
-        self.write_cqe(q, &mut raw)
+        self.write_cqe(q, fast_path_cqe(cqe_type, bin, placement, frame.len() as u16))
     }
 
     fn rx_tpa(&mut self, q: usize, frame: &[u8], seg: TcpSeg) -> bool {
@@ -946,7 +945,7 @@ impl Bnx2xDevice {
                     // No SGE page posted: the segment is dropped, the bin closes as it is.
                     self.stats.rx_no_buffer += 1;
                     if let Some(qu) = self.queues.get_mut(q) {
-                        qu.sge = sge;
+                        qu.sge.take_cursor(&sge);
                         if let Some(b) = qu.bins.get_mut(i) {
                             *b = Some(Bin { total: total_before, ..bin });
                         }
@@ -989,7 +988,7 @@ impl Bnx2xDevice {
         self.stats.tpa_segments_coalesced += 1;
         self.stats.rx_frames += 1;
         if let Some(qu) = self.queues.get_mut(q) {
-            qu.sge = sge;
+            qu.sge.take_cursor(&sge);
             if let Some(b) = qu.bins.get_mut(i) {
                 *b = Some(bin);
             }
@@ -1018,8 +1017,7 @@ impl Bnx2xDevice {
             *b = None;
         }
         self.stats.tpa_ends += 1;
-        let mut raw: [u8; hw::RCQ_CQE_SIZE] = zerocopy::transmute!(cqe);
-        self.write_cqe(q, &mut raw);
+        self.write_cqe(q, cqe_words(cqe.as_bytes()));
     }
 
     fn close_all_bins(&mut self, q: usize) {
@@ -1045,11 +1043,16 @@ impl Bnx2xDevice {
     }
 
     /// Write one CQE (64 bytes, marker 0) at the RCQ cursor, the plan may corrupt it first.
-    fn write_cqe(&mut self, q: usize, cqe: &mut [u8; hw::RCQ_CQE_SIZE]) -> bool {
+    fn write_cqe(&mut self, q: usize, mut cqe: [u64; CQE_WORDS]) -> bool {
         let now = self.now_ns;
         if let Some(pick) = self.faults.next_completion(now) {
             self.stats.hostile_cqes += 1;
-            corrupt_cqe(cqe, pick);
+            let mut raw = [0u8; hw::RCQ_CQE_SIZE];
+            for (d, w) in raw.chunks_exact_mut(8).zip(&cqe) {
+                d.copy_from_slice(&w.to_le_bytes());
+            }
+            corrupt_cqe(&mut raw, pick);
+            cqe = cqe_words(&raw);
         }
         let Some(qu) = self.queues.get_mut(q) else { return false };
         let mut rcq = qu.rcq;
@@ -1062,15 +1065,40 @@ impl Bnx2xDevice {
         };
         rcq.step();
         if let Some(qu) = self.queues.get_mut(q) {
-            qu.rcq = rcq;
+            qu.rcq.take_cursor(&rcq);
             qu.dirty = true;
         }
-        if self.iommu.write(a, cqe, now).is_err() {
+        if self.iommu.write_words(a, &cqe, now).is_err() {
             self.stats.dma_blocked += 1;
             return false;
         }
         true
     }
+}
+
+/// A CQE as the little-endian 64-bit words the device stores.
+const CQE_WORDS: usize = hw::RCQ_CQE_SIZE / 8;
+
+/// The words of a 64-byte CQE given as bytes (the rare kinds: TPA end, corrupted).
+fn cqe_words(raw: &[u8]) -> [u64; CQE_WORDS] {
+    let mut w = [0u64; CQE_WORDS];
+    for (d, c) in w.iter_mut().zip(raw.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        *d = u64::from_le_bytes(b);
+    }
+    w
+}
+
+/// A fast-path (or TPA start) CQE composed in registers: `eth_fast_path_rx_cqe` with
+/// `type_error_flags` (byte 0), `queue_index` (2), `placement_offset` (3),
+/// `pkt_len_or_gro_seg_len` (bytes 10-11) and `len_on_bd` (12-13) set, everything else
+/// 0 (marker included: the entry is written). The per-frame path, so no byte staging.
+#[inline(always)]
+fn fast_path_cqe(cqe_type: u8, bin: u8, placement: u8, len: u16) -> [u64; CQE_WORDS] {
+    let w0 = u64::from(cqe_type) | u64::from(bin) << 16 | u64::from(placement) << 24;
+    let w1 = u64::from(len) << 16 | u64::from(len) << 32;
+    [w0, w1, 0, 0, 0, 0, 0, 0]
 }
 
 /// Corrupt one field of a CQE the way `pick` says (hostile-completion): a length past any

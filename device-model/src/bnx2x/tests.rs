@@ -1,6 +1,7 @@
 use super::*;
 use crate::HostRegion;
 use crate::iommu::Perm;
+use nicqual_hw::bnx2x::FastPathRxCqe;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zerocopy::FromBytes;
@@ -141,4 +142,24 @@ fn rx_chain_pages_anywhere_are_followed_through_their_links() {
     let sbv = HcStatusBlockE2::read_from_bytes(&rs.read_vec(0, 64).unwrap()).unwrap();
     assert_eq!(sbv.index_values[hw::HC_INDEX_ETH_RX_CQ_CONS].get() & 63, rcq_cons & 63);
     assert_eq!(d.stats.rx_frames, 1200);
+}
+
+#[test]
+fn composed_fast_path_cqe_matches_the_struct_layout() {
+    use zerocopy::IntoBytes;
+    let mut c = FastPathRxCqe {
+        type_error_flags: hw::CQE_TYPE_TPA_START,
+        queue_index: 7,
+        placement_offset: 10,
+        ..Default::default()
+    };
+    c.pkt_len_or_gro_seg_len.set(1514);
+    c.len_on_bd.set(1514);
+    let words = super::fast_path_cqe(hw::CQE_TYPE_TPA_START, 7, 10, 1514);
+    let mut raw = [0u8; 64];
+    for (d, w) in raw.chunks_exact_mut(8).zip(&words) {
+        d.copy_from_slice(&w.to_le_bytes());
+    }
+    assert_eq!(&raw[..], c.as_bytes());
+    assert_eq!(super::cqe_words(c.as_bytes()), words);
 }

@@ -291,3 +291,31 @@ fn transmit_loops_back_and_completes_on_the_wq_cq() {
     assert_eq!(mem.buf.read_vec(rx, 64).unwrap(), [0xAB; 64]);
     assert_eq!(cq0(&mem, 0).bytes_written, 64);
 }
+
+/// The completions the adapter composes in registers are byte for byte Linux's layouts
+/// (`cq_enet_rq_desc`, `cq_desc`), for every flag combination.
+#[test]
+fn composed_completions_match_the_struct_layouts() {
+    use nicqual_hw::enic::{CqDesc, CqEnetRqDesc, RqCompletion};
+    use zerocopy::IntoBytes;
+    let bytes = |w: [u64; 2]| w.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    for bits in 0..32u32 {
+        let c = RqCompletion {
+            completed_index: 0x0ABC ^ bits as u16,
+            q_number: 0x3FF - bits as u16,
+            sop: bits & 1 != 0,
+            eop: bits & 2 != 0,
+            bytes_written: 0x3FFF - bits as u16 * 7,
+            truncated: bits & 4 != 0,
+            fcs_ok: bits & 8 != 0,
+            ty: 1 + (bits as u8 & 3),
+            color: bits & 16 != 0,
+        };
+        assert_eq!(bytes(super::rq_completion_words(c)), CqEnetRqDesc::new(c).as_bytes(), "{c:?}");
+        let (q, i) = (bits as u16 * 3, 0x0FFF - bits as u16);
+        let wq = CqDesc::new(nicqual_hw::enic::CQ_DESC_TYPE_WQ_ENET, q, i, false);
+        assert_eq!(bytes(super::wq_completion_words(nicqual_hw::enic::CQ_DESC_TYPE_WQ_ENET, q, i)), wq.as_bytes());
+        let b: [u8; 16] = CqEnetRqDesc::new(c).as_bytes().try_into().unwrap();
+        assert_eq!(super::completion_words(&b), super::rq_completion_words(c));
+    }
+}

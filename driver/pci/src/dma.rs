@@ -314,6 +314,32 @@ impl DmaMemory {
         Some(())
     }
 
+    /// Store `words` at `off` as consecutive little-endian 64-bit words, one 8-byte store
+    /// each (a descriptor composed in registers): unlike a `memcpy` of a descriptor built
+    /// field by field on the stack, nothing wider than the stores that wrote it is
+    /// reloaded, so no store-forwarding stall. A release fence orders the stores before
+    /// any later doorbell write. `None` if out of bounds (nothing is written).
+    #[inline]
+    pub fn write_words(&self, off: usize, words: &[u64]) -> Option<()> {
+        self.check(off, words.len().checked_mul(8)?)?;
+        // SAFETY: add: off <= len (checked), inside the mapping.
+        let base = unsafe { self.as_ptr().add(off) };
+        // Volatile when aligned: the compiler must neither merge the stores into wider ones
+        // nor reload the words wider than they were written.
+        let aligned = (base as usize).is_multiple_of(8);
+        for (i, w) in words.iter().enumerate() {
+            // SAFETY: off + 8 * (i + 1) <= len (checked above for all words), so the 8
+            // bytes lie inside the mapping, which lives as long as self; the volatile store
+            // only at an 8-byte aligned address; no reference into the memory exists.
+            unsafe {
+                let d = base.add(8 * i).cast::<u64>();
+                if aligned { d.write_volatile(w.to_le()) } else { d.write_unaligned(w.to_le()) }
+            }
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        Some(())
+    }
+
     /// Volatile little-endian 32-bit read at `off` (a descriptor's status word); `None` if
     /// out of bounds.
     #[inline]

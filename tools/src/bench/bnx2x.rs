@@ -28,9 +28,12 @@ fn frame(size: usize) -> Vec<u8> {
     f
 }
 
-pub fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
+pub fn measure(size: usize, batch: usize, seconds: f64, split: bool) -> Result<Row, String> {
     let mtu = if size > 1514 { 9000 } else { 1500 };
-    let backend = EmulatedBackend::new(Bnx2xDevice::new(), NIC);
+    let mut backend = EmulatedBackend::new(Bnx2xDevice::new(), NIC);
+    if split {
+        backend.time_device();
+    }
     let platform = DmaPlatform::iommu(HostMemory::native(1 << 18)).shared();
     let dma = DmaApi::new(DeviceName::new("bnx2x", "bench"), platform, u64::MAX);
     let cfg = Bnx2xConfig { interrupts: false, rx_bd_pages: 1, tx_bd_pages: 1, ..Bnx2xConfig::new(mtu) };
@@ -52,7 +55,7 @@ pub fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
         Ok(())
     };
     let (mut sent, mut got) = (0u64, 0u64);
-    let (got0, secs, cpu) = timed(seconds, &mut sent, &mut got, |s, g| round(&mut d, s, g))?;
+    let t = timed(seconds, &mut d, &mut sent, &mut got, round, |d| d.backend().device_ns())?;
     loop {
         let mut n = 0u64;
         d.poll(0, 4096, |_, _| n += 1).map_err(err)?;
@@ -61,11 +64,11 @@ pub fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
         }
         got += n;
     }
-    let packets = got - got0;
+    let packets = got - t.got0;
     let bad = d.counters(0).map_or(0, |c| c.rx_bad_cqe);
     let (report, _) = d.close();
     if report.result != nicqual_pci::CheckResult::Pass {
         return Err(format!("teardown: {}", report.detail));
     }
-    Ok(Row::new(NIC, size, batch, packets, secs, cpu, sent.saturating_sub(got), bad))
+    Ok(Row::new(NIC, size, batch, packets, t.secs, t.cpu, sent.saturating_sub(got), bad).with_device_ns(t.device_ns))
 }

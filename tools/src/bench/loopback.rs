@@ -39,6 +39,12 @@ pub struct Row {
     /// second: on a shared machine the wall-clock rate understates what one core does.
     pub cpu_seconds: Option<f64>,
     pub mpps_per_cpu_second: Option<f64>,
+    /// Of that, wall-clock seconds spent inside the emulated device (its register
+    /// handlers, its DMA through the IOMMU model, interrupt delivery), and the rate that
+    /// time alone would sustain: what the emulation costs per packet, apart from the
+    /// driver's own work. Needs `--split`.
+    pub device_seconds: Option<f64>,
+    pub device_mpps: Option<f64>,
     /// Frames sent but not received back (must be 0: loopback on the model loses nothing).
     pub lost: u64,
     /// Write-backs the driver refused (must be 0).
@@ -68,9 +74,18 @@ impl Row {
             seconds: secs,
             cpu_seconds: cpu,
             mpps_per_cpu_second: cpu.map(|c| packets as f64 / c / 1e6),
+            device_seconds: None,
+            device_mpps: None,
             lost,
             wb_errors,
         }
+    }
+
+    /// The device's share: `ns` spent in the model over the measured interval.
+    pub(crate) fn with_device_ns(mut self, ns: Option<u64>) -> Row {
+        self.device_seconds = ns.map(|n| n as f64 / 1e9).filter(|&s| s > 0.0);
+        self.device_mpps = self.device_seconds.map(|s| self.packets as f64 / s / 1e6);
+        self
     }
 }
 
@@ -90,25 +105,40 @@ pub(crate) fn thread_cpu_ns() -> Option<u64> {
     s.split_whitespace().next()?.parse().ok()
 }
 
-/// Run `round` for 100 ms of warm-up, then for `seconds`: (packets received before the
-/// measured interval, wall seconds measured, CPU seconds this thread got in it).
-pub(crate) fn timed(
+/// What [`timed`] measured.
+pub(crate) struct Timed {
+    /// Packets received before the measured interval.
+    pub got0: u64,
+    /// Wall seconds measured.
+    pub secs: f64,
+    /// CPU seconds this thread got in them.
+    pub cpu: Option<f64>,
+    /// Nanoseconds the device model accounted in them (`--split`).
+    pub device_ns: Option<u64>,
+}
+
+/// Run `round` on `state` for 100 ms of warm-up, then for `seconds`; `device_ns` reads the
+/// device-time account of `state` (its difference over the interval is reported).
+pub(crate) fn timed<S>(
     seconds: f64,
+    state: &mut S,
     sent: &mut u64,
     got: &mut u64,
-    mut round: impl FnMut(&mut u64, &mut u64) -> Result<(), String>,
-) -> Result<(u64, f64, Option<f64>), String> {
+    mut round: impl FnMut(&mut S, &mut u64, &mut u64) -> Result<(), String>,
+    device_ns: impl Fn(&S) -> Option<u64>,
+) -> Result<Timed, String> {
     let warm = Instant::now();
     while warm.elapsed() < Duration::from_millis(100) {
-        round(sent, got)?;
+        round(state, sent, got)?;
     }
     let got0 = *got;
+    let dev0 = device_ns(state);
     let cpu0 = thread_cpu_ns();
     let t0 = Instant::now();
     let limit = Duration::from_secs_f64(seconds.max(0.01));
     loop {
         for _ in 0..64 {
-            round(sent, got)?;
+            round(state, sent, got)?;
         }
         if t0.elapsed() >= limit || crate::interrupt::interrupted() {
             break;
@@ -116,14 +146,18 @@ pub(crate) fn timed(
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu0.zip(thread_cpu_ns()).map(|(a, b)| b.saturating_sub(a) as f64 / 1e9).filter(|&c| c > 0.0);
-    Ok((got0, secs, cpu))
+    let device_ns = dev0.zip(device_ns(state)).map(|(a, b)| b.saturating_sub(a));
+    Ok(Timed { got0, secs, cpu, device_ns })
 }
 
-fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
+fn measure(size: usize, batch: usize, seconds: f64, split: bool) -> Result<Row, String> {
     let max_std = nicqual_hw::i82574_desc::MAX_STD_FRAME - nicqual_hw::i82574_desc::FCS_LEN;
     let base = if size > max_std { DatapathConfig::jumbo() } else { DatapathConfig::default() };
     let cfg = DatapathConfig { loopback: true, ring_size: 512, pool_entries: 2048, ..base };
-    let backend = EmulatedBackend::new(Model::new(Config::default()), NIC);
+    let mut backend = EmulatedBackend::new(Model::new(Config::default()), NIC);
+    if split {
+        backend.time_device();
+    }
     let mut d = I82574::attach(backend, Options::default()).map_err(|e| e.to_string())?;
     d.bring_up().map_err(|e| e.to_string())?;
     d.setup_datapath(cfg).map_err(|e| e.to_string())?;
@@ -159,7 +193,7 @@ fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
         Ok(())
     };
     let (mut sent, mut got) = (0u64, 0u64);
-    let (got0, secs, cpu) = timed(seconds, &mut sent, &mut got, |s, g| round(&mut d, s, g))?;
+    let t = timed(seconds, &mut d, &mut sent, &mut got, &mut round, |d| d.backend().device_ns())?;
     // Collect what is still in the RX ring so `lost` is exact.
     loop {
         let n = d.rx_batch(0, &mut rxv, batch).map_err(err)?;
@@ -172,52 +206,46 @@ fn measure(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
             dp.pool_mut().free(p);
         }
     }
-    let packets = got - got0;
+    let packets = got - t.got0;
     let dp = d.datapath().ok_or("no datapath")?;
     let lost = sent.saturating_sub(got);
     let wb_errors = dp.counters.wb_errors();
     let _ = d.shutdown();
-    Ok(Row::new(NIC, size, batch, packets, secs, cpu, lost, wb_errors))
+    Ok(Row::new(NIC, size, batch, packets, t.secs, t.cpu, lost, wb_errors).with_device_ns(t.device_ns))
 }
 
 /// One enic loopback measurement: interface and adapter MTU 9000, 512-entry rings, pool
 /// buffers (one mapping for every buffer, as the 82574L's mempool) and poll mode (no
 /// MSI-X message per service pass); every completion validated as always.
-fn measure_enic(size: usize, batch: usize, seconds: f64) -> Result<Row, String> {
+fn measure_enic(size: usize, batch: usize, seconds: f64, split: bool) -> Result<Row, String> {
     use nicqual_model::enic::{EnicDevice, EnicFaultPlan};
     use nicqual_nics::enic::{Buffers, Enic, EnicOptions, Platform, Policy};
     let dev = EnicDevice::new(9000, EnicFaultPlan::none());
     let o = EnicOptions::new(Policy::Nicqual, Platform::Direct, 9000, 512).buffers(Buffers::Pool).interrupts(false);
-    let (mut e, _) = Enic::with_options(EmulatedBackend::new(dev, ENIC), o).map_err(|e| e.to_string())?;
+    let mut backend = EmulatedBackend::new(dev, ENIC);
+    if split {
+        backend.time_device();
+    }
+    let (mut e, _) = Enic::with_options(backend, o).map_err(|e| e.to_string())?;
     let bytes = frame(size);
     let n = batch as u32;
     let mut sink = |_: &[u8]| {};
-    let warm = Instant::now();
-    while warm.elapsed() < Duration::from_millis(100) {
+    let (mut sent, mut got) = (0u64, 0u64);
+    // `got` follows the driver's delivered count, so `timed` sees where the interval began.
+    let round = |e: &mut Enic<EmulatedBackend<EnicDevice>>, _: &mut u64, got: &mut u64| -> Result<(), String> {
         e.send_batch(&bytes, n).map_err(|e| e.to_string())?;
         e.poll_rx_with(&mut sink);
-    }
-    let got0 = e.stats.rx_delivered;
-    let cpu0 = thread_cpu_ns();
-    let t0 = Instant::now();
-    let limit = Duration::from_secs_f64(seconds.max(0.01));
-    loop {
-        for _ in 0..64 {
-            e.send_batch(&bytes, n).map_err(|e| e.to_string())?;
-            e.poll_rx_with(&mut sink);
-        }
-        if t0.elapsed() >= limit || crate::interrupt::interrupted() {
-            break;
-        }
-    }
-    let secs = t0.elapsed().as_secs_f64();
-    let cpu = cpu0.zip(thread_cpu_ns()).map(|(a, b)| b.saturating_sub(a) as f64 / 1e9).filter(|&c| c > 0.0);
+        *got = e.stats.rx_delivered;
+        Ok(())
+    };
+    let t = timed(seconds, &mut e, &mut sent, &mut got, round, |e| e.backend().device_ns())?;
+    let (secs, cpu, got0) = (t.secs, t.cpu, t.got0);
     while e.poll_rx_with(&mut sink) > 0 {}
     let packets = e.stats.rx_delivered - got0;
     let lost = e.stats.tx_frames.saturating_sub(e.stats.rx_delivered);
     let wb_errors = e.stats.dropped_total() + e.stats.tx_bad_completions + e.stats.stale_colour;
     let _ = e.shutdown();
-    Ok(Row::new(ENIC, size, batch, packets, secs, cpu, lost, wb_errors))
+    Ok(Row::new(ENIC, size, batch, packets, secs, cpu, lost, wb_errors).with_device_ns(t.device_ns))
 }
 
 const ENIC: &str = "model:enic";
@@ -261,8 +289,9 @@ pub fn run(a: &Args) -> ExitCode {
         return ExitCode::from(2);
     }
     let mut rows = Vec::new();
+    let split_head = if a.split { format!(" {:>8} {:>11}", "device%", "device Mpps") } else { String::new() };
     println!(
-        "{:<14} {:>10} {:>6} {:>9} {:>9} {:>12} {:>6} {:>9}",
+        "{:<14} {:>10} {:>6} {:>9} {:>9} {:>12} {:>6} {:>9}{split_head}",
         "nic", "frame_size", "batch", "Mpps", "Gbit/s", "packets", "lost", "Mpps/cpu"
     );
     let cells = nics.iter().flat_map(|&n| a.frame_sizes.iter().map(move |&s| (n, s)));
@@ -272,14 +301,19 @@ pub fn run(a: &Args) -> ExitCode {
             break;
         }
         let r = match nic {
-            "enic" => measure_enic(size, a.batch, a.seconds),
-            "bnx2x" => super::bnx2x::measure(size, a.batch, a.seconds),
-            _ => measure(size, a.batch, a.seconds),
+            "enic" => measure_enic(size, a.batch, a.seconds, a.split),
+            "bnx2x" => super::bnx2x::measure(size, a.batch, a.seconds, a.split),
+            _ => measure(size, a.batch, a.seconds, a.split),
         };
         match r {
             Ok(r) => {
+                let split = match (a.split, r.device_seconds, r.device_mpps) {
+                    (true, Some(ds), Some(dm)) => format!(" {:>7.1}% {:>11.3}", 100.0 * ds / r.seconds, dm),
+                    (true, ..) => format!(" {:>8} {:>11}", "-", "-"),
+                    (false, ..) => String::new(),
+                };
                 println!(
-                    "{:<14} {:>10} {:>6} {:>9.3} {:>9.3} {:>12} {:>6} {:>9}",
+                    "{:<14} {:>10} {:>6} {:>9.3} {:>9.3} {:>12} {:>6} {:>9}{split}",
                     r.nic,
                     r.frame_size,
                     r.batch,
@@ -301,6 +335,12 @@ pub fn run(a: &Args) -> ExitCode {
         "one core, MAC loopback on the emulated 82574L and bnx2x, adapter loopback on the emulated enic; frame_size excludes the FCS;\n\
          Mpps = packets per wall-clock second, Mpps/cpu = per second of CPU time this thread got"
     );
+    if a.split {
+        println!(
+            "device% = share of the wall-clock interval spent inside the device model (its register handlers, DMA through\n\
+             the IOMMU model, interrupt delivery); device Mpps = packets per second of that time: what the emulation alone sustains"
+        );
+    }
     if let Some(path) = &a.json {
         let v = serde_json::json!({
             "schema": "nicqual.bench/1",

@@ -43,6 +43,11 @@ pub struct Args {
     /// With --swiotlb: fewer iterations (a smoke run, not a measurement).
     #[arg(long)]
     pub quick: bool,
+    /// Loopback mode: also account the time spent inside the emulated device (two clock
+    /// reads per register access) and report the emulation's share and the packet rate it
+    /// alone sustains, apart from the driver's work.
+    #[arg(long)]
+    pub split: bool,
 }
 
 /// Longest measurement `--seconds` accepts per frame size or operation.

@@ -51,16 +51,14 @@ impl Gso {
     }
 }
 
-/// The E2 parse BD for a packet (zero without LSO).
-pub(super) fn parse_bd(gso: Option<Gso>) -> hw::TxParseBdE2 {
-    let mut p = hw::TxParseBdE2::default();
-    if let Some(g) = gso {
-        let v = (u32::from(g.l4_offset / 2) & 0x7FF) << hw::PARSE_L4_HDR_START_SHIFT
+/// The E2 parse BD's `parsing_data` for a packet (zero without LSO).
+#[inline]
+pub(super) fn parsing_data(gso: Option<Gso>) -> u32 {
+    gso.map_or(0, |g| {
+        (u32::from(g.l4_offset / 2) & 0x7FF) << hw::PARSE_L4_HDR_START_SHIFT
             | (u32::from(g.tcp_hdr_len / 4) & 0xF) << hw::PARSE_TCP_HDR_LEN_SHIFT
-            | (u32::from(g.mss) & hw::PARSE_LSO_MSS_MASK) << hw::PARSE_LSO_MSS_SHIFT;
-        p.parsing_data.set(v);
-    }
-    p
+            | (u32::from(g.mss) & hw::PARSE_LSO_MSS_MASK) << hw::PARSE_LSO_MSS_SHIFT
+    })
 }
 
 impl<B: Backend> Bnx2x<B> {

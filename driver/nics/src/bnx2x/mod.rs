@@ -970,31 +970,19 @@ impl<B: Backend> Ctx<B> {
                 }
             }
         }
+        // BDs composed in registers and stored as words (ring::bd; layouts tested there).
         let (addr, n) = bds.first().copied().unwrap_or_default();
-        let mut start = hw::TxStartBd {
-            bd_flags: hw::TX_BD_FLAGS_START_BD | gso.map_or(0, |_| hw::TX_BD_FLAGS_SW_LSO),
-            general_data: hw::TX_START_BD_HDR_NBDS,
-            ..Default::default()
-        };
-        start.addr_lo.set(addr as u32);
-        start.addr_hi.set((addr >> 32) as u32);
-        start.nbd.set(nbd);
-        start.nbytes.set(n);
+        let flags = hw::TX_BD_FLAGS_START_BD | gso.map_or(0, |_| hw::TX_BD_FLAGS_SW_LSO);
         let tx = fq.tx;
         let mut prod = fq.tx_bd_prod;
-        fq.mem.mem.write_bulk(fq.lay.tx + tx.offset(tx.slot(prod)), start.as_bytes());
+        let start = ring::bd::start(addr, nbd, n, flags, hw::TX_START_BD_HDR_NBDS);
+        fq.mem.mem.write_words(fq.lay.tx + tx.offset(tx.slot(prod)), &start);
         prod = tx.next(prod);
-        fq.mem.mem.write_bulk(fq.lay.tx + tx.offset(tx.slot(prod)), gso::parse_bd(gso).as_bytes());
+        fq.mem.mem.write_words(fq.lay.tx + tx.offset(tx.slot(prod)), &ring::bd::parse_e2(gso::parsing_data(gso)));
         prod = tx.next(prod);
         for (i, &(addr, n)) in bds.iter().enumerate().skip(1).take(frags) {
-            let mut d = hw::TxDataBd::default();
-            d.addr_lo.set(addr as u32);
-            d.addr_hi.set((addr >> 32) as u32);
-            d.nbytes.set(n);
-            if i == 1 {
-                d.total_pkt_bytes.set(len as u16);
-            }
-            fq.mem.mem.write_bulk(fq.lay.tx + tx.offset(tx.slot(prod)), d.as_bytes());
+            let total = if i == 1 { len as u16 } else { 0 };
+            fq.mem.mem.write_words(fq.lay.tx + tx.offset(tx.slot(prod)), &ring::bd::data(addr, total, n));
             prod = tx.next(prod);
         }
         fq.tx_bd_prod = prod;
@@ -1101,6 +1089,36 @@ impl<B: Backend> Ctx<B> {
         let max_frame = self.cfg.max_frame().min(usize::from(u16::MAX)) as u16;
         let buf_len = self.cfg.bd_buf_len();
         match cqe::classify(raw, self.cfg.tpa)? {
+            Cqe::FastPath(c) if self.cfg.buffers == BufferMode::Pool => {
+                // Pool mode reuses the buffer in place (Linux's `bnx2x_reuse_rx_data`): the
+                // data is copied out, the same buffer goes to the producer slot.
+                if fq.bd_cons == fq.bd_prod {
+                    return Err(RingCqeError::NoBufferPosted { bd_prod: fq.bd_prod });
+                }
+                let len = cqe::check_bd_lengths(c, max_frame, buf_len)?;
+                let (cs, ps) = (fq.rx.slot(fq.bd_cons), fq.rx.slot(fq.bd_prod));
+                let Some(&Some(RxBuf::Pool { off })) = fq.rx_slots.get(cs) else {
+                    return Err(RingCqeError::NoBufferPosted { bd_prod: fq.bd_prod });
+                };
+                let n = usize::from(len);
+                if let Some(dst) = self.scratch.get_mut(..n)
+                    && fq.mem.mem.read_bulk(off + usize::from(c.placement_offset), dst).is_none()
+                {
+                    dst.fill(0);
+                }
+                write_addr(&fq.mem, fq.lay.rx + fq.rx.offset(ps), fq.mem.dma_addr + off as u64);
+                if ps < fq.rx_slots.len() {
+                    fq.rx_slots.swap(cs, ps);
+                }
+                // Both loaded before either is stored (adjacent u16s: a store then a load of
+                // the pair would stall store forwarding).
+                let (cons, prod) = (fq.rx.next(fq.bd_cons), fq.rx.next(fq.bd_prod));
+                fq.bd_cons = cons;
+                fq.bd_prod = prod;
+                fq.counters.rx_packets += 1;
+                fq.counters.rx_bytes += n as u64;
+                Ok(Some((n, RxMeta { segments: 1, sge_pages: 0 })))
+            }
             Cqe::FastPath(c) => {
                 let (len, old) = take_bd(fq, c, max_frame, buf_len)?;
                 let Some(old) = old else { return Err(RingCqeError::NoBufferPosted { bd_prod: fq.bd_prod }) };

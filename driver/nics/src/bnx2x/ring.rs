@@ -126,3 +126,56 @@ mod tests {
         assert!(!Chain::tx(3).valid() && Chain::rx_bd(8).valid());
     }
 }
+
+/// TX BDs as the two little-endian 64-bit words the driver stores (composed in registers,
+/// stored with [`nicqual_pci::DmaMemory::write_words`]; see the layout tests).
+pub mod bd {
+    /// `eth_tx_start_bd`: address, then `nbd`, `nbytes`, `vlan_or_ethertype`, `bd_flags`,
+    /// `general_data`.
+    #[inline(always)]
+    pub fn start(addr: u64, nbd: u16, nbytes: u16, bd_flags: u8, general_data: u8) -> [u64; 2] {
+        [addr, u64::from(nbd) | u64::from(nbytes) << 16 | u64::from(bd_flags) << 48 | u64::from(general_data) << 56]
+    }
+
+    /// `eth_tx_parse_bd_e2`: six zero u16s (no MACs, no tunnel), then `parsing_data`.
+    #[inline(always)]
+    pub fn parse_e2(parsing_data: u32) -> [u64; 2] {
+        [0, u64::from(parsing_data) << 32]
+    }
+
+    /// `eth_tx_bd` (data BD): address, `total_pkt_bytes`, `nbytes`.
+    #[inline(always)]
+    pub fn data(addr: u64, total_pkt_bytes: u16, nbytes: u16) -> [u64; 2] {
+        [addr, u64::from(total_pkt_bytes) | u64::from(nbytes) << 16]
+    }
+}
+
+#[cfg(test)]
+mod bd_layout_tests {
+    use super::bd;
+    use nicqual_hw::bnx2x as hw;
+    use zerocopy::IntoBytes;
+
+    fn bytes(w: [u64; 2]) -> Vec<u8> {
+        w.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn composed_bds_match_the_struct_layouts() {
+        let mut s = hw::TxStartBd { bd_flags: 0x90, general_data: 0x41, ..Default::default() };
+        s.addr_lo.set(0x89AB_CDEF);
+        s.addr_hi.set(0x0123_4567);
+        s.nbd.set(3);
+        s.nbytes.set(1514);
+        assert_eq!(bytes(bd::start(0x0123_4567_89AB_CDEF, 3, 1514, 0x90, 0x41)), s.as_bytes());
+        let mut p = hw::TxParseBdE2::default();
+        p.parsing_data.set(0xDEAD_BEEF);
+        assert_eq!(bytes(bd::parse_e2(0xDEAD_BEEF)), p.as_bytes());
+        let mut d = hw::TxDataBd::default();
+        d.addr_lo.set(0x1000);
+        d.addr_hi.set(2);
+        d.total_pkt_bytes.set(9000);
+        d.nbytes.set(4096);
+        assert_eq!(bytes(bd::data(0x2_0000_1000, 9000, 4096)), d.as_bytes());
+    }
+}
