@@ -486,7 +486,7 @@ impl Iommu {
             // SAFETY: p..p+len lies in a mapped readable window (`cached`), whose region keeps
             // the memory valid; `buf` is a Rust reference and region memory is never
             // referenced (HostRegion::new's contract), so the two cannot overlap.
-            unsafe { std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), buf.len()) };
+            unsafe { copy_bytes(p, buf.as_mut_ptr(), buf.len()) };
             return Ok(());
         }
         self.read_slow(iova, buf, at_ns)
@@ -522,7 +522,7 @@ impl Iommu {
             && let Some(p) = self.cached(iova, data.len(), DmaDir::Write)
         {
             // SAFETY: as in `read`'s fast path, with the copy in the other direction.
-            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+            unsafe { copy_bytes(data.as_ptr(), p, data.len()) };
             return Ok(());
         }
         self.write_slow(iova, data, at_ns)
@@ -570,7 +570,7 @@ impl Iommu {
         }
         let Some(p) = self.cached(iova, data.len(), DmaDir::Write) else { return false };
         // SAFETY: as in `write`'s fast path.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), p, data.len()) };
+        unsafe { copy_bytes(data.as_ptr(), p, data.len()) };
         true
     }
 
@@ -591,6 +591,44 @@ impl Iommu {
                 Ok(())
             }
             Err(r) => Err(self.record(iova, data.len(), DmaDir::Write, r, at_ns)),
+        }
+    }
+}
+
+/// Copy `n` bytes from `src` to `dst` inline: up to 64 bytes as two possibly overlapping
+/// loads and two stores of the largest power-of-two width not above `n` (a descriptor or a
+/// minimum-size frame costs no call into `memmove`), longer copies as `copy_nonoverlapping`.
+///
+/// # Safety
+/// As for `copy_nonoverlapping`: `src..src+n` valid for reads, `dst..dst+n` valid for
+/// writes, the two not overlapping (and, here, neither referenced by Rust).
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
+    // SAFETY: in each arm, every load lies in src..src+n and every store in dst..dst+n (the
+    // second pair starts at n - width >= 0 and ends at n); unaligned accesses; all loads of
+    // an arm happen before its stores, and the ranges do not overlap (caller).
+    unsafe {
+        if n > 64 {
+            std::ptr::copy_nonoverlapping(src, dst, n);
+        } else if n >= 32 {
+            let (a, b) =
+                (src.cast::<[u128; 2]>().read_unaligned(), src.add(n - 32).cast::<[u128; 2]>().read_unaligned());
+            dst.cast::<[u128; 2]>().write_unaligned(a);
+            dst.add(n - 32).cast::<[u128; 2]>().write_unaligned(b);
+        } else if n >= 16 {
+            let (a, b) = (src.cast::<u128>().read_unaligned(), src.add(n - 16).cast::<u128>().read_unaligned());
+            dst.cast::<u128>().write_unaligned(a);
+            dst.add(n - 16).cast::<u128>().write_unaligned(b);
+        } else if n >= 8 {
+            let (a, b) = (src.cast::<u64>().read_unaligned(), src.add(n - 8).cast::<u64>().read_unaligned());
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(n - 8).cast::<u64>().write_unaligned(b);
+        } else if n >= 4 {
+            let (a, b) = (src.cast::<u32>().read_unaligned(), src.add(n - 4).cast::<u32>().read_unaligned());
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(n - 4).cast::<u32>().write_unaligned(b);
+        } else {
+            std::ptr::copy_nonoverlapping(src, dst, n);
         }
     }
 }
@@ -696,6 +734,19 @@ mod tests {
         io.unmap_all();
         assert_eq!(io.read(0x1000, &mut x, 0).unwrap_err().reason, FaultReason::NotMapped);
         assert_eq!(a.read_vec(0, 1).unwrap(), [0xAA]);
+    }
+
+    /// The inline copy moves exactly `n` bytes for every size around its width steps.
+    #[test]
+    fn copy_bytes_moves_exactly_n_bytes() {
+        for n in 0..=130usize {
+            let src: Vec<u8> = (0..n).map(|i| i as u8 ^ 0x5A).collect();
+            let mut dst = vec![0xEEu8; n + 16];
+            // SAFETY: src has n bytes, dst n + 16; distinct allocations.
+            unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr().add(8), n) };
+            assert_eq!(&dst[8..8 + n], &src[..], "n = {n}");
+            assert!(dst[..8].iter().chain(&dst[8 + n..]).all(|&b| b == 0xEE), "n = {n}: wrote outside");
+        }
     }
 
     /// `write_words` stores the same bytes as `write` would, in a cached window, across
