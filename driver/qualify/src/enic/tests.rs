@@ -52,6 +52,38 @@ fn a_hostile_completion_fails_that_check_alone_whatever_field_and_entry() {
     }
 }
 
+/// The per-pair checks run after ~470 completions (rings, colour-wrap, interrupts,
+/// lost-vector): a hostile completion there, on any pair, is still that check's finding
+/// alone.
+#[test]
+fn a_hostile_completion_during_the_pair_checks_fails_only_hostile_completions() {
+    let mut cqs = std::collections::BTreeSet::new();
+    for nth in (440..560u32).step_by(7) {
+        let spec = format!("hostile-completion:{nth}");
+        let r = run(Some(&spec), u64::from(nth));
+        assert_eq!(failed(&r), ["hostile-completions"], "{spec} seed {nth}: {r:?}");
+        cqs.extend(hostile_cqs(&spec, u64::from(nth)));
+    }
+    // Some of them landed on the other pairs' CQs (1-3 for RX, 5-7 for TX).
+    assert!(cqs.iter().any(|c| ![0, 4].contains(c)), "only pair 0's CQs hit: {cqs:?}");
+}
+
+/// The CQs the armed hostile completion landed on.
+fn hostile_cqs(spec: &str, seed: u64) -> Vec<u32> {
+    let dev = EnicDevice::with_config(EnicConfig { vnic_mtu: 9000, ..EnicConfig::default() }, EnicFaultPlan::none());
+    let mut p: FaultPlan = spec.parse().unwrap();
+    p.seed = seed;
+    let r = run_suite(
+        EmulatedBackend::new(dev, "model:enic"),
+        &Selection::default(),
+        |b| b.device_mut().arm_faults(p),
+        |_| {},
+    )
+    .unwrap();
+    let d = r.driver.unwrap();
+    d.backend().device().hostile_completions().iter().map(|h| h.cq).collect()
+}
+
 #[test]
 fn a_lost_vector_fails_the_interrupt_checks_and_exactly_its_pair() {
     let n = nicqual_model::enic::QUEUES as u16;
