@@ -120,8 +120,11 @@ pub struct EnicOptions {
 impl EnicOptions {
     /// Nicqual maps streaming (a window per buffer) and brings up every pair; early enic
     /// gets one window for everything (a Xen dom0 without IOMMU translates nothing) and one
-    /// pair: the 2.6.3x `enic_set_intr_mode` asked MSI-X for `ARRAY_SIZE(enic->rq)` RQs
-    /// (`ENIC_RQ_MAX`, 8) and, on a vNIC listing fewer, fell back to one RQ and one WQ.
+    /// pair, as the 2.6.3x drivers had on this vNIC: their `enic_set_intr_mode` took
+    /// n = `ARRAY_SIZE(enic->rq)` RQs only when the vNIC listed that many, else one RQ and
+    /// one WQ, and `ENIC_RQ_MAX` was 1 in some versions (enic.h 2.1.1.13) and 8 in others
+    /// (1.3.1.1-pp): one pair on a vNIC listing 4 RQs either way (copies of enic.h and
+    /// enic_main.c found by search, not pinned to a kernel tag).
     pub fn new(policy: Policy, platform: Platform, mtu: u32, entries: u32) -> Self {
         let (buffers, pairs) = match policy {
             Policy::Nicqual => (Buffers::Streaming, None),
