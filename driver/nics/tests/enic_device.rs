@@ -289,3 +289,29 @@ fn a_completion_naming_another_queue_is_refused_and_a_lost_vector_silences_one_p
         assert_eq!(e.poll_rx_on(q, &mut out).unwrap(), 1);
     }
 }
+
+/// A transmit completion on WQ 1's CQ naming WQ 3 is refused by name, counted on pair 1
+/// alone, and frees nothing.
+#[test]
+fn a_transmit_completion_naming_another_wq_is_refused_on_its_pair() {
+    let mut e = up(1500);
+    let (_, cq) = e.pair_cqs(1).unwrap();
+    assert_eq!(cq, QUEUES as u32 + 1);
+    let r = e.resources();
+    let o = r.cq + u64::from(cq) * hw::VNIC_RES_STRIDE;
+    let base = u64::from(e.backend_mut().read32(hw::BAR_REGS, o + hw::CQ_RING_BASE))
+        | u64::from(e.backend_mut().read32(hw::BAR_REGS, o + hw::CQ_RING_BASE_HI)) << 32;
+    // Slot 0 of CQ 5 with the first lap's colour, as the adapter would write it, but for WQ 3.
+    let forged = hw::CqDesc::new(hw::CQ_DESC_TYPE_WQ_ENET, 3, 0, true);
+    let d = e.backend_mut().device_mut();
+    let now = d.now_ns();
+    d.iommu().write(base, zerocopy::IntoBytes::as_bytes(&forged), now).unwrap();
+    // The adapter's tail moves past it, as its own write would have moved it.
+    e.backend_mut().write32(hw::BAR_REGS, o + hw::CQ_TAIL, 1);
+    e.poll_tx_on(1).unwrap();
+    let msg = e.tx_drop_log.last().map(|x| x.to_string()).unwrap_or_default();
+    assert!(msg.contains("CQ5 (WQ1) entry 0: q_number 3 names WQ3, but this CQ serves WQ1"), "{msg}");
+    assert_eq!(e.pair_stats(1).map(|s| (s.tx_bad_completions, s.tx_completions)), Some((1, 0)));
+    assert_eq!(e.pair_stats(3).map(|s| s.tx_bad_completions), Some(0));
+    assert_eq!(e.stats.tx_bad_completions, 1);
+}

@@ -419,6 +419,7 @@ pub enum IrqMode {
 pub struct PairStats {
     pub tx_frames: u64,
     pub tx_completions: u64,
+    /// WQ completions refused on this pair's CQ (any reason, stale colour included).
     pub tx_bad_completions: u64,
     pub rx_delivered: u64,
     pub rx_bytes: u64,
