@@ -8,17 +8,18 @@
 //! written by the adapter with any index, length, flags and colour, the adapter's own receive
 //! faults (overrun, over-length, span, unposted index), register reads and writes anywhere in
 //! BAR0 (ring bases, sizes, indices, CQ cursors), device writes anywhere in IOVA space, surprise
-//! removal, TX/RX service, armed device faults (`hostile-completion:N` corrupting one
+//! removal, TX/RX service (on pair 0, or on any WQ/RQ pair the driver brought up), armed
+//! device faults (`hostile-completion:N` corrupting one
 //! field of the N-th completion, `lose-vector:N`), devcmds written raw, interrupt waits, and
 //! (in the setup) one resource table entry rewritten before bring-up.
 //!
 //! Invariants: no panic. For nicqual's driver: no device write ever lands in the guard after
 //! a receive buffer (`overrun_landed` stays 0: the streaming window per posted buffer stops it), no
 //! delivered frame is longer than the posted buffer, no more buffers outstanding than ring
-//! entries, every error typed with a non-empty message; and while the adapter behaves
+//! entries on any RQ, every error typed with a non-empty message; and while the adapter behaves
 //! (no fault, no injected completion, no register write, no stray DMA), the frames the driver
-//! delivers are, in order, a subsequence of the frames sent and received from the wire,
-//! byte for byte.
+//! delivers on each RQ are, in order, a subsequence of the frames sent on the WQ of the
+//! same number (and, on RQ 0, received from the wire), byte for byte.
 
 use crate::{Violation, violation};
 use arbitrary::{Arbitrary, Unstructured};
@@ -93,6 +94,16 @@ pub enum Op {
     WaitIrq {
         tx: bool,
     },
+    /// Transmit on WQ `pair` (modulo the pairs brought up); it loops back to RQ `pair`.
+    SendOn {
+        pair: u8,
+        len: u16,
+        fill: u8,
+    },
+    /// Service RQ `pair`'s CQ (modulo the pairs brought up).
+    PollRxOn {
+        pair: u8,
+    },
 }
 
 #[derive(Debug, Clone, Arbitrary)]
@@ -123,6 +134,13 @@ fn numbered(seq: &mut u32, len: u16, fill: u8) -> Vec<u8> {
         *d = s;
     }
     f
+}
+
+/// Queue `frame` as expected back on RQ `q`.
+fn push(expected: &mut [VecDeque<Vec<u8>>], q: u32, frame: Vec<u8>) {
+    if let Some(x) = expected.get_mut(q as usize) {
+        x.push_back(frame);
+    }
 }
 
 fn typed(what: &str, e: &dyn std::fmt::Display) -> Result<(), Violation> {
@@ -158,8 +176,11 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
         };
     let nicqual = policy == Policy::Nicqual;
     let mut honest = true;
-    let mut expected: VecDeque<Vec<u8>> = VecDeque::new();
+    let pairs = e.pairs().max(1);
+    // Per RQ: what may come back on it, in order.
+    let mut expected: Vec<VecDeque<Vec<u8>>> = vec![VecDeque::new(); pairs as usize];
     let mut out = Vec::new();
+    let mut polled = 0u32;
     let mut seq = 0u32;
     let mut verified = 0;
     for (i, op) in ops.iter().enumerate() {
@@ -167,16 +188,32 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
             Op::Send { len, fill } => {
                 let frame = numbered(&mut seq, *len, *fill);
                 match e.send(&frame) {
-                    Ok(()) => expected.push_back(frame),
+                    Ok(()) => push(&mut expected, 0, frame),
                     Err(err) => typed(&format!("op {i} send"), &err)?,
+                }
+            }
+            Op::SendOn { pair, len, fill } => {
+                let q = u32::from(*pair) % pairs;
+                let frame = numbered(&mut seq, *len, *fill);
+                match e.send_on(q, &frame) {
+                    Ok(()) => push(&mut expected, q, frame),
+                    Err(err) => typed(&format!("op {i} send on pair {q}"), &err)?,
+                }
+            }
+            Op::PollRxOn { pair } => {
+                polled = u32::from(*pair) % pairs;
+                out.clear();
+                if let Err(err) = e.poll_rx_on(polled, &mut out) {
+                    typed(&format!("op {i} poll pair {polled}"), &err)?;
                 }
             }
             Op::Wire { len, fill } => {
                 let frame = numbered(&mut seq, *len, *fill);
                 let _ = e.backend_mut().device_mut().receive(&frame);
-                expected.push_back(frame);
+                push(&mut expected, 0, frame);
             }
             Op::PollRx => {
+                polled = 0;
                 out.clear();
                 e.poll_rx(&mut out);
             }
@@ -251,8 +288,11 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
                 e.stats.overrun_landed
             )));
         }
-        if e.rx_outstanding() > entries {
-            return Err(violation(format!("op {i}: {} receive buffers outstanding", e.rx_outstanding())));
+        for q in 0..pairs {
+            let held = e.rx_outstanding_on(q).unwrap_or(0);
+            if held > entries {
+                return Err(violation(format!("op {i}: {held} receive buffers outstanding on RQ {q}")));
+            }
         }
         for f in &out {
             if f.len() > e.buf_len() as usize {
@@ -264,14 +304,15 @@ pub fn run_ops(setup: &Setup, ops: &[Op]) -> Result<usize, Violation> {
             }
             if honest {
                 // In order: skip frames the adapter or driver dropped, then it must match.
-                match expected.iter().position(|x| x == f) {
+                let Some(exp) = expected.get_mut(polled as usize) else { continue };
+                match exp.iter().position(|x| x == f) {
                     Some(p) => {
-                        expected.drain(..=p);
+                        exp.drain(..=p);
                         verified += 1;
                     }
                     None => {
                         return Err(violation(format!(
-                            "op {i}: delivered a {}-byte frame that was not sent (or out of order)",
+                            "op {i}: RQ {polled} delivered a {}-byte frame not sent on its WQ (or out of order)",
                             f.len()
                         )));
                     }
@@ -316,6 +357,16 @@ mod tests {
         for xen in [false, true] {
             assert_eq!(run_ops(&setup(false, xen), &ops).unwrap(), 8, "xen {xen}");
         }
+        // Frames sent on pairs 1..3 come back on their own RQ and are checked there; on
+        // pair 0's RQ nothing of theirs appears.
+        let mut ops = Vec::new();
+        for pair in 0..4u8 {
+            ops.push(Op::SendOn { pair, len: 200 + u16::from(pair), fill: pair });
+            ops.push(Op::SendOn { pair, len: 300, fill: pair });
+            ops.push(Op::PollRx);
+            ops.push(Op::PollRxOn { pair });
+        }
+        assert_eq!(run_ops(&setup(false, false), &ops).unwrap(), 8);
     }
 
     #[test]

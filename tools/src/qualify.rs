@@ -102,7 +102,10 @@ fn say_pcap(p: &std::path::Path, r: std::io::Result<u64>) {
 /// the device's own checks (on the last group's driver) before the last teardown.
 fn all_checks(device: &DeviceSpec, groups: &[u8]) -> Vec<String> {
     if let DeviceSpec::ModelEnic { .. } = device {
-        return nicqual_qualify::enic::CHECKS.iter().chain(&["teardown"]).map(|s| s.to_string()).collect();
+        // The driver brings up every pair the model's resource table lists.
+        let mut v = nicqual_qualify::enic::check_names(nicqual_model::enic::QUEUES as u32);
+        v.push("teardown".into());
+        return v;
     }
     let extra: &[&str] = match device {
         DeviceSpec::ModelI82574 | DeviceSpec::ModelEnic { .. } => &[],
@@ -349,7 +352,11 @@ fn qualify_enic(a: &Args, spec: &str, plan: FaultPlan, quiet: bool, vf: bool) ->
     let say = |line: String| {
         if to_stdout { println!("{line}") } else { eprintln!("{line}") }
     };
-    let progress = Progress::new(nicqual_qualify::enic::CHECKS.len() as u64 + 2, "qualify", quiet);
+    let progress = Progress::new(
+        nicqual_qualify::enic::check_names(nicqual_model::enic::QUEUES as u32).len() as u64 + 2,
+        "qualify",
+        quiet,
+    );
     progress.step("attach");
     let armed = plan.clone();
     let run = nicqual_qualify::enic::run_suite(

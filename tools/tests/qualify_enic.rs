@@ -34,8 +34,16 @@ fn healthy_vnic_exits_0_with_every_check_passed() {
     assert_eq!(v["schema"], "nicqual.run/3");
     assert_eq!((v["device"]["vendor_id"].as_str(), v["device"]["device_id"].as_str()), (Some("1137"), Some("0043")));
     let checks = v["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 10);
+    // 9 checks, one per WQ/RQ pair (4), teardown.
+    assert_eq!(checks.len(), 14);
     assert!(checks.iter().all(|c| c["result"] == "pass"), "{checks:#?}");
+    for q in 0..4 {
+        let c = checks.iter().find(|c| c["name"] == format!("pair[{q}]").as_str()).unwrap();
+        let m = c["measurements"].as_array().unwrap();
+        let get = |n: &str| m.iter().find(|x| x["name"] == n).and_then(|x| x["value"].as_f64());
+        assert_eq!((get("rx_irqs"), get("tx_irqs")), (Some(8.0), Some(8.0)), "pair {q}: {c:#}");
+        assert_eq!(get("credits_returned"), Some(16.0), "pair {q}: {c:#}");
+    }
 }
 
 #[test]
@@ -45,8 +53,15 @@ fn faults_fail_exactly_the_checks_they_concern() {
     assert_eq!(failed(&v), ["hostile-completions"]);
     let (out, v) = run(&["--fault", "lose-vector:0"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(failed(&v), ["interrupts", "lost-vector"]);
+    assert_eq!(failed(&v), ["interrupts", "lost-vector", "pair[0]"]);
+    // Vector 6 is WQ 2's (4 RQ vectors first): pair 2 fails, named, and no other pair.
     let (out, v) = run(&["--fault", "lose-vector:6"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(failed(&v), ["lost-vector", "pair[2]"]);
+    let pair2 = v["checks"].as_array().unwrap().iter().find(|c| c["name"] == "pair[2]").unwrap();
+    assert!(pair2["detail"].as_str().unwrap().contains("vector 6 (WQ2's) silent"), "{pair2:#}");
+    // The error vector (8) belongs to no pair.
+    let (out, v) = run(&["--fault", "lose-vector:8"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(failed(&v), ["lost-vector"]);
 }

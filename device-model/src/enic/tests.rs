@@ -292,6 +292,61 @@ fn transmit_loops_back_and_completes_on_the_wq_cq() {
     assert_eq!(cq0(&mem, 0).bytes_written, 64);
 }
 
+/// Every WQ loops back into the RQ of the same number: a frame sent on WQ q lands in RQ q's
+/// buffer with its receive completion (q_number q) on the CQ RQ q names, its transmit
+/// completion (q_number q) on the CQ WQ q names, and no other RQ fetches a buffer.
+#[test]
+fn each_wq_loops_back_into_the_rq_of_its_number() {
+    let mem = Mem { buf: HostRegion::zeroed(0x20000) };
+    let mut d = EnicDevice::new(9000, EnicFaultPlan::none());
+    d.iommu().map(IOVA, mem.buf.clone(), Perm::READ_WRITE).unwrap();
+    enable(&mut d);
+    let n = QUEUES as u64;
+    // Pair q's memory: RQ ring, RX CQ, TX CQ, WQ ring, RX buffer, TX buffer.
+    let at = |q: u64, k: u64| IOVA + q * 0x2000 + k * 0x400;
+    for q in 0..n {
+        for (cq, ring) in [(q, at(q, 1)), (n + q, at(q, 2))] {
+            let o = CQ_BASE + cq * hw::VNIC_RES_STRIDE;
+            d.reg_write32(o + hw::CQ_RING_BASE, ring as u32);
+            d.reg_write32(o + hw::CQ_RING_SIZE, N);
+            d.reg_write32(o + hw::CQ_COLOR_ENABLE, 1);
+            d.reg_write32(o + hw::CQ_ENTRY_ENABLE, 1);
+            d.reg_write32(o + hw::CQ_TAIL_COLOR, 1);
+        }
+        for (base, ring, cq) in [(RQ_BASE, at(q, 0), q), (WQ_BASE, at(q, 3), n + q)] {
+            let o = base + q * hw::VNIC_RES_STRIDE;
+            d.reg_write32(o + hw::Q_RING_BASE, ring as u32);
+            d.reg_write32(o + hw::Q_RING_SIZE, N);
+            d.reg_write32(o + hw::Q_CQ_INDEX, cq as u32);
+            d.reg_write32(o + hw::Q_ENABLE, 1);
+        }
+        let r = RqEnetDesc::new(at(q, 4), 0x400, hw::RQ_ENET_TYPE_ONLY_SOP);
+        mem.buf.write((at(q, 0) - IOVA) as usize, zerocopy::IntoBytes::as_bytes(&r)).unwrap();
+        d.reg_write32(RQ_BASE + q * hw::VNIC_RES_STRIDE + hw::Q_POSTED_INDEX, 1);
+    }
+    let q = 2;
+    mem.buf.write((at(q, 5) - IOVA) as usize, &[0x5A; 80]).unwrap();
+    let w = WqEnetDesc::packet(at(q, 5), 80);
+    mem.buf.write((at(q, 3) - IOVA) as usize, zerocopy::IntoBytes::as_bytes(&w)).unwrap();
+    d.reg_write32(WQ_BASE + q * hw::VNIC_RES_STRIDE + hw::Q_POSTED_INDEX, 1);
+    assert_eq!(mem.buf.read_vec((at(q, 4) - IOVA) as usize, 80).unwrap(), [0x5A; 80]);
+    let rc = <CqEnetRqDesc as zerocopy::FromBytes>::read_from_bytes(
+        &mem.buf.read_vec((at(q, 1) - IOVA) as usize, 16).unwrap(),
+    )
+    .unwrap()
+    .decode();
+    assert_eq!((rc.q_number, rc.completed_index, rc.bytes_written, rc.color), (2, 0, 80, true));
+    let wc =
+        <CqDesc as zerocopy::FromBytes>::read_from_bytes(&mem.buf.read_vec((at(q, 2) - IOVA) as usize, 16).unwrap())
+            .unwrap();
+    assert_eq!((wc.ty(), wc.q_number(), wc.completed_index(), wc.color()), (hw::CQ_DESC_TYPE_WQ_ENET, 2, 0, true));
+    for other in (0..n).filter(|o| *o != q) {
+        let fetch = d.reg_read32(RQ_BASE + other * hw::VNIC_RES_STRIDE + hw::Q_FETCH_INDEX);
+        assert_eq!(fetch, 0, "RQ {other} took a buffer for WQ {q}'s frame");
+    }
+    assert_eq!(d.reg_read32(RQ_BASE + q * hw::VNIC_RES_STRIDE + hw::Q_FETCH_INDEX), 1);
+}
+
 /// The completions the adapter composes in registers are byte for byte Linux's layouts
 /// (`cq_enet_rq_desc`, `cq_desc`), for every flag combination.
 #[test]

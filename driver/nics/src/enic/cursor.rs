@@ -15,6 +15,14 @@ pub struct CqCursor {
     last_color: bool,
 }
 
+/// A one-slot ring at slot 0 expecting colour 1: a placeholder, not a usable cursor for
+/// a real ring (use [`CqCursor::new`]).
+impl Default for CqCursor {
+    fn default() -> Self {
+        CqCursor { to_clean: 0, entries: 1, last_color: false }
+    }
+}
+
 impl CqCursor {
     /// Slot 0 of a ring of `entries` (>= 1) completions, expecting colour 1 first (the
     /// adapter's reset `cq_tail_color`). `None` for an empty ring.

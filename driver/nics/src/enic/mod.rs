@@ -6,11 +6,16 @@
 //! before any block is touched; the devcmd channel opens and initialises the vNIC
 //! (`CMD_OPEN`/`CMD_OPEN_STATUS`, `CMD_INIT`/`CMD_INIT_STATUS`, each wait bounded), reads the
 //! adapter's MTU (`CMD_DEV_SPEC` of `vnic_enet_config.mtu`) and MAC (`CMD_GET_MAC_ADDR`),
-//! then the queues are programmed and the vNIC enabled (`CMD_ENABLE_WAIT`). The driver uses
-//! WQ 0 and RQ 0 with their CQs (RQ 0 on CQ 0, WQ 0 on CQ `rq_count`, as Linux assigns
-//! them), colour-bit ownership with its own cursor ([`cursor::CqCursor`]), and an MSI-X
-//! vector per CQ whose credits it returns (with unmask) after each service pass; without
-//! MSI-X it polls. [`Enic::close`] disables, closes, unmaps what it holds, frees the rings
+//! then the queues are programmed and the vNIC enabled (`CMD_ENABLE_WAIT`). The driver
+//! brings up n WQ/RQ pairs ([`EnicOptions::pairs`]; by default all the table carries) laid
+//! out as Linux's `enic_set_intr_mode` does: RQ q on CQ q, WQ q on CQ n + q, and under
+//! MSI-X one vector per CQ of the same number, then error (2n) and notify (2n + 1). Each
+//! pair has its own rings, buffers, colour-bit cursors ([`cursor::CqCursor`]), counters
+//! ([`PairStats`]) and interrupts, whose credits it returns (with unmask) after each
+//! service pass of that CQ; a completion naming another queue than the one its CQ serves
+//! is refused by name. Without MSI-X it polls. TX goes on a chosen pair
+//! ([`Enic::send_on`]), RX is polled per pair ([`Enic::poll_rx_on`]); the unsuffixed calls
+//! use pair 0. [`Enic::close`] disables, closes, unmaps what it holds, frees the rings
 //! and the buffer region, and gives the backend back with the DMA API's balance
 //! (`dma-mappings-balanced`).
 //!
@@ -105,17 +110,32 @@ pub struct EnicOptions {
     /// MSI-X per CQ (credits returned per service pass); off: poll mode (no interrupt
     /// control block programmed, no message sent; the caller polls, as DPDK's PMD does).
     pub interrupts: bool,
+    /// WQ/RQ pairs to bring up. `None`: every pair the resource table carries
+    /// ([`Resources::max_pairs`]), with interrupts on bounded by the pairs its interrupt
+    /// control blocks serve with MSI-X ([`Resources::msix_pairs`]). `Some(n)` above what
+    /// the table carries is refused ([`EnicError::TooManyPairs`]).
+    pub pairs: Option<u32>,
 }
 
 impl EnicOptions {
-    /// Nicqual maps streaming (a window per buffer); early enic gets one window for
-    /// everything (a Xen dom0 without IOMMU translates nothing).
+    /// Nicqual maps streaming (a window per buffer) and brings up every pair; early enic
+    /// gets one window for everything (a Xen dom0 without IOMMU translates nothing) and one
+    /// pair, as the 2.6.3x drivers had on this vNIC: their `enic_set_intr_mode` took
+    /// n = `ARRAY_SIZE(enic->rq)` RQs only when the vNIC listed that many, else one RQ and
+    /// one WQ, and `ENIC_RQ_MAX` was 1 in some versions (enic.h 2.1.1.13) and 8 in others
+    /// (1.3.1.1-pp): one pair on a vNIC listing 4 RQs either way (copies of enic.h and
+    /// enic_main.c found by search, not pinned to a kernel tag).
     pub fn new(policy: Policy, platform: Platform, mtu: u32, entries: u32) -> Self {
-        let buffers = match policy {
-            Policy::Nicqual => Buffers::Streaming,
-            Policy::Early => Buffers::Pool,
+        let (buffers, pairs) = match policy {
+            Policy::Nicqual => (Buffers::Streaming, None),
+            Policy::Early => (Buffers::Pool, Some(1)),
         };
-        EnicOptions { policy, platform, mtu, entries, buffers, interrupts: true }
+        EnicOptions { policy, platform, mtu, entries, buffers, interrupts: true, pairs }
+    }
+
+    /// Bring up `pairs` WQ/RQ pairs (`None`: all the table carries).
+    pub fn pairs(self, pairs: Option<u32>) -> Self {
+        EnicOptions { pairs, ..self }
     }
 
     pub fn buffers(self, buffers: Buffers) -> Self {
@@ -217,10 +237,16 @@ pub enum EnicError {
     TxTooLong { len: usize, mtu: u32, hdr: u32 },
     #[error("TX buffer of {len} bytes: mapping failed: {why}")]
     TxMapFailed { len: usize, why: String },
-    #[error("WQ0 full ({entries} entries outstanding)")]
-    TxRingFull { entries: u32 },
-    #[error("{queue} error_status {status:#x} (register {offset:#x}): the adapter stopped the queue")]
-    QueueError { queue: &'static str, status: u32, offset: u64 },
+    #[error("WQ{wq} full ({entries} entries outstanding)")]
+    TxRingFull { wq: u32, entries: u32 },
+    #[error("{queue}{q} error_status {status:#x} (register {offset:#x}): the adapter stopped the queue")]
+    QueueError { queue: &'static str, q: u32, status: u32, offset: u64 },
+    #[error("no WQ/RQ pair {q}: the driver brought up {pairs}")]
+    NoSuchPair { q: u32, pairs: u32 },
+    #[error(
+        "{asked} WQ/RQ pair(s) asked for; the resource table carries {max} ({wq} WQ, {rq} RQ, {cq} CQ: one CQ per RQ and per WQ, at most {MAX_PAIRS})"
+    )]
+    TooManyPairs { asked: u32, max: u32, wq: u32, rq: u32, cq: u32 },
 }
 
 /// What the driver counted.
@@ -288,52 +314,43 @@ impl EnicStats {
 const GUARD: usize = 64;
 const GUARD_BYTE: u8 = 0xA5;
 
-/// Where things live: ring offsets in the coherent ring block, buffer offsets in the
-/// buffer region.
+/// Most WQ/RQ pairs the driver brings up (`ENIC_WQ_MAX` / `ENIC_RQ_MAX` of Linux's enic.h
+/// from 2.6.3x to 4.x: 8). Bounds every per-pair allocation whatever the table says.
+pub const MAX_PAIRS: u32 = 8;
+
+/// Where things live: per pair, its four rings in the coherent ring block (RQ, the RQ's
+/// CQ, the WQ's CQ, WQ) and its RX buffers (each followed by its guard) then its TX
+/// buffers in the buffer region; the overflow buffer after every pair's buffers.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
-    rq_ring: usize,
-    cq_rx: usize,
-    cq_tx: usize,
-    wq_ring: usize,
+    /// Bytes of one ring (entries x 16, aligned).
+    ring: usize,
     rings: usize,
-    rx_bufs: usize,
     rx_stride: usize,
-    tx_bufs: usize,
     tx_stride: usize,
+    /// Bytes of one pair's buffers.
+    pair_bufs: usize,
     /// The shared overflow buffer old kernels returned for a failed bounce mapping.
     overflow: usize,
     total: usize,
 }
 
 impl Layout {
-    fn new(entries: u32, buf_len: u32, tx_len: u32) -> Layout {
+    fn new(entries: u32, buf_len: u32, tx_len: u32, pairs: u32) -> Layout {
         let ring = (entries as usize * 16).next_multiple_of(hw::RING_BASE_ALIGN as usize);
         let rx_stride = (buf_len as usize + GUARD).next_multiple_of(64);
         let tx_stride = (tx_len as usize).next_multiple_of(64);
-        let tx_bufs = rx_stride * entries as usize;
-        let overflow = tx_bufs + tx_stride * entries as usize;
+        let pair_bufs = (rx_stride + tx_stride) * entries as usize;
+        let overflow = pair_bufs * pairs as usize;
         Layout {
-            rq_ring: 0,
-            cq_rx: ring,
-            cq_tx: 2 * ring,
-            wq_ring: 3 * ring,
-            rings: 4 * ring,
-            rx_bufs: 0,
+            ring,
+            rings: 4 * ring * pairs as usize,
             rx_stride,
-            tx_bufs,
             tx_stride,
+            pair_bufs,
             overflow,
             total: overflow + crate::swiotlb::OVERFLOW_BYTES,
         }
-    }
-
-    fn rx_buf(&self, i: u32) -> usize {
-        self.rx_bufs + i as usize * self.rx_stride
-    }
-
-    fn tx_buf(&self, i: u32) -> usize {
-        self.tx_bufs + i as usize * self.tx_stride
     }
 }
 
@@ -355,9 +372,17 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// CQ serving WQ 0 (`enic_cq_wq`: after the RQs' CQs).
-    pub fn tx_cq(&self) -> u32 {
-        self.rq_count
+    /// Pairs the table can carry as Linux's enic lays them out (`enic_set_intr_mode`):
+    /// n RQs, n WQs and 2n CQs (RQ q on CQ q, WQ q on CQ n + q), at most [`MAX_PAIRS`].
+    /// MSI-X needs 2n + 2 interrupt control blocks besides ([`Resources::msix_pairs`]).
+    pub fn max_pairs(&self) -> u32 {
+        self.wq_count.min(self.rq_count).min(self.cq_count / 2).min(MAX_PAIRS)
+    }
+
+    /// Pairs the interrupt control blocks can serve with MSI-X: one vector per RQ, one per
+    /// WQ, then the error and the notify vector (n + m + 2 in `enic_set_intr_mode`).
+    pub fn msix_pairs(&self) -> u32 {
+        if self.intr.is_none() { 0 } else { self.intr_count.saturating_sub(2) / 2 }
     }
 
     fn cq_block(&self, i: u32) -> u64 {
@@ -367,17 +392,109 @@ impl Resources {
     fn intr_block(&self, i: u32) -> Option<u64> {
         self.intr.map(|b| b + u64::from(i) * hw::VNIC_RES_STRIDE)
     }
+
+    fn wq_block(&self, q: u32) -> u64 {
+        self.wq + u64::from(q) * hw::VNIC_RES_STRIDE
+    }
+
+    fn rq_block(&self, q: u32) -> u64 {
+        self.rq + u64::from(q) * hw::VNIC_RES_STRIDE
+    }
 }
 
 /// How the driver learns of completions.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IrqMode {
-    /// One MSI-X vector per CQ (RX on vector 0, TX on vector `rq_count`), credits returned
-    /// after each service pass.
+    /// One MSI-X vector per CQ (with n pairs: RQ q's CQ on vector q, WQ q's on n + q, then
+    /// error and notify: `vectors` = 2n + 2), credits returned after each service pass.
     Msix { vectors: u16 },
-    /// No MSI-X (the backend or device has none, or no INTR_CTRL): the driver polls.
+    /// No MSI-X (the backend or device has none, or too few INTR_CTRL): the driver polls.
     Polled { why: String },
+}
+
+/// What one WQ/RQ pair counted (the [`EnicStats`] totals are the sums over the pairs, plus
+/// what belongs to no pair).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct PairStats {
+    pub tx_frames: u64,
+    pub tx_completions: u64,
+    /// WQ completions refused on this pair's CQ (any reason, stale colour included).
+    pub tx_bad_completions: u64,
+    pub rx_delivered: u64,
+    pub rx_bytes: u64,
+    /// Receive completions refused (every reason).
+    pub rx_refused: u64,
+    /// MSI-X messages seen on the pair's RX and TX vectors.
+    pub rx_irqs: u64,
+    pub tx_irqs: u64,
+    /// Credits returned on the RX and TX CQs' interrupts.
+    pub rx_credits_returned: u64,
+    pub tx_credits_returned: u64,
+}
+
+/// One WQ/RQ pair: its blocks, rings, buffers, cursors and counters. Each pair's ring
+/// arithmetic is its own; nothing is shared between pairs but the backend and the DMA API.
+#[derive(Debug, Default)]
+struct Pair {
+    q: u32,
+    /// CQ (and, under MSI-X, interrupt) of RQ q and of WQ q.
+    rx_cq: u32,
+    tx_cq: u32,
+    /// BAR0 offsets of RQ q's and WQ q's control blocks.
+    rq: u64,
+    wq: u64,
+    /// Offsets in the ring block.
+    rq_ring: usize,
+    cq_rx_ring: usize,
+    cq_tx_ring: usize,
+    wq_ring: usize,
+    /// Offsets in the buffer region.
+    rx_bufs: usize,
+    tx_bufs: usize,
+    rq_to_clean: u32,
+    rq_outstanding: u32,
+    rq_posted: u32,
+    cq_rx: CqCursor,
+    cq_tx: CqCursor,
+    wq_to_use: u32,
+    wq_to_clean: u32,
+    wq_outstanding: u32,
+    /// Streaming mode: the mapping of the buffer each RQ / WQ slot holds.
+    rq_dma: Vec<Option<DmaMapping>>,
+    wq_dma: Vec<Option<DmaMapping>>,
+    /// Bounce mapping held by each RQ / WQ slot (bus address), if any.
+    rq_maps: Vec<Option<u64>>,
+    wq_maps: Vec<Option<u64>>,
+    stats: PairStats,
+}
+
+impl Pair {
+    fn new(q: u32, n: u32, res: &Resources, lay: &Layout, entries: u32, cursor: CqCursor) -> Pair {
+        let rings = 4 * lay.ring * q as usize;
+        let bufs = lay.pair_bufs * q as usize;
+        let slots = entries as usize;
+        Pair {
+            q,
+            rx_cq: q,
+            tx_cq: n + q,
+            rq: res.rq_block(q),
+            wq: res.wq_block(q),
+            rq_ring: rings,
+            cq_rx_ring: rings + lay.ring,
+            cq_tx_ring: rings + 2 * lay.ring,
+            wq_ring: rings + 3 * lay.ring,
+            rx_bufs: bufs,
+            tx_bufs: bufs + lay.rx_stride * slots,
+            cq_rx: cursor,
+            cq_tx: cursor,
+            rq_dma: vec![None; slots],
+            wq_dma: vec![None; slots],
+            rq_maps: vec![None; slots],
+            wq_maps: vec![None; slots],
+            ..Pair::default()
+        }
+    }
 }
 
 /// The driver, owning the backend that reaches the vNIC.
@@ -386,18 +503,17 @@ pub struct Enic<B: Backend> {
     b: B,
     dma: DmaApi,
     buffers: Buffers,
-    /// The four rings (one coherent allocation).
+    /// Every pair's four rings (one coherent allocation).
     rings: Coherent,
-    /// RX buffers (each followed by its guard), TX buffers and the overflow buffer.
+    /// Every pair's RX buffers (each followed by its guard) and TX buffers, and the
+    /// overflow buffer.
     bufs: CpuBuffer,
     /// Pool mode: the one mapping of `bufs`.
     bufs_map: Option<DmaMapping>,
     /// Streaming mode: the overflow buffer's mapping (early enic posts there after a
     /// failed bounce mapping).
     overflow_map: Option<DmaMapping>,
-    /// Streaming mode: the mapping of the buffer each RQ / WQ slot holds.
-    rq_dma: Vec<Option<DmaMapping>>,
-    wq_dma: Vec<Option<DmaMapping>>,
+    pairs: Vec<Pair>,
     policy: Policy,
     res: Resources,
     mac: [u8; 6],
@@ -407,19 +523,8 @@ pub struct Enic<B: Backend> {
     mtu: u32,
     adapter_mtu: u32,
     buf_len: u32,
-    rq_to_clean: u32,
-    rq_outstanding: u32,
-    rq_posted: u32,
-    cq_rx: CqCursor,
-    cq_tx: CqCursor,
-    wq_to_use: u32,
-    wq_to_clean: u32,
-    wq_outstanding: u32,
     platform: Platform,
     bounce: Option<crate::swiotlb::Swiotlb>,
-    /// Bounce mapping held by each RQ / WQ slot (bus address), if any.
-    rq_maps: Vec<Option<u64>>,
-    wq_maps: Vec<Option<u64>>,
     /// Bounce slots one receive buffer takes (0 when it does not bounce).
     rx_slots: usize,
     pub stats: EnicStats,
@@ -440,6 +545,23 @@ const DEVCMD_POLLS: u64 = 1_000;
 const OPEN_POLL_NS: u64 = 10_000;
 const OPEN_POLLS: u64 = 2_000;
 
+/// How many pairs to bring up: `asked` (refused above what the table carries) or, by
+/// default, all the table carries, bounded with interrupts on by what its interrupt
+/// control blocks serve with MSI-X (when they serve at least one pair).
+fn choose_pairs(res: &Resources, asked: Option<u32>, interrupts: bool) -> Result<u32, EnicError> {
+    let fit = res.max_pairs();
+    match asked {
+        Some(n) if n == 0 || n > fit => {
+            Err(EnicError::TooManyPairs { asked: n, max: fit, wq: res.wq_count, rq: res.rq_count, cq: res.cq_count })
+        }
+        Some(n) => Ok(n),
+        None => {
+            let msix = res.msix_pairs();
+            Ok(if interrupts && msix >= 1 { fit.min(msix) } else { fit })
+        }
+    }
+}
+
 impl<B: Backend> Enic<B> {
     /// Bring up the vNIC with `entries` per ring (a multiple of 32, 64..=4096) for an
     /// interface MTU of `mtu`. Returns the driver and, when the adapter's MTU differs
@@ -454,16 +576,17 @@ impl<B: Backend> Enic<B> {
         Self::with_options(b, EnicOptions::new(policy, platform, mtu, entries))
     }
 
-    /// [`Enic::new`] with the buffer mapping chosen ([`EnicOptions`]).
+    /// [`Enic::new`] with the buffer mapping, interrupts and pairs chosen ([`EnicOptions`]).
     pub fn with_options(mut b: B, o: EnicOptions) -> Result<(Enic<B>, Option<String>), EnicError> {
-        let EnicOptions { policy, platform, mtu, entries, buffers, interrupts } = o;
+        let EnicOptions { policy, platform, mtu, entries, buffers, interrupts, pairs } = o;
+        let bad_size = EnicError::BadRingSize {
+            entries,
+            align: hw::RING_COUNT_ALIGN,
+            min: hw::MIN_RQ_DESCS,
+            max: hw::MAX_RQ_DESCS,
+        };
         if !(hw::MIN_RQ_DESCS..=hw::MAX_RQ_DESCS).contains(&entries) || !entries.is_multiple_of(hw::RING_COUNT_ALIGN) {
-            return Err(EnicError::BadRingSize {
-                entries,
-                align: hw::RING_COUNT_ALIGN,
-                min: hw::MIN_RQ_DESCS,
-                max: hw::MAX_RQ_DESCS,
-            });
+            return Err(bad_size);
         }
         if !(hw::ENIC_MIN_MTU..=hw::ENIC_MAX_MTU).contains(&mtu) {
             return Err(EnicError::MtuUnsupported { mtu, min: hw::ENIC_MIN_MTU, max: hw::ENIC_MAX_MTU });
@@ -473,6 +596,7 @@ impl<B: Backend> Enic<B> {
         let on = u32::from(nicqual_hw::pci::COMMAND_MEMORY | nicqual_hw::pci::COMMAND_BUS_MASTER);
         b.config_write(nicqual_hw::pci::COMMAND, 2, (cmd & 0xFFFF) | on)?;
         let res = read_resources(&mut b)?;
+        let n = choose_pairs(&res, pairs, interrupts)?;
         dev_open(&mut b, &res)?;
         let adapter_mtu = devcmd(&mut b, &res, hw::CMD_DEV_SPEC, [hw::ENET_CONFIG_MTU, 2])? as u32;
         if adapter_mtu < hw::ENIC_MIN_MTU {
@@ -496,7 +620,7 @@ impl<B: Backend> Enic<B> {
             std::cmp::Ordering::Equal => None,
         };
         let buf_len = policy.buf_len(mtu);
-        let lay = Layout::new(entries, buf_len, hw::rx_buf_len(mtu));
+        let lay = Layout::new(entries, buf_len, hw::rx_buf_len(mtu), n);
         // The DMA API on an IOMMU platform (the emulated device always sits behind one;
         // a Xen dom0's bounce accounting is `Platform::XenDom0`'s, below).
         let pages = (lay.total as u64).div_ceil(nicqual_dma::memory::PAGE_SIZE) + 64;
@@ -517,6 +641,8 @@ impl<B: Backend> Enic<B> {
         } else {
             0
         };
+        let cursor = CqCursor::new(entries).ok_or(bad_size)?;
+        let pairs = (0..n).map(|q| Pair::new(q, n, &res, &lay, entries, cursor)).collect();
         let mut e = Enic {
             b,
             dma,
@@ -525,8 +651,7 @@ impl<B: Backend> Enic<B> {
             bufs,
             bufs_map: None,
             overflow_map: None,
-            rq_dma: vec![None; entries as usize],
-            wq_dma: vec![None; entries as usize],
+            pairs,
             policy,
             res,
             mac,
@@ -536,28 +661,8 @@ impl<B: Backend> Enic<B> {
             mtu,
             adapter_mtu,
             buf_len,
-            rq_to_clean: 0,
-            rq_outstanding: 0,
-            rq_posted: 0,
-            cq_rx: CqCursor::new(entries).ok_or(EnicError::BadRingSize {
-                entries,
-                align: hw::RING_COUNT_ALIGN,
-                min: hw::MIN_RQ_DESCS,
-                max: hw::MAX_RQ_DESCS,
-            })?,
-            cq_tx: CqCursor::new(entries).ok_or(EnicError::BadRingSize {
-                entries,
-                align: hw::RING_COUNT_ALIGN,
-                min: hw::MIN_RQ_DESCS,
-                max: hw::MAX_RQ_DESCS,
-            })?,
-            wq_to_use: 0,
-            wq_to_clean: 0,
-            wq_outstanding: 0,
             platform,
             bounce,
-            rq_maps: vec![None; entries as usize],
-            wq_maps: vec![None; entries as usize],
             rx_slots,
             stats: EnicStats::default(),
             drop_log: Vec::new(),
@@ -570,18 +675,52 @@ impl<B: Backend> Enic<B> {
         } else {
             IrqMode::Polled { why: "poll mode: interrupts off by option".into() }
         };
-        e.program_queues();
-        for _ in 0..entries - 1 {
-            e.post_rx_buffer();
+        for q in 0..n {
+            e.with_pair(q, |e, p| {
+                e.program_pair(p);
+                for _ in 0..entries - 1 {
+                    e.post_rx_buffer(p);
+                }
+                e.ring_rq_doorbell(p);
+            });
         }
-        e.ring_rq_doorbell();
         devcmd(&mut e.b, &e.res, hw::CMD_ENABLE_WAIT, [0, 0])?;
         Ok((e, note))
+    }
+
+    /// Run `f` on pair `q`, taken out of the driver for the call (so that `f` has the
+    /// driver and the pair at once); `None` when there is no such pair.
+    fn with_pair<R>(&mut self, q: u32, f: impl FnOnce(&mut Self, &mut Pair) -> R) -> Option<R> {
+        let mut p = std::mem::take(self.pairs.get_mut(q as usize)?);
+        let r = f(self, &mut p);
+        if let Some(slot) = self.pairs.get_mut(q as usize) {
+            *slot = p;
+        }
+        Some(r)
+    }
+
+    fn no_pair(&self, q: u32) -> EnicError {
+        EnicError::NoSuchPair { q, pairs: self.pairs.len() as u32 }
     }
 
     /// The resource table as the driver read and validated it.
     pub fn resources(&self) -> Resources {
         self.res
+    }
+
+    /// WQ/RQ pairs brought up (queues 0..pairs).
+    pub fn pairs(&self) -> u32 {
+        self.pairs.len() as u32
+    }
+
+    /// The CQs serving RQ `q` and WQ `q` (`enic_cq_rq`, `enic_cq_wq`: q and pairs + q).
+    pub fn pair_cqs(&self, q: u32) -> Option<(u32, u32)> {
+        self.pairs.get(q as usize).map(|p| (p.rx_cq, p.tx_cq))
+    }
+
+    /// What pair `q` counted.
+    pub fn pair_stats(&self, q: u32) -> Option<PairStats> {
+        self.pairs.get(q as usize).map(|p| p.stats)
     }
 
     /// The MAC address the adapter reported (`CMD_GET_MAC_ADDR`).
@@ -593,32 +732,58 @@ impl<B: Backend> Enic<B> {
         &self.irq
     }
 
-    /// MSI-X vectors of the RX and TX CQs (`None` when polling).
+    /// MSI-X vectors of pair 0's RX and TX CQs (`None` when polling).
     pub fn vectors(&self) -> Option<(u16, u16)> {
-        matches!(self.irq, IrqMode::Msix { .. }).then(|| (0, self.res.tx_cq() as u16))
+        self.pair_vectors(0)
     }
 
-    /// Credits outstanding on the interrupt of the RX (`tx` false) or TX CQ, as the adapter
-    /// reports them (`int_credits`); `None` without INTR_CTRL or when the read is all-ones.
+    /// MSI-X vectors of pair `q`'s RX and TX CQs (`enic_msix_rq_intr`, `enic_msix_wq_intr`:
+    /// the CQ's own number); `None` when polling or without that pair.
+    pub fn pair_vectors(&self, q: u32) -> Option<(u16, u16)> {
+        let p = self.pairs.get(q as usize)?;
+        matches!(self.irq, IrqMode::Msix { .. }).then_some((p.rx_cq as u16, p.tx_cq as u16))
+    }
+
+    /// Credits outstanding on the interrupt of pair 0's RX (`tx` false) or TX CQ.
     pub fn intr_credits(&mut self, tx: bool) -> Option<u32> {
-        let i = if tx { self.res.tx_cq() } else { 0 };
-        let o = self.res.intr_block(i)?;
+        self.intr_credits_on(0, tx)
+    }
+
+    /// Credits outstanding on the interrupt of pair `q`'s RX (`tx` false) or TX CQ, as the
+    /// adapter reports them (`int_credits`); `None` without INTR_CTRL, without that pair
+    /// or when the read is all-ones.
+    pub fn intr_credits_on(&mut self, q: u32, tx: bool) -> Option<u32> {
+        let p = self.pairs.get(q as usize)?;
+        let o = self.res.intr_block(if tx { p.tx_cq } else { p.rx_cq })?;
         let v = self.b.read32(hw::BAR_REGS, o + hw::INTR_INT_CREDITS);
         (v != u32::MAX).then_some(v)
     }
 
-    /// Wait (up to `bound_ns`, in 1 us steps) for the RX (`tx` false) or TX vector's
-    /// notifier; returns the signals seen (0 on timeout or without MSI-X).
+    /// [`Enic::wait_irq_on`] for pair 0.
     pub fn wait_irq(&mut self, tx: bool, bound_ns: u64) -> u64 {
-        let Some((rx, txv)) = self.vectors() else { return 0 };
+        self.wait_irq_on(0, tx, bound_ns)
+    }
+
+    /// Wait (up to `bound_ns`, in 1 us steps) for pair `q`'s RX (`tx` false) or TX vector's
+    /// notifier; returns the signals seen (0 on timeout, without MSI-X or without that
+    /// pair).
+    pub fn wait_irq_on(&mut self, q: u32, tx: bool, bound_ns: u64) -> u64 {
+        let Some((rx, txv)) = self.pair_vectors(q) else { return 0 };
         let v = if tx { txv } else { rx };
         for _ in 0..bound_ns.div_ceil(1_000).max(1) {
             let n = self.b.notifier(v).map_or(0, |n| n.take());
             if n > 0 {
+                let ps = self.pairs.get_mut(q as usize).map(|p| &mut p.stats);
                 if tx {
                     self.stats.tx_irqs += n;
+                    if let Some(s) = ps {
+                        s.tx_irqs += n;
+                    }
                 } else {
                     self.stats.rx_irqs += n;
+                    if let Some(s) = ps {
+                        s.rx_irqs += n;
+                    }
                 }
                 return n;
             }
@@ -627,65 +792,80 @@ impl<B: Backend> Enic<B> {
         0
     }
 
-    /// Ask the backend for one MSI-X vector per CQ used, and program the INTR_CTRL blocks
-    /// (mask on assertion, no coalescing, unmasked). Falls back to polling, saying why.
+    /// Ask the backend for Linux's MSI-X layout over the pairs (n RQ vectors, n WQ
+    /// vectors, error, notify: 2n + 2) and program the RQ and WQ vectors' INTR_CTRL blocks
+    /// (mask on assertion, no coalescing, unmasked); the error and notify blocks are left
+    /// masked (the driver services neither). Falls back to polling, saying why.
     fn setup_msix(&mut self) -> IrqMode {
-        let tx = self.res.tx_cq();
-        if self.res.intr.is_none() || self.res.intr_count <= tx {
+        let n = self.pairs();
+        let need = 2 * n + 2;
+        if self.res.intr.is_none() || self.res.intr_count < need {
             return IrqMode::Polled {
-                why: format!("{} interrupt control block(s) for CQs 0 and {tx}", self.res.intr_count),
+                why: format!(
+                    "{} interrupt control block(s); {n} pair(s) need {need} (one per RQ, one per WQ, error, notify)",
+                    self.res.intr_count
+                ),
             };
         }
-        let vectors = tx as u16 + 1;
+        let vectors = need as u16;
         if let Err(e) = self.b.msix_enable(vectors) {
             return IrqMode::Polled { why: e.to_string() };
         }
-        for i in [0, tx] {
-            if let Some(o) = self.res.intr_block(i) {
+        for i in 0..need {
+            let Some(o) = self.res.intr_block(i) else { continue };
+            if i < 2 * n {
                 self.b.write32(hw::BAR_REGS, o + hw::INTR_COALESCING_TIMER, 0);
                 self.b.write32(hw::BAR_REGS, o + hw::INTR_MASK_ON_ASSERTION, 1);
                 self.b.write32(hw::BAR_REGS, o + hw::INTR_INT_CREDIT_RETURN, hw::INTR_CREDITS_MASK | hw::INTR_UNMASK);
                 self.b.write32(hw::BAR_REGS, o + hw::INTR_MASK, 0);
+            } else {
+                self.b.write32(hw::BAR_REGS, o + hw::INTR_MASK, 1);
             }
         }
         IrqMode::Msix { vectors }
     }
 
     /// Give back `n` credits on CQ `cq`'s interrupt and unmask it (`vnic_intr_return_credits`
-    /// with unmask and timer reset), as the end of a service pass does.
-    fn return_credits(&mut self, cq: u32, n: u32) {
+    /// with unmask and timer reset), as the end of a service pass does. Returns the
+    /// credits given back (0 when polling).
+    fn return_credits(&mut self, cq: u32, n: u32) -> u64 {
         if !matches!(self.irq, IrqMode::Msix { .. }) {
-            return;
+            return 0;
         }
-        if let Some(o) = self.res.intr_block(cq) {
-            let v = (n.min(hw::INTR_CREDITS_MASK)) | hw::INTR_UNMASK | hw::INTR_RESET_TIMER;
-            self.b.write32(hw::BAR_REGS, o + hw::INTR_INT_CREDIT_RETURN, v);
-            self.stats.credits_returned += u64::from(n);
-        }
+        let Some(o) = self.res.intr_block(cq) else { return 0 };
+        let v = (n.min(hw::INTR_CREDITS_MASK)) | hw::INTR_UNMASK | hw::INTR_RESET_TIMER;
+        self.b.write32(hw::BAR_REGS, o + hw::INTR_INT_CREDIT_RETURN, v);
+        self.stats.credits_returned += u64::from(n);
+        u64::from(n)
     }
 
-    /// Tear down: disable the vNIC and the queues (`CMD_DISABLE`), close it, release MSI-X,
-    /// unmap every buffer the driver holds and free the rings and the buffer region through
-    /// the DMA API, and return the backend (whose `live_mappings()` is then 0 and
-    /// `msix_vectors()` 0) with the DMA API's balance (`dma-mappings-balanced`: fails when
-    /// the API had to unmap something the driver's own bookkeeping missed). A device that
-    /// is gone gets no register write.
+    /// Tear down: disable the vNIC and every pair's queues (`CMD_DISABLE`), close it,
+    /// release MSI-X, unmap every buffer the driver holds and free the rings and the buffer
+    /// region through the DMA API, and return the backend (whose `live_mappings()` is then
+    /// 0 and `msix_vectors()` 0) with the DMA API's balance (`dma-mappings-balanced`: fails
+    /// when the API had to unmap something the driver's own bookkeeping missed). A device
+    /// that is gone gets no register write.
     pub fn close(mut self) -> (CheckReport, B) {
         let gone = self.b.read32(hw::BAR_REGS, 0) == u32::MAX;
         if !gone {
             let _ = devcmd(&mut self.b, &self.res, hw::CMD_DISABLE, [0, 0]);
-            for o in [self.res.wq, self.res.rq] {
-                self.b.write32(hw::BAR_REGS, o + hw::Q_ENABLE, 0);
-            }
-            for i in [0, self.res.tx_cq()] {
-                let o = self.res.cq_block(i);
-                self.b.write32(hw::BAR_REGS, o + hw::CQ_INTERRUPT_ENABLE, 0);
+            for p in &self.pairs {
+                for o in [p.wq, p.rq] {
+                    self.b.write32(hw::BAR_REGS, o + hw::Q_ENABLE, 0);
+                }
+                for i in [p.rx_cq, p.tx_cq] {
+                    let o = self.res.cq_block(i);
+                    self.b.write32(hw::BAR_REGS, o + hw::CQ_INTERRUPT_ENABLE, 0);
+                }
             }
             let _ = devcmd(&mut self.b, &self.res, hw::CMD_CLOSE, [0, 0]);
         }
         let _ = self.b.msix_disable();
-        let held = std::mem::take(&mut self.rq_dma).into_iter().chain(std::mem::take(&mut self.wq_dma)).flatten();
-        for m in held.chain(self.bufs_map.take()).chain(self.overflow_map.take()) {
+        let mut held = Vec::new();
+        for p in &mut self.pairs {
+            held.extend(std::mem::take(&mut p.rq_dma).into_iter().chain(std::mem::take(&mut p.wq_dma)).flatten());
+        }
+        for m in held.into_iter().chain(self.bufs_map.take()).chain(self.overflow_map.take()) {
             let _ = self.dma.unmap(&mut self.b, m);
         }
         let _ = self.dma.free_coherent(&mut self.b, self.rings.clone());
@@ -715,18 +895,22 @@ impl<B: Backend> Enic<B> {
         self.dma.stats()
     }
 
-    /// What holds buffers and mappings now.
+    /// What holds buffers and mappings now, over every pair.
     pub fn census(&self) -> EnicCensus {
         let st = self.dma.stats();
-        EnicCensus {
-            rx_posted: self.rq_outstanding,
-            rx_mapped: self.rq_dma.iter().flatten().count(),
-            tx_in_flight: self.wq_outstanding,
-            tx_mapped: self.wq_dma.iter().flatten().count(),
+        let mut c = EnicCensus {
             region_mapped: usize::from(self.bufs_map.is_some()) + usize::from(self.overflow_map.is_some()),
             coherent: st.coherent_live,
             live_mappings: st.live_mappings,
+            ..EnicCensus::default()
+        };
+        for p in &self.pairs {
+            c.rx_posted += p.rq_outstanding;
+            c.rx_mapped += p.rq_dma.iter().flatten().count();
+            c.tx_in_flight += p.wq_outstanding;
+            c.tx_mapped += p.wq_dma.iter().flatten().count();
         }
+        c
     }
 
     pub fn policy(&self) -> Policy {
@@ -818,10 +1002,12 @@ impl<B: Backend> Enic<B> {
         }
     }
 
-    fn program_queues(&mut self) {
+    /// Program pair `p`'s two CQs (RQ q's on CQ q, WQ q's on CQ pairs + q, each
+    /// interrupting on the vector of its own number) and its RQ and WQ.
+    fn program_pair(&mut self, p: &Pair) {
         let n = self.entries;
         let msix = matches!(self.irq, IrqMode::Msix { .. });
-        for (i, ring) in [(0, self.lay.cq_rx), (self.res.tx_cq(), self.lay.cq_tx)] {
+        for (i, ring) in [(p.rx_cq, p.cq_rx_ring), (p.tx_cq, p.cq_tx_ring)] {
             let o = self.res.cq_block(i);
             let base = self.ring_addr(ring);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_RING_BASE, base as u32);
@@ -835,7 +1021,7 @@ impl<B: Backend> Enic<B> {
             self.b.write32(hw::BAR_REGS, o + hw::CQ_INTERRUPT_OFFSET, i);
             self.b.write32(hw::BAR_REGS, o + hw::CQ_INTERRUPT_ENABLE, u32::from(msix));
         }
-        for (o, ring, cq) in [(self.res.rq, self.lay.rq_ring, 0), (self.res.wq, self.lay.wq_ring, self.res.tx_cq())] {
+        for (o, ring, cq) in [(p.rq, p.rq_ring, p.rx_cq), (p.wq, p.wq_ring, p.tx_cq)] {
             let base = self.ring_addr(ring);
             self.b.write32(hw::BAR_REGS, o + hw::Q_RING_BASE, base as u32);
             self.b.write32(hw::BAR_REGS, o + hw::Q_RING_BASE_HI, (base >> 32) as u32);
@@ -847,12 +1033,21 @@ impl<B: Backend> Enic<B> {
         }
     }
 
-    /// Post a fresh buffer at the RQ's next slot (guard refilled). On a bounce platform the
-    /// buffer is mapped first: nicqual leaves the slot unposted when the pool cannot take it
-    /// (keeping room for one transmit), early enic posts whatever the map returned.
-    fn post_rx_buffer(&mut self) {
-        let i = self.rq_posted;
-        let off = self.lay.rx_buf(i);
+    fn rx_buf(&self, p: &Pair, i: u32) -> usize {
+        p.rx_bufs + i as usize * self.lay.rx_stride
+    }
+
+    fn tx_buf(&self, p: &Pair, i: u32) -> usize {
+        p.tx_bufs + i as usize * self.lay.tx_stride
+    }
+
+    /// Post a fresh buffer at the pair's RQ's next slot (guard refilled). On a bounce
+    /// platform the buffer is mapped first: nicqual leaves the slot unposted when the pool
+    /// cannot take it (keeping room for one transmit), early enic posts whatever the map
+    /// returned.
+    fn post_rx_buffer(&mut self, p: &mut Pair) {
+        let i = p.rq_posted;
+        let off = self.rx_buf(p, i);
         let (mut addr, dm) = match self.map_buf(off, self.buf_len as usize, DmaDirection::FromDevice) {
             Ok(x) => x,
             Err(_) => {
@@ -865,7 +1060,7 @@ impl<B: Backend> Enic<B> {
             let room = if self.policy == Policy::Nicqual { hw::rx_buf_len(self.mtu) as usize } else { 0 };
             match self.bounce_map(addr, self.buf_len as usize, room) {
                 Ok(tlb) => {
-                    if let Some(m) = self.rq_maps.get_mut(i as usize) {
+                    if let Some(m) = p.rq_maps.get_mut(i as usize) {
                         *m = tlb;
                     }
                 }
@@ -880,14 +1075,14 @@ impl<B: Backend> Enic<B> {
                 }
             }
         }
-        if let Some(old) = self.rq_dma.get_mut(i as usize).map(|s| std::mem::replace(s, dm)) {
+        if let Some(old) = p.rq_dma.get_mut(i as usize).map(|s| std::mem::replace(s, dm)) {
             self.unmap_buf(old);
         }
         let _ = self.bufs.mem.write_bulk(off + self.buf_len as usize, &[GUARD_BYTE; GUARD]);
         let d = RqEnetDesc::new(addr, self.buf_len as u16, hw::RQ_ENET_TYPE_ONLY_SOP);
-        let _ = self.rings.mem.write_bulk(self.lay.rq_ring + i as usize * 16, d.as_bytes());
-        self.rq_posted = (i + 1) % self.entries;
-        self.rq_outstanding += 1;
+        let _ = self.rings.mem.write_bulk(p.rq_ring + i as usize * 16, d.as_bytes());
+        p.rq_posted = (i + 1) % self.entries;
+        p.rq_outstanding += 1;
     }
 
     /// Bounce-map `len` bytes of the buffer the device sees at `addr`. With `keep_room`, a mapping that
@@ -935,67 +1130,90 @@ impl<B: Backend> Enic<B> {
         self.platform
     }
 
-    /// RX buffers the adapter holds.
+    /// RX buffers the adapter holds on RQ 0.
     pub fn rx_outstanding(&self) -> u32 {
-        self.rq_outstanding
+        self.rx_outstanding_on(0).unwrap_or(0)
+    }
+
+    /// RX buffers the adapter holds on RQ `q`.
+    pub fn rx_outstanding_on(&self, q: u32) -> Option<u32> {
+        self.pairs.get(q as usize).map(|p| p.rq_outstanding)
     }
 
     /// Publish posted buffers: `wmb(); posted_index`.
-    fn ring_rq_doorbell(&mut self) {
+    fn ring_rq_doorbell(&mut self, p: &Pair) {
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
-        self.b.write32(hw::BAR_REGS, self.res.rq + hw::Q_POSTED_INDEX, self.rq_posted);
+        self.b.write32(hw::BAR_REGS, p.rq + hw::Q_POSTED_INDEX, p.rq_posted);
     }
 
-    /// Transmit one frame (one WQ descriptor, completion requested), then collect WQ
-    /// completions. The adapter sends synchronously and loops the frame back to the RQ.
+    /// [`Enic::send_on`] on pair 0.
     pub fn send(&mut self, frame: &[u8]) -> Result<(), EnicError> {
-        self.poll_tx();
-        self.queue_tx(frame)?;
-        self.ring_wq_doorbell()?;
-        self.poll_tx();
-        Ok(())
+        self.send_on(0, frame)
     }
 
-    /// Transmit up to `n` copies of `frame` with one doorbell (the batched hot path: no
-    /// allocation, one descriptor and one buffer copy per frame), then collect WQ
-    /// completions. Returns the frames queued (fewer when the WQ fills).
+    /// Transmit one frame on WQ `q` (one descriptor, completion requested), then collect
+    /// WQ `q`'s completions. The adapter sends synchronously and loops the frame back to
+    /// RQ `q`.
+    pub fn send_on(&mut self, q: u32, frame: &[u8]) -> Result<(), EnicError> {
+        self.with_pair(q, |e, p| {
+            e.poll_tx_pair(p);
+            e.queue_tx(p, frame)?;
+            e.ring_wq_doorbell(p)?;
+            e.poll_tx_pair(p);
+            Ok(())
+        })
+        .unwrap_or_else(|| Err(self.no_pair(q)))
+    }
+
+    /// [`Enic::send_batch_on`] on pair 0.
     pub fn send_batch(&mut self, frame: &[u8], n: u32) -> Result<u32, EnicError> {
-        self.poll_tx();
-        let mut queued = 0;
-        while queued < n {
-            match self.queue_tx(frame) {
-                Ok(()) => queued += 1,
-                Err(EnicError::TxRingFull { .. }) if queued > 0 => break,
-                Err(e) => return Err(e),
+        self.send_batch_on(0, frame, n)
+    }
+
+    /// Transmit up to `n` copies of `frame` on WQ `q` with one doorbell (the batched hot
+    /// path: no allocation, one descriptor and one buffer copy per frame), then collect the
+    /// WQ's completions. Returns the frames queued (fewer when the WQ fills).
+    pub fn send_batch_on(&mut self, q: u32, frame: &[u8], n: u32) -> Result<u32, EnicError> {
+        self.with_pair(q, |e, p| {
+            e.poll_tx_pair(p);
+            let mut queued = 0;
+            while queued < n {
+                match e.queue_tx(p, frame) {
+                    Ok(()) => queued += 1,
+                    Err(EnicError::TxRingFull { .. }) if queued > 0 => break,
+                    Err(err) => return Err(err),
+                }
             }
-        }
-        self.ring_wq_doorbell()?;
-        self.poll_tx();
-        Ok(queued)
+            e.ring_wq_doorbell(p)?;
+            e.poll_tx_pair(p);
+            Ok(queued)
+        })
+        .unwrap_or_else(|| Err(self.no_pair(q)))
     }
 
     /// Publish queued WQ descriptors (`wmb(); posted_index`) and check the WQ's error status.
-    fn ring_wq_doorbell(&mut self) -> Result<(), EnicError> {
+    fn ring_wq_doorbell(&mut self, p: &Pair) -> Result<(), EnicError> {
         std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
-        self.b.write32(hw::BAR_REGS, self.res.wq + hw::Q_POSTED_INDEX, self.wq_to_use);
-        let status = self.b.read32(hw::BAR_REGS, self.res.wq + hw::WQ_ERROR_STATUS);
+        self.b.write32(hw::BAR_REGS, p.wq + hw::Q_POSTED_INDEX, p.wq_to_use);
+        let status = self.b.read32(hw::BAR_REGS, p.wq + hw::WQ_ERROR_STATUS);
         if status != 0 {
-            return Err(EnicError::QueueError { queue: "WQ0", status, offset: self.res.wq + hw::WQ_ERROR_STATUS });
+            return Err(EnicError::QueueError { queue: "WQ", q: p.q, status, offset: p.wq + hw::WQ_ERROR_STATUS });
         }
         Ok(())
     }
 
-    /// Write one frame into the next WQ slot's buffer and its descriptor (not yet published).
-    fn queue_tx(&mut self, frame: &[u8]) -> Result<(), EnicError> {
+    /// Write one frame into the pair's next WQ slot's buffer and its descriptor (not yet
+    /// published).
+    fn queue_tx(&mut self, p: &mut Pair, frame: &[u8]) -> Result<(), EnicError> {
         let max = (self.mtu + hw::VLAN_ETH_HLEN) as usize;
         if frame.len() > max || frame.is_empty() {
             return Err(EnicError::TxTooLong { len: frame.len(), mtu: self.mtu, hdr: hw::VLAN_ETH_HLEN });
         }
-        if self.wq_outstanding + 1 >= self.entries {
-            return Err(EnicError::TxRingFull { entries: self.wq_outstanding });
+        if p.wq_outstanding + 1 >= self.entries {
+            return Err(EnicError::TxRingFull { wq: p.q, entries: p.wq_outstanding });
         }
-        let i = self.wq_to_use;
-        let off = self.lay.tx_buf(i);
+        let i = p.wq_to_use;
+        let off = self.tx_buf(p, i);
         let _ = self.bufs.mem.write_bulk(off, frame);
         let (mut addr, dm) = match self.map_buf(off, frame.len(), DmaDirection::ToDevice) {
             Ok(x) => x,
@@ -1008,7 +1226,7 @@ impl<B: Backend> Enic<B> {
         if self.bounce.is_some() && frame.len() as u32 + RX_HEADROOM > crate::swiotlb::PAGE_SIZE as u32 {
             match self.bounce_map(addr, frame.len(), 0) {
                 Ok(tlb) => {
-                    if let Some(m) = self.wq_maps.get_mut(i as usize) {
+                    if let Some(m) = p.wq_maps.get_mut(i as usize) {
                         *m = tlb;
                     }
                 }
@@ -1024,13 +1242,14 @@ impl<B: Backend> Enic<B> {
                 }
             }
         }
-        if let Some(old) = self.wq_dma.get_mut(i as usize).map(|s| std::mem::replace(s, dm)) {
+        if let Some(old) = p.wq_dma.get_mut(i as usize).map(|s| std::mem::replace(s, dm)) {
             self.unmap_buf(old);
         }
         let d = WqEnetDesc::packet(addr, frame.len() as u16);
-        let _ = self.rings.mem.write_bulk(self.lay.wq_ring + i as usize * 16, d.as_bytes());
-        self.wq_to_use = (i + 1) % self.entries;
-        self.wq_outstanding += 1;
+        let _ = self.rings.mem.write_bulk(p.wq_ring + i as usize * 16, d.as_bytes());
+        p.wq_to_use = (i + 1) % self.entries;
+        p.wq_outstanding += 1;
+        p.stats.tx_frames += 1;
         self.stats.tx_frames += 1;
         Ok(())
     }
@@ -1067,58 +1286,72 @@ impl<B: Backend> Enic<B> {
         tail < self.entries && tail != cursor.index()
     }
 
-    /// Collect WQ completions: free every descriptor through `completed_index`.
+    /// Collect pair 0's WQ completions.
     pub fn poll_tx(&mut self) {
+        let _ = self.poll_tx_on(0);
+    }
+
+    /// Collect WQ `q`'s completions: free every descriptor through `completed_index`.
+    pub fn poll_tx_on(&mut self, q: u32) -> Result<(), EnicError> {
+        self.with_pair(q, |e, p| e.poll_tx_pair(p)).ok_or_else(|| self.no_pair(q))
+    }
+
+    fn poll_tx_pair(&mut self, p: &mut Pair) {
         let mut work = 0u32;
+        let (cq, wq) = (p.tx_cq as u16, p.q as u16);
         for _ in 0..self.entries {
-            let entry = self.cq_tx.index();
-            let Some(raw) = self.read_cq(self.lay.cq_tx, self.cq_tx) else {
-                if self.stale_entry(self.lay.cq_tx, self.res.tx_cq(), self.cq_tx) {
+            let entry = p.cq_tx.index();
+            let Some(raw) = self.read_cq(p.cq_tx_ring, p.cq_tx) else {
+                if self.stale_entry(p.cq_tx_ring, p.tx_cq, p.cq_tx) {
                     self.stats.stale_colour += 1;
-                    self.log_tx(TxCompletionError::StaleColour { entry });
-                    self.cq_tx.consume();
+                    p.stats.tx_bad_completions += 1;
+                    self.log_tx(TxCompletionError::StaleColour { cq, wq, entry });
+                    p.cq_tx.consume();
                     work += 1;
                     continue;
                 }
                 break;
             };
-            self.cq_tx.consume();
+            p.cq_tx.consume();
             work += 1;
             let Ok(c) = CqDesc::read_from_bytes(&raw) else { break };
             let idx = u32::from(c.completed_index());
-            let dist =
-                if idx < self.entries { (idx + self.entries - self.wq_to_clean) % self.entries } else { u32::MAX };
+            let dist = if idx < self.entries { (idx + self.entries - p.wq_to_clean) % self.entries } else { u32::MAX };
             let bad = if c.ty() != hw::CQ_DESC_TYPE_WQ_ENET {
-                Some(TxCompletionError::BadType { entry, ty: c.ty() })
-            } else if c.q_number() != 0 {
-                Some(TxCompletionError::BadQueue { entry, q: c.q_number() })
-            } else if dist >= self.wq_outstanding {
+                Some(TxCompletionError::BadType { cq, wq, entry, ty: c.ty() })
+            } else if c.q_number() != wq {
+                Some(TxCompletionError::BadQueue { cq, wq, entry, q: c.q_number() })
+            } else if dist >= p.wq_outstanding {
                 Some(TxCompletionError::IndexNotPosted {
+                    cq,
+                    wq,
                     entry,
                     index: c.completed_index(),
-                    to_clean: self.wq_to_clean,
-                    outstanding: self.wq_outstanding,
+                    to_clean: p.wq_to_clean,
+                    outstanding: p.wq_outstanding,
                 })
             } else {
                 None
             };
             if let Some(e) = bad {
                 self.stats.tx_bad_completions += 1;
+                p.stats.tx_bad_completions += 1;
                 self.log_tx(e);
                 continue;
             }
             for k in 0..=dist {
-                let slot = (self.wq_to_clean + k) % self.entries;
-                let m = self.wq_maps.get_mut(slot as usize).and_then(Option::take);
+                let slot = (p.wq_to_clean + k) % self.entries;
+                let m = p.wq_maps.get_mut(slot as usize).and_then(Option::take);
                 self.bounce_unmap(m);
-                let d = self.wq_dma.get_mut(slot as usize).and_then(Option::take);
+                let d = p.wq_dma.get_mut(slot as usize).and_then(Option::take);
                 self.unmap_buf(d);
             }
-            self.wq_outstanding -= dist + 1;
-            self.wq_to_clean = (idx + 1) % self.entries;
+            p.wq_outstanding -= dist + 1;
+            p.wq_to_clean = (idx + 1) % self.entries;
             self.stats.tx_completions += 1;
+            p.stats.tx_completions += 1;
         }
-        self.return_credits(self.res.tx_cq(), work);
+        p.stats.tx_credits_returned += self.return_credits(p.tx_cq, work);
     }
 
     fn log_tx(&mut self, e: TxCompletionError) {
@@ -1127,8 +1360,15 @@ impl<B: Backend> Enic<B> {
         }
     }
 
-    /// Service the receive CQ: deliver good frames to `out`, drop and count the rest,
-    /// repost buffers. Returns frames delivered.
+    fn log_rx(&mut self, p: &mut Pair, e: CompletionError) {
+        self.stats.count_drop(&e);
+        p.stats.rx_refused += 1;
+        if self.drop_log.len() < DROP_LOG_CAP {
+            self.drop_log.push(e);
+        }
+    }
+
+    /// Service pair 0's receive CQ ([`Enic::poll_rx_on`]).
     pub fn poll_rx(&mut self, out: &mut Vec<Vec<u8>>) -> usize {
         self.poll_rx_with(&mut |f| out.push(f.to_vec()))
     }
@@ -1136,127 +1376,142 @@ impl<B: Backend> Enic<B> {
     /// As [`Enic::poll_rx`], handing each good frame to `deliver` as a slice of the driver's
     /// own scratch buffer (no allocation per frame). Returns frames delivered.
     pub fn poll_rx_with(&mut self, deliver: &mut dyn FnMut(&[u8])) -> usize {
-        let before = self.stats.rx_delivered;
+        self.poll_rx_with_on(0, deliver).unwrap_or(0)
+    }
+
+    /// Service RQ `q`'s CQ: deliver good frames to `out`, drop and count the rest, repost
+    /// buffers, return the CQ's credits. Returns frames delivered.
+    pub fn poll_rx_on(&mut self, q: u32, out: &mut Vec<Vec<u8>>) -> Result<usize, EnicError> {
+        self.poll_rx_with_on(q, &mut |f| out.push(f.to_vec()))
+    }
+
+    /// As [`Enic::poll_rx_on`], handing each good frame to `deliver` as a slice of the
+    /// driver's scratch buffer.
+    pub fn poll_rx_with_on(&mut self, q: u32, deliver: &mut dyn FnMut(&[u8])) -> Result<usize, EnicError> {
+        self.with_pair(q, |e, p| e.poll_rx_pair(p, deliver)).ok_or_else(|| self.no_pair(q))
+    }
+
+    fn poll_rx_pair(&mut self, p: &mut Pair, deliver: &mut dyn FnMut(&[u8])) -> usize {
+        let before = p.stats.rx_delivered;
         // Where the adapter's fetch pointer is; all-ones or out of range means it cannot
         // be trusted, and then no completion names a fetched buffer.
-        let fetch = self.b.read32(hw::BAR_REGS, self.res.rq + hw::Q_FETCH_INDEX);
-        let fetch = if fetch < self.entries { fetch } else { self.rq_to_clean };
+        let fetch = self.b.read32(hw::BAR_REGS, p.rq + hw::Q_FETCH_INDEX);
+        let fetch = if fetch < self.entries { fetch } else { p.rq_to_clean };
         let mut work = 0u32;
         for _ in 0..self.entries {
-            let entry = self.cq_rx.index();
-            let Some(raw) = self.read_cq(self.lay.cq_rx, self.cq_rx) else {
-                if self.policy == Policy::Nicqual && self.stale_entry(self.lay.cq_rx, 0, self.cq_rx) {
+            let entry = p.cq_rx.index();
+            let Some(raw) = self.read_cq(p.cq_rx_ring, p.cq_rx) else {
+                if self.policy == Policy::Nicqual && self.stale_entry(p.cq_rx_ring, p.rx_cq, p.cq_rx) {
                     self.stats.stale_colour += 1;
-                    let e = CompletionError::StaleColour { entry };
-                    self.stats.count_drop(&e);
-                    if self.drop_log.len() < DROP_LOG_CAP {
-                        self.drop_log.push(e);
-                    }
-                    self.cq_rx.consume();
+                    self.log_rx(p, CompletionError::StaleColour { cq: p.rx_cq as u16, entry });
+                    p.cq_rx.consume();
                     work += 1;
                     continue;
                 }
                 break;
             };
-            self.cq_rx.consume();
+            p.cq_rx.consume();
             work += 1;
             let Ok(d) = CqEnetRqDesc::read_from_bytes(&raw) else { break };
             let c = d.decode();
             match self.policy {
-                Policy::Nicqual => self.rx_nicqual(&c, entry, fetch, deliver),
-                Policy::Early => self.rx_early(&c, deliver),
+                Policy::Nicqual => self.rx_nicqual(p, &c, entry, fetch, deliver),
+                Policy::Early => self.rx_early(p, &c, deliver),
             }
         }
-        self.ring_rq_doorbell();
-        self.return_credits(0, work);
-        (self.stats.rx_delivered - before) as usize
+        self.ring_rq_doorbell(p);
+        p.stats.rx_credits_returned += self.return_credits(p.rx_cq, work);
+        (p.stats.rx_delivered - before) as usize
     }
 
-    /// Copy `len` bytes of RX buffer `index` into the scratch buffer and hand them over.
-    fn deliver(&mut self, index: u32, len: usize, counted: u32, deliver: &mut dyn FnMut(&[u8])) {
+    /// Copy `len` bytes of the pair's RX buffer `index` into the scratch buffer and hand
+    /// them over.
+    fn deliver(&mut self, p: &mut Pair, index: u32, len: usize, counted: u32, deliver: &mut dyn FnMut(&[u8])) {
         let mut buf = std::mem::take(&mut self.rx_scratch);
         buf.resize(len, 0);
-        if self.bufs.mem.read_bulk(self.lay.rx_buf(index), &mut buf).is_some() {
+        if self.bufs.mem.read_bulk(self.rx_buf(p, index), &mut buf).is_some() {
             self.stats.rx_delivered += 1;
             self.stats.rx_bytes += u64::from(counted);
+            p.stats.rx_delivered += 1;
+            p.stats.rx_bytes += u64::from(counted);
             deliver(&buf);
         }
         self.rx_scratch = buf;
     }
 
-    fn rq_state(&self, fetch_index: u32) -> RqState {
+    fn rq_state(&self, p: &Pair, fetch_index: u32) -> RqState {
         RqState {
             size: self.entries,
-            to_clean: self.rq_to_clean,
-            outstanding: self.rq_outstanding,
+            to_clean: p.rq_to_clean,
+            outstanding: p.rq_outstanding,
             fetch_index,
-            q: 0,
+            q: p.q as u16,
             mtu: self.mtu,
         }
     }
 
-    /// Reclaim buffers `to_clean..=index` (earlier ones were skipped) and repost as many.
-    fn reclaim_through(&mut self, dist: u32) {
+    /// Reclaim the pair's buffers `to_clean..=index` (earlier ones were skipped) and repost
+    /// as many.
+    fn reclaim_through(&mut self, p: &mut Pair, dist: u32) {
         for _ in 0..=dist {
-            let i = self.rq_to_clean;
-            self.check_guard(i);
-            let m = self.rq_maps.get_mut(i as usize).and_then(Option::take);
+            let i = p.rq_to_clean;
+            self.check_guard(p, i);
+            let m = p.rq_maps.get_mut(i as usize).and_then(Option::take);
             self.bounce_unmap(m);
-            let d = self.rq_dma.get_mut(i as usize).and_then(Option::take);
+            let d = p.rq_dma.get_mut(i as usize).and_then(Option::take);
             self.unmap_buf(d);
-            self.rq_to_clean = (i + 1) % self.entries;
-            self.rq_outstanding = self.rq_outstanding.saturating_sub(1);
-            self.post_rx_buffer();
+            p.rq_to_clean = (i + 1) % self.entries;
+            p.rq_outstanding = p.rq_outstanding.saturating_sub(1);
+            self.post_rx_buffer(p);
         }
         self.stats.rx_skipped += u64::from(dist);
     }
 
-    /// Count guard bytes after buffer `i` that no longer hold the guard pattern.
-    fn check_guard(&mut self, i: u32) {
+    /// Count guard bytes after the pair's buffer `i` that no longer hold the guard pattern.
+    fn check_guard(&mut self, p: &Pair, i: u32) {
         let mut g = [0u8; GUARD];
-        if self.bufs.mem.read_bulk(self.lay.rx_buf(i) + self.buf_len as usize, &mut g).is_some()
+        if self.bufs.mem.read_bulk(self.rx_buf(p, i) + self.buf_len as usize, &mut g).is_some()
             && g.iter().any(|&b| b != GUARD_BYTE)
         {
             self.stats.overrun_landed += 1;
         }
     }
 
-    fn rx_nicqual(&mut self, c: &hw::RqCompletion, entry: u32, fetch: u32, out: &mut dyn FnMut(&[u8])) {
-        let st = self.rq_state(fetch);
+    fn rx_nicqual(&mut self, p: &mut Pair, c: &hw::RqCompletion, entry: u32, fetch: u32, out: &mut dyn FnMut(&[u8])) {
+        let st = self.rq_state(p, fetch);
         let buf_len = self.buf_len;
         match validate::check(c, entry, st, |_| buf_len) {
             Ok(a) => {
-                self.deliver(a.index, a.len as usize, a.len, out);
-                self.reclaim_through(a.skipped);
+                self.deliver(p, a.index, a.len as usize, a.len, out);
+                self.reclaim_through(p, a.skipped);
             }
             Err(e) => {
-                self.stats.count_drop(&e);
                 if e.names_posted_buffer() {
                     let idx = u32::from(c.completed_index);
-                    let dist = (idx + self.entries - self.rq_to_clean) % self.entries;
-                    self.reclaim_through(dist);
+                    let dist = (idx + self.entries - p.rq_to_clean) % self.entries;
+                    self.reclaim_through(p, dist);
                 }
-                if self.drop_log.len() < DROP_LOG_CAP {
-                    self.drop_log.push(e);
-                }
+                self.log_rx(p, e);
             }
         }
     }
 
     /// The 2.6.3x receive path: walk `to_clean` through `completed_index` (whatever it
     /// says), drop truncated frames, `skb_put(bytes_written)` the rest.
-    fn rx_early(&mut self, c: &hw::RqCompletion, out: &mut dyn FnMut(&[u8])) {
+    fn rx_early(&mut self, p: &mut Pair, c: &hw::RqCompletion, out: &mut dyn FnMut(&[u8])) {
         let idx = u32::from(c.completed_index) % self.entries;
-        let dist = (idx + self.entries - self.rq_to_clean) % self.entries;
-        if u32::from(c.completed_index) >= self.entries || dist >= self.rq_outstanding {
+        let dist = (idx + self.entries - p.rq_to_clean) % self.entries;
+        if u32::from(c.completed_index) >= self.entries || dist >= p.rq_outstanding {
             // The old loop would walk into buffers it never posted (or stale ones).
             self.stats.would_use_unposted += 1;
             return;
         }
         if c.truncated || c.bytes_written == 0 {
-            let e = CompletionError::Truncated { index: c.completed_index, bytes_written: c.bytes_written };
+            let e =
+                CompletionError::Truncated { rq: p.q as u16, index: c.completed_index, bytes_written: c.bytes_written };
             self.stats.count_drop(&e);
-            self.reclaim_through(dist);
+            p.stats.rx_refused += 1;
+            self.reclaim_through(p, dist);
             return;
         }
         let n = u32::from(c.bytes_written);
@@ -1266,8 +1521,8 @@ impl<B: Backend> Enic<B> {
         if !(c.sop && c.eop) {
             self.stats.partial_delivered += 1;
         }
-        self.deliver(idx, n.min(self.buf_len) as usize, n, out);
-        self.reclaim_through(dist);
+        self.deliver(p, idx, n.min(self.buf_len) as usize, n, out);
+        self.reclaim_through(p, dist);
     }
 }
 
@@ -1334,8 +1589,8 @@ pub fn read_resources<B: Backend>(b: &mut B) -> Result<Resources, EnicError> {
     r.devcmd = devcmd.ok_or(EnicError::MissingResource { what: "DEVCMD", ty: hw::RES_TYPE_DEVCMD })?;
     (r.wq, r.wq_count) = need(wq, "WQ", hw::RES_TYPE_WQ, 1)?;
     (r.rq, r.rq_count) = need(rq, "RQ", hw::RES_TYPE_RQ, 1)?;
-    // CQ 0 for RQ 0 and CQ rq_count for WQ 0.
-    (r.cq, r.cq_count) = need(cq, "CQs for RQ 0 and WQ 0", hw::RES_TYPE_CQ, r.rq_count.saturating_add(1))?;
+    // One CQ per RQ and per WQ: at least two for one pair.
+    (r.cq, r.cq_count) = need(cq, "CQs for RQ 0 and WQ 0", hw::RES_TYPE_CQ, 2)?;
     Ok(r)
 }
 

@@ -237,6 +237,25 @@ fn validation_checks_mtu_and_skips() {
     assert!(matches!(validate::check(&good(60, 1519), 0, st, |_| 2000), Err(CompletionError::OverMtu { .. })));
 }
 
+/// On RQ 2's CQ only q_number 2 is accepted; every other queue is refused, naming the CQ,
+/// the queue the completion claimed and the one the CQ serves, and the RQ of every
+/// field-level refusal.
+#[test]
+fn validation_names_the_queue_of_every_refusal() {
+    let st = RqState { size: 64, to_clean: 0, outstanding: 10, fetch_index: 5, q: 2, mtu: 1500 };
+    let on2 = |c: RqCompletion| RqCompletion { q_number: 2, ..c };
+    assert_eq!(validate::check(&on2(good(0, 100)), 7, st, |_| 2000).map(|a| a.index), Ok(0));
+    for q in [0u16, 1, 3, 1023] {
+        let e = validate::check(&RqCompletion { q_number: q, ..good(0, 100) }, 7, st, |_| 2000).unwrap_err();
+        assert_eq!(e, CompletionError::BadQueue { cq: 2, entry: 7, q });
+        assert_eq!(e.to_string(), format!("CQ2 entry 7: q_number {q} names RQ{q}, but this CQ serves RQ2"));
+    }
+    let e = validate::check(&on2(good(1, 1600)), 8, st, |_| 1518).unwrap_err();
+    assert!(e.to_string().starts_with("RQ2[1]: bytes_written 1600 exceeds"), "{e}");
+    let e = validate::check(&on2(good(9, 100)), 9, st, |_| 1518).unwrap_err();
+    assert!(e.to_string().starts_with("CQ2 entry 9: completed_index 9 names a buffer RQ2 has not fetched"), "{e}");
+}
+
 #[test]
 fn seeded_fault_plan_never_delivers_a_wrong_frame_under_nicqual() {
     let plan = EnicFaultPlan { seed: 7, per_mille: 300, kinds: EnicFault::ALL.to_vec() };
@@ -324,7 +343,9 @@ fn streaming_holds_one_mapping_per_posted_buffer_and_closes_balanced() {
     let mut e = up(9000, Policy::Nicqual, 1500);
     assert_eq!(e.buffers(), Buffers::Streaming);
     let c = e.census();
-    assert_eq!((c.rx_posted, c.rx_mapped, c.tx_mapped), (N - 1, N as usize - 1, 0));
+    // Every pair posts a ring less one.
+    let posted = e.pairs() * (N - 1);
+    assert_eq!((c.rx_posted, c.rx_mapped, c.tx_mapped), (posted, posted as usize, 0));
     assert_eq!(c.live_mappings, c.rx_mapped + c.tx_mapped + c.region_mapped);
     assert_eq!(e.backend().live_mappings(), c.live_mappings + c.coherent);
     let mut out = Vec::new();
@@ -337,8 +358,9 @@ fn streaming_holds_one_mapping_per_posted_buffer_and_closes_balanced() {
         assert_eq!(c.live_mappings, c.rx_mapped + c.tx_mapped, "frame {k}");
     }
     let s = e.dma_stats();
-    // Bring-up posts N - 1; every delivered frame reposts one; every sent frame maps one.
-    assert_eq!(s.maps, u64::from(N - 1) + 2 * u64::from(2 * N + 3));
+    // Bring-up posts N - 1 per pair; every delivered frame reposts one; every sent frame
+    // maps one.
+    assert_eq!(s.maps, u64::from(posted) + 2 * u64::from(2 * N + 3));
     let (r, b) = e.close();
     assert_eq!(r.result, nicqual_pci::CheckResult::Pass, "{}", r.detail);
     assert_eq!((b.live_mappings(), b.msix_vectors()), (0, 0));

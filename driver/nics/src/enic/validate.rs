@@ -5,55 +5,58 @@
 
 use nicqual_hw::enic::{self as hw, RqCompletion};
 
-/// Why a receive completion was refused. Every variant names the RQ index the completion
+/// Why a receive completion was refused. Every variant names the completion queue (or
+/// the RQ, which is served by the CQ of the same number), the RQ index the completion
 /// claimed and the field at fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CompletionError {
-    #[error("CQ0 entry {entry}: type {ty} is not an RQ completion (3)")]
-    BadType { entry: u32, ty: u8 },
-    #[error("CQ0 entry {entry}: q_number {q} is not RQ0")]
-    BadQueue { entry: u32, q: u16 },
+    #[error("CQ{cq} entry {entry}: type {ty} is not an RQ completion (3)")]
+    BadType { cq: u16, entry: u32, ty: u8 },
+    #[error("CQ{cq} entry {entry}: q_number {q} names RQ{q}, but this CQ serves RQ{cq}")]
+    BadQueue { cq: u16, entry: u32, q: u16 },
     #[error(
-        "CQ0 entry {entry}: completed_index {index} was never posted (outstanding: {outstanding} from RQ index {to_clean})"
+        "CQ{cq} entry {entry}: completed_index {index} was never posted on RQ{cq} (outstanding: {outstanding} from RQ index {to_clean})"
     )]
-    IndexNotPosted { entry: u32, index: u16, to_clean: u32, outstanding: u32 },
+    IndexNotPosted { cq: u16, entry: u32, index: u16, to_clean: u32, outstanding: u32 },
     #[error(
-        "CQ0 entry {entry}: completed_index {index} names a buffer the adapter has not fetched (fetch_index {fetch_index})"
+        "CQ{cq} entry {entry}: completed_index {index} names a buffer RQ{cq} has not fetched (fetch_index {fetch_index})"
     )]
-    NotFetched { entry: u32, index: u16, fetch_index: u32 },
-    #[error("RQ[{index}]: completion without sop: the frame spans buffers the driver posted as ONLY_SOP")]
-    NotSop { index: u16 },
-    #[error("RQ[{index}]: completion without eop: the frame continues in a buffer the driver did not expect")]
-    NotEop { index: u16 },
-    #[error("RQ[{index}]: truncated by the adapter after {bytes_written} bytes (frame longer than the posted buffer)")]
-    Truncated { index: u16, bytes_written: u16 },
-    #[error("RQ[{index}]: bytes_written is 0")]
-    Empty { index: u16 },
-    #[error("RQ[{index}]: bytes_written {bytes_written} exceeds the posted buffer of {posted} bytes")]
-    OverPosted { index: u16, bytes_written: u16, posted: u32 },
-    #[error("RQ[{index}]: frame of {bytes_written} bytes is larger than MTU {mtu} + {hdr} allows")]
-    OverMtu { index: u16, bytes_written: u16, mtu: u32, hdr: u32 },
+    NotFetched { cq: u16, entry: u32, index: u16, fetch_index: u32 },
+    #[error("RQ{rq}[{index}]: completion without sop: the frame spans buffers the driver posted as ONLY_SOP")]
+    NotSop { rq: u16, index: u16 },
+    #[error("RQ{rq}[{index}]: completion without eop: the frame continues in a buffer the driver did not expect")]
+    NotEop { rq: u16, index: u16 },
     #[error(
-        "CQ0 entry {entry}: written with the previous lap's colour (a later entry is fresh, or cq_tail has passed it)"
+        "RQ{rq}[{index}]: truncated by the adapter after {bytes_written} bytes (frame longer than the posted buffer)"
     )]
-    StaleColour { entry: u32 },
+    Truncated { rq: u16, index: u16, bytes_written: u16 },
+    #[error("RQ{rq}[{index}]: bytes_written is 0")]
+    Empty { rq: u16, index: u16 },
+    #[error("RQ{rq}[{index}]: bytes_written {bytes_written} exceeds the posted buffer of {posted} bytes")]
+    OverPosted { rq: u16, index: u16, bytes_written: u16, posted: u32 },
+    #[error("RQ{rq}[{index}]: frame of {bytes_written} bytes is larger than MTU {mtu} + {hdr} allows")]
+    OverMtu { rq: u16, index: u16, bytes_written: u16, mtu: u32, hdr: u32 },
+    #[error(
+        "CQ{cq} entry {entry}: written with the previous lap's colour (a later entry is fresh, or cq_tail has passed it)"
+    )]
+    StaleColour { cq: u16, entry: u32 },
 }
 
-/// Why a transmit completion was refused.
+/// Why a transmit completion was refused: each names the CQ and the WQ it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TxCompletionError {
-    #[error("WQ CQ entry {entry}: type {ty} is not a WQ completion (0)")]
-    BadType { entry: u32, ty: u8 },
-    #[error("WQ CQ entry {entry}: q_number {q} is not WQ0")]
-    BadQueue { entry: u32, q: u16 },
+    #[error("CQ{cq} (WQ{wq}) entry {entry}: type {ty} is not a WQ completion (0)")]
+    BadType { cq: u16, wq: u16, entry: u32, ty: u8 },
+    #[error("CQ{cq} (WQ{wq}) entry {entry}: q_number {q} names WQ{q}, but this CQ serves WQ{wq}")]
+    BadQueue { cq: u16, wq: u16, entry: u32, q: u16 },
     #[error(
-        "WQ CQ entry {entry}: completed_index {index} was never posted (outstanding: {outstanding} from WQ index {to_clean})"
+        "CQ{cq} (WQ{wq}) entry {entry}: completed_index {index} was never posted (outstanding: {outstanding} from WQ index {to_clean})"
     )]
-    IndexNotPosted { entry: u32, index: u16, to_clean: u32, outstanding: u32 },
+    IndexNotPosted { cq: u16, wq: u16, entry: u32, index: u16, to_clean: u32, outstanding: u32 },
     #[error(
-        "WQ CQ entry {entry}: written with the previous lap's colour (a later entry is fresh, or cq_tail has passed it)"
+        "CQ{cq} (WQ{wq}) entry {entry}: written with the previous lap's colour (a later entry is fresh, or cq_tail has passed it)"
     )]
-    StaleColour { entry: u32 },
+    StaleColour { cq: u16, wq: u16, entry: u32 },
 }
 
 impl CompletionError {
@@ -113,7 +116,7 @@ pub struct RqState {
     /// The adapter's `fetch_index` (read once per service pass): buffers from `to_clean`
     /// up to it have been taken by the adapter; later ones it cannot have completed.
     pub fetch_index: u32,
-    /// RQ number this CQ serves.
+    /// RQ number this CQ serves (and the CQ's own number: RQ `q` completes on CQ `q`).
     pub q: u16,
     /// Interface MTU.
     pub mtu: u32,
@@ -138,10 +141,10 @@ pub fn check(
     posted_len: impl Fn(u32) -> u32,
 ) -> Result<Accepted, CompletionError> {
     if c.ty != hw::CQ_DESC_TYPE_RQ_ENET {
-        return Err(CompletionError::BadType { entry, ty: c.ty });
+        return Err(CompletionError::BadType { cq: st.q, entry, ty: c.ty });
     }
     if c.q_number != st.q {
-        return Err(CompletionError::BadQueue { entry, q: c.q_number });
+        return Err(CompletionError::BadQueue { cq: st.q, entry, q: c.q_number });
     }
     let index = u32::from(c.completed_index);
     // Distance from the oldest outstanding buffer; only indices inside the outstanding
@@ -150,6 +153,7 @@ pub fn check(
         if index < st.size { (index + st.size - st.to_clean % st.size.max(1)) % st.size.max(1) } else { u32::MAX };
     if dist >= st.outstanding {
         return Err(CompletionError::IndexNotPosted {
+            cq: st.q,
             entry,
             index: c.completed_index,
             to_clean: st.to_clean,
@@ -158,27 +162,33 @@ pub fn check(
     }
     let fetched = (st.fetch_index % st.size.max(1) + st.size - st.to_clean % st.size.max(1)) % st.size.max(1);
     if dist >= fetched {
-        return Err(CompletionError::NotFetched { entry, index: c.completed_index, fetch_index: st.fetch_index });
+        return Err(CompletionError::NotFetched {
+            cq: st.q,
+            entry,
+            index: c.completed_index,
+            fetch_index: st.fetch_index,
+        });
     }
-    let i = c.completed_index;
+    let (i, rq) = (c.completed_index, st.q);
     if !c.sop {
-        return Err(CompletionError::NotSop { index: i });
+        return Err(CompletionError::NotSop { rq, index: i });
     }
     if !c.eop {
-        return Err(CompletionError::NotEop { index: i });
+        return Err(CompletionError::NotEop { rq, index: i });
     }
     if c.truncated {
-        return Err(CompletionError::Truncated { index: i, bytes_written: c.bytes_written });
+        return Err(CompletionError::Truncated { rq, index: i, bytes_written: c.bytes_written });
     }
     if c.bytes_written == 0 {
-        return Err(CompletionError::Empty { index: i });
+        return Err(CompletionError::Empty { rq, index: i });
     }
     let posted = posted_len(index);
     if u32::from(c.bytes_written) > posted {
-        return Err(CompletionError::OverPosted { index: i, bytes_written: c.bytes_written, posted });
+        return Err(CompletionError::OverPosted { rq, index: i, bytes_written: c.bytes_written, posted });
     }
     if u32::from(c.bytes_written) > st.mtu + hw::VLAN_ETH_HLEN {
         return Err(CompletionError::OverMtu {
+            rq,
             index: i,
             bytes_written: c.bytes_written,
             mtu: st.mtu,

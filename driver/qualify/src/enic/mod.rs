@@ -2,15 +2,18 @@
 //! [`Enic`] to a backend, lets the caller arm faults, and runs one [`CheckReport`] per
 //! check through the driver's API — resource discovery, the devcmd channel, WQ/RQ/CQ
 //! bring-up, colour wrap over several laps, interrupts and credits per CQ, the MSI-X
-//! table (a lost vector), the jumbo matrix per interface MTU (the driver re-attached at
-//! each), and completions the driver refused (hostile completions).
+//! table (a lost vector), one `pair[q]` check per WQ/RQ pair the driver brought up (its
+//! control blocks, its traffic, its two vectors and its credits), the jumbo matrix per
+//! interface MTU (the driver re-attached at each), and completions the driver refused
+//! (hostile completions).
 //!
 //! Accounting: a frame sent is either delivered byte-exact, in order, or its receive
 //! completion was refused by the driver's validation; the datapath checks fail on a loss
 //! the driver cannot explain or a wrong frame, and the refusals themselves are the
 //! `hostile-completions` check's finding. So an armed `hostile-completion:N` fails that
-//! check alone, and `lose-vector:N` fails `lost-vector` (and `interrupts` when N is a
-//! vector the driver uses) alone.
+//! check alone, and `lose-vector:N` fails `lost-vector`, `interrupts` when N is pair 0's
+//! RX vector, and the `pair[q]` check of the pair whose RX (N = q) or TX (N = pairs + q)
+//! vector it is; no other pair's.
 
 use crate::i82574::Selection;
 use nicqual_hw::enic as hw;
@@ -18,7 +21,8 @@ use nicqual_hw::pci;
 use nicqual_nics::enic::{self, Enic, EnicError, Platform, Policy};
 use nicqual_pci::{Backend, CheckReport, CheckResult};
 
-/// The checks, in run order (`teardown` is the caller's).
+/// The checks that do not depend on the pair count, in run order (`teardown` is the
+/// caller's); [`check_names`] has them all.
 pub const CHECKS: [&str; 9] = [
     "resources",
     "devcmd",
@@ -30,6 +34,22 @@ pub const CHECKS: [&str; 9] = [
     "jumbo[9000]",
     "hostile-completions",
 ];
+/// Every check for a driver with `pairs` WQ/RQ pairs, in run order: [`CHECKS`] with one
+/// `pair[q]` per pair after `lost-vector`.
+pub fn check_names(pairs: u32) -> Vec<String> {
+    let mut v = Vec::new();
+    for c in CHECKS {
+        v.push(c.to_string());
+        if c == "lost-vector" {
+            v.extend((0..pairs).map(|q| format!("pair[{q}]")));
+        }
+    }
+    v
+}
+
+/// Frames each `pair[q]` check sends on its pair.
+pub const PAIR_FRAMES: u32 = 8;
+
 /// Interface MTUs of the jumbo matrix (the driver is re-attached at each).
 pub const JUMBO_MTUS: [u32; 2] = [1500, 9000];
 /// Ring entries the suite brings the driver up with.
@@ -137,6 +157,20 @@ impl Traffic {
         self.wrong == 0 && self.unexplained == 0 && self.send_errors.is_empty()
     }
 
+    /// Match each frame in `out` (drained) against the oldest frames `sent`: found, it and
+    /// every earlier one (lost) leave `sent`; not found, it is wrong or out of order.
+    fn match_delivered(&mut self, sent: &mut std::collections::VecDeque<Vec<u8>>, out: &mut Vec<Vec<u8>>) {
+        for got in out.drain(..) {
+            match sent.iter().position(|x| *x == got) {
+                Some(p) => {
+                    sent.drain(..=p);
+                    self.intact += 1;
+                }
+                None => self.wrong += 1,
+            }
+        }
+    }
+
     fn summary(&self) -> String {
         let mut s = format!("{} of {} frames back intact", self.intact, self.sent);
         if self.wrong > 0 {
@@ -152,8 +186,8 @@ impl Traffic {
     }
 }
 
-/// Send `n` frames of `sizes` (cycled) in bursts of `burst`, servicing RX after each burst;
-/// check every delivered frame against what was sent, in order.
+/// Send `n` frames of `sizes` (cycled) on pair 0 in bursts of `burst`, servicing RX after
+/// each burst; check every delivered frame against what was sent, in order.
 fn traffic<B: Backend>(e: &mut Enic<B>, seq: &mut u32, n: u32, sizes: &[usize], burst: u32) -> Traffic {
     let before = refused(e);
     let mut t = Traffic::default();
@@ -173,15 +207,7 @@ fn traffic<B: Backend>(e: &mut Enic<B>, seq: &mut u32, n: u32, sizes: &[usize], 
         }
         if (k + 1) % burst == 0 || k + 1 == n {
             e.poll_rx(&mut out);
-            for got in out.drain(..) {
-                match sent.iter().position(|x| *x == got) {
-                    Some(p) => {
-                        sent.drain(..=p);
-                        t.intact += 1;
-                    }
-                    None => t.wrong += 1,
-                }
-            }
+            t.match_delivered(&mut sent, &mut out);
         }
     }
     let explained = refused(e).rx - before.rx;
@@ -268,13 +294,14 @@ pub fn run_suite<B: Backend>(
     }
     if want("rings") {
         let mut bad = Vec::new();
-        let tx_cq = res.cq + u64::from(res.tx_cq()) * hw::VNIC_RES_STRIDE;
+        let wq0_cq = e.pair_cqs(0).map_or(0, |(_, tx)| tx);
+        let tx_cq = res.cq + u64::from(wq0_cq) * hw::VNIC_RES_STRIDE;
         let regs = [
             ("WQ0 ring_size", res.wq + hw::Q_RING_SIZE, ENTRIES),
             ("WQ0 enable", res.wq + hw::Q_ENABLE, 1),
             ("RQ0 ring_size", res.rq + hw::Q_RING_SIZE, ENTRIES),
             ("RQ0 enable", res.rq + hw::Q_ENABLE, 1),
-            ("WQ0 cq_index", res.wq + hw::Q_CQ_INDEX, res.tx_cq()),
+            ("WQ0 cq_index", res.wq + hw::Q_CQ_INDEX, wq0_cq),
             ("CQ0 ring_size", res.cq + hw::CQ_RING_SIZE, ENTRIES),
             ("CQ0 color_enable", res.cq + hw::CQ_COLOR_ENABLE, 1),
             ("CQ0 cq_entry_enable", res.cq + hw::CQ_ENTRY_ENABLE, 1),
@@ -307,6 +334,12 @@ pub fn run_suite<B: Backend>(
     if want("lost-vector") {
         checks.push(lost_vector_check(&mut e, &mut seq));
         stamp(&mut checks, e.backend().now_ns());
+    }
+    for q in 0..e.pairs() {
+        if want(&format!("pair[{q}]")) {
+            checks.push(pair_check(&mut e, q, &mut seq));
+            stamp(&mut checks, e.backend().now_ns());
+        }
     }
     let mut cur = Some(e);
     for mtu in JUMBO_MTUS {
@@ -423,6 +456,127 @@ fn interrupts_check<B: Backend>(e: &mut Enic<B>, seq: &mut u32) -> CheckReport {
         detail = format!("{detail} — not so: {}", bad_credits.join("; "));
     }
     report("interrupts", ok, detail).measure("silent", f64::from(silent), "frames")
+}
+
+/// Pair `q` on its own: its control blocks read back as programmed (RQ q on CQ q, WQ q on
+/// CQ pairs + q, each CQ interrupting on the vector of its number); [`PAIR_FRAMES`] frames
+/// sent on WQ q come back on RQ q intact and in order, none on another RQ, a loss only
+/// where the driver refused a completion of this pair; under MSI-X each frame interrupts
+/// on the pair's RX and its TX vector within [`IRQ_BOUND_NS`], the RX CQ holds a credit
+/// before its service and both CQs hold none after.
+fn pair_check<B: Backend>(e: &mut Enic<B>, q: u32, seq: &mut u32) -> CheckReport {
+    let name = format!("pair[{q}]");
+    let Some((rx_cq, tx_cq)) = e.pair_cqs(q) else {
+        return CheckReport::new(&name, CheckResult::Na, format!("the driver brought up {} pair(s)", e.pairs()));
+    };
+    let res = e.resources();
+    let at = |base: u64, i: u32| base + u64::from(i) * hw::VNIC_RES_STRIDE;
+    let (rq, wq, crx, ctx) = (at(res.rq, q), at(res.wq, q), at(res.cq, rx_cq), at(res.cq, tx_cq));
+    let vectors = e.pair_vectors(q);
+    let mut regs = vec![
+        (format!("RQ{q} ring_size"), rq + hw::Q_RING_SIZE, ENTRIES),
+        (format!("RQ{q} enable"), rq + hw::Q_ENABLE, 1),
+        (format!("RQ{q} cq_index"), rq + hw::Q_CQ_INDEX, rx_cq),
+        (format!("WQ{q} ring_size"), wq + hw::Q_RING_SIZE, ENTRIES),
+        (format!("WQ{q} enable"), wq + hw::Q_ENABLE, 1),
+        (format!("WQ{q} cq_index"), wq + hw::Q_CQ_INDEX, tx_cq),
+        (format!("CQ{rx_cq} ring_size"), crx + hw::CQ_RING_SIZE, ENTRIES),
+        (format!("CQ{tx_cq} ring_size"), ctx + hw::CQ_RING_SIZE, ENTRIES),
+    ];
+    if vectors.is_some() {
+        regs.push((format!("CQ{rx_cq} interrupt_offset"), crx + hw::CQ_INTERRUPT_OFFSET, rx_cq));
+        regs.push((format!("CQ{tx_cq} interrupt_offset"), ctx + hw::CQ_INTERRUPT_OFFSET, tx_cq));
+    }
+    let mut bad = Vec::new();
+    for (what, off, want) in regs {
+        let v = e.backend_mut().read32(hw::BAR_REGS, off);
+        if v != want {
+            bad.push(format!("{what} (BAR0 {off:#x}) reads {v:#x}, programmed {want:#x}"));
+        }
+    }
+    let at_start = e.pair_stats(q).unwrap_or_default();
+    let mut t = Traffic::default();
+    let (mut rx_heard, mut tx_heard, mut strays) = (0u32, 0u32, 0u64);
+    let mut credits = Vec::new();
+    let mut sent = std::collections::VecDeque::new();
+    let mut out = Vec::new();
+    for k in 0..PAIR_FRAMES {
+        let f = frame(64 + 100 * q as usize + k as usize, *seq);
+        *seq = seq.wrapping_add(1);
+        match e.send_on(q, &f) {
+            Ok(()) => {
+                t.sent += 1;
+                sent.push_back(f);
+            }
+            Err(err) => t.send_errors.push(err.to_string()),
+        }
+        let before = if vectors.is_some() {
+            rx_heard += u32::from(e.wait_irq_on(q, false, IRQ_BOUND_NS) > 0);
+            tx_heard += u32::from(e.wait_irq_on(q, true, IRQ_BOUND_NS) > 0);
+            e.intr_credits_on(q, false)
+        } else {
+            None
+        };
+        for other in (0..e.pairs()).filter(|o| *o != q) {
+            strays += e.poll_rx_on(other, &mut Vec::new()).map_or(0, |n| n as u64);
+        }
+        let _ = e.poll_rx_on(q, &mut out);
+        t.match_delivered(&mut sent, &mut out);
+        if vectors.is_some() {
+            let after = (e.intr_credits_on(q, false), e.intr_credits_on(q, true));
+            if (before.is_none_or(|c| c == 0) || after != (Some(0), Some(0))) && credits.len() < 3 {
+                credits.push(format!(
+                    "frame {k}: CQ{rx_cq} credits {before:?} before service, {:?} after; CQ{tx_cq} {:?}",
+                    after.0, after.1
+                ));
+            }
+        }
+    }
+    let at_end = e.pair_stats(q).unwrap_or_default();
+    let explained = at_end.rx_refused - at_start.rx_refused;
+    let credits_returned = (at_end.rx_credits_returned + at_end.tx_credits_returned)
+        - (at_start.rx_credits_returned + at_start.tx_credits_returned);
+    t.unexplained = (t.sent - t.intact).saturating_sub(explained);
+    let mut detail = format!("RQ{q} on CQ{rx_cq}, WQ{q} on CQ{tx_cq}: {}", t.summary());
+    if strays > 0 {
+        detail += &format!(", {strays} frame(s) came back on another RQ");
+    }
+    let mut ok = bad.is_empty() && t.ok() && strays == 0;
+    match vectors {
+        Some((rv, tv)) => {
+            detail += &format!(
+                "; vector {rv} (CQ{rx_cq}) interrupted {rx_heard} and vector {tv} (CQ{tx_cq}) {tx_heard} of {PAIR_FRAMES} frames within {} us",
+                IRQ_BOUND_NS / 1000
+            );
+            for (v, heard, queue) in [(rv, rx_heard, format!("RQ{q}")), (tv, tx_heard, format!("WQ{q}"))] {
+                if heard < PAIR_FRAMES {
+                    ok = false;
+                    detail += &format!("; vector {v} ({queue}'s) silent for {} frame(s)", PAIR_FRAMES - heard);
+                }
+            }
+            if credits.is_empty() {
+                detail += "; credits returned to 0 by each service";
+            } else {
+                ok = false;
+                detail += &format!("; credits not so: {}", credits.join("; "));
+            }
+        }
+        None => {
+            let why = match e.irq_mode() {
+                enic::IrqMode::Polled { why } => why.clone(),
+                enic::IrqMode::Msix { .. } => String::new(),
+            };
+            detail += &format!("; vectors and credits not checked: the driver polls ({why})");
+        }
+    }
+    if !bad.is_empty() {
+        detail = format!("{detail}; {}", bad.join("; "));
+    }
+    report(&name, ok, detail)
+        .measure("frames", t.sent as f64, "frames")
+        .measure("rx_irqs", f64::from(rx_heard), "frames")
+        .measure("tx_irqs", f64::from(tx_heard), "frames")
+        .measure("credits_returned", credits_returned as f64, "credits")
 }
 
 /// Every MSI-X table entry reads back (a lost vector's reads all-ones), and each vector the
