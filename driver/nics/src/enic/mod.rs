@@ -147,9 +147,9 @@ impl EnicOptions {
     }
 }
 
-/// What the driver holds now: posted buffers, frames in flight and the DMA API's live
-/// mappings (streaming: one per posted RX buffer and per frame in flight; pool: the one
-/// region mapping).
+/// What the driver holds now, summed over every WQ/RQ pair: posted buffers, frames in
+/// flight and the DMA API's live mappings (streaming: one per posted RX buffer and per
+/// frame in flight; pool: the one region mapping).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EnicCensus {
     pub rx_posted: u32,
