@@ -48,7 +48,7 @@ use crate::backend::Backend;
 use crate::dmamap::{Coherent, CpuBuffer, DmaApi, DmaError, DmaMapping, DmaPlatform, DmaStats};
 use crate::health::CheckReport;
 use crate::swiotlb::{DeviceName, DmaDirection};
-use cursor::CqCursor;
+use cursor::{CqCursor, ring};
 use nicqual_hw::enic::{self as hw, CqDesc, CqEnetRqDesc, RqEnetDesc, WqEnetDesc};
 use nicqual_pci::BackendError;
 use validate::{CompletionError, RqState, TxCompletionError};
@@ -985,10 +985,24 @@ impl<B: Backend> Enic<B> {
     /// The device address of `len` bytes at `off` of the buffer region: in pool mode inside
     /// the region's mapping; in streaming mode a new mapping of exactly that part for `dir`
     /// (returned, for the slot to hold until it is unmapped).
+    ///
+    /// Inlined (the pool case is an addition; returning the pair through memory from a
+    /// call stalled the transmit path on the reload), the streaming case out of line.
+    #[inline(always)]
     fn map_buf(&mut self, off: usize, len: usize, dir: DmaDirection) -> Result<(u64, Option<DmaMapping>), DmaError> {
         if let Some(m) = self.bufs_map {
             return Ok((m.dma_addr + off as u64, None));
         }
+        self.map_buf_streaming(off, len, dir)
+    }
+
+    #[inline(never)]
+    fn map_buf_streaming(
+        &mut self,
+        off: usize,
+        len: usize,
+        dir: DmaDirection,
+    ) -> Result<(u64, Option<DmaMapping>), DmaError> {
         let mem = self.bufs.mem.slice(off, len).ok_or(DmaError::OutOfBounds { off, len, buf_len: self.bufs.len })?;
         let part = CpuBuffer { mem, phys: self.bufs.phys + off as u64, len };
         let m = self.dma.map_single(&mut self.b, &part, 0, len, dir)?;
@@ -1081,7 +1095,7 @@ impl<B: Backend> Enic<B> {
         let _ = self.bufs.mem.write_bulk(off + self.buf_len as usize, &[GUARD_BYTE; GUARD]);
         let d = RqEnetDesc::new(addr, self.buf_len as u16, hw::RQ_ENET_TYPE_ONLY_SOP);
         let _ = self.rings.mem.write_bulk(p.rq_ring + i as usize * 16, d.as_bytes());
-        p.rq_posted = (i + 1) % self.entries;
+        p.rq_posted = ring::add(i, 1, self.entries);
         p.rq_outstanding += 1;
     }
 
@@ -1247,7 +1261,7 @@ impl<B: Backend> Enic<B> {
         }
         let d = WqEnetDesc::packet(addr, frame.len() as u16);
         let _ = self.rings.mem.write_bulk(p.wq_ring + i as usize * 16, d.as_bytes());
-        p.wq_to_use = (i + 1) % self.entries;
+        p.wq_to_use = ring::add(i, 1, self.entries);
         p.wq_outstanding += 1;
         p.stats.tx_frames += 1;
         self.stats.tx_frames += 1;
@@ -1316,7 +1330,7 @@ impl<B: Backend> Enic<B> {
             work += 1;
             let Ok(c) = CqDesc::read_from_bytes(&raw) else { break };
             let idx = u32::from(c.completed_index());
-            let dist = if idx < self.entries { (idx + self.entries - p.wq_to_clean) % self.entries } else { u32::MAX };
+            let dist = if idx < self.entries { ring::dist(idx, p.wq_to_clean, self.entries) } else { u32::MAX };
             let bad = if c.ty() != hw::CQ_DESC_TYPE_WQ_ENET {
                 Some(TxCompletionError::BadType { cq, wq, entry, ty: c.ty() })
             } else if c.q_number() != wq {
@@ -1340,14 +1354,14 @@ impl<B: Backend> Enic<B> {
                 continue;
             }
             for k in 0..=dist {
-                let slot = (p.wq_to_clean + k) % self.entries;
+                let slot = ring::add(p.wq_to_clean, k, self.entries);
                 let m = p.wq_maps.get_mut(slot as usize).and_then(Option::take);
                 self.bounce_unmap(m);
                 let d = p.wq_dma.get_mut(slot as usize).and_then(Option::take);
                 self.unmap_buf(d);
             }
             p.wq_outstanding -= dist + 1;
-            p.wq_to_clean = (idx + 1) % self.entries;
+            p.wq_to_clean = ring::add(idx, 1, self.entries);
             self.stats.tx_completions += 1;
             p.stats.tx_completions += 1;
         }
@@ -1460,7 +1474,7 @@ impl<B: Backend> Enic<B> {
             self.bounce_unmap(m);
             let d = p.rq_dma.get_mut(i as usize).and_then(Option::take);
             self.unmap_buf(d);
-            p.rq_to_clean = (i + 1) % self.entries;
+            p.rq_to_clean = ring::add(i, 1, self.entries);
             p.rq_outstanding = p.rq_outstanding.saturating_sub(1);
             self.post_rx_buffer(p);
         }
@@ -1488,7 +1502,7 @@ impl<B: Backend> Enic<B> {
             Err(e) => {
                 if e.names_posted_buffer() {
                     let idx = u32::from(c.completed_index);
-                    let dist = (idx + self.entries - p.rq_to_clean) % self.entries;
+                    let dist = ring::dist(idx, p.rq_to_clean, self.entries);
                     self.reclaim_through(p, dist);
                 }
                 self.log_rx(p, e);
@@ -1499,8 +1513,8 @@ impl<B: Backend> Enic<B> {
     /// The 2.6.3x receive path: walk `to_clean` through `completed_index` (whatever it
     /// says), drop truncated frames, `skb_put(bytes_written)` the rest.
     fn rx_early(&mut self, p: &mut Pair, c: &hw::RqCompletion, out: &mut dyn FnMut(&[u8])) {
-        let idx = u32::from(c.completed_index) % self.entries;
-        let dist = (idx + self.entries - p.rq_to_clean) % self.entries;
+        let idx = ring::wrap(u32::from(c.completed_index), self.entries);
+        let dist = ring::dist(idx, p.rq_to_clean, self.entries);
         if u32::from(c.completed_index) >= self.entries || dist >= p.rq_outstanding {
             // The old loop would walk into buffers it never posted (or stale ones).
             self.stats.would_use_unposted += 1;

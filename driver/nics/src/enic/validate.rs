@@ -3,6 +3,7 @@
 //! completion and the driver's own record of what it posted, so each hostile field has a
 //! test of its own.
 
+use super::cursor::ring;
 use nicqual_hw::enic::{self as hw, RqCompletion};
 
 /// Why a receive completion was refused. Every variant names the completion queue (or
@@ -149,8 +150,7 @@ pub fn check(
     let index = u32::from(c.completed_index);
     // Distance from the oldest outstanding buffer; only indices inside the outstanding
     // window name buffers the adapter holds (earlier ones it skipped).
-    let dist =
-        if index < st.size { (index + st.size - st.to_clean % st.size.max(1)) % st.size.max(1) } else { u32::MAX };
+    let dist = if index < st.size { ring::dist(index, st.to_clean, st.size) } else { u32::MAX };
     if dist >= st.outstanding {
         return Err(CompletionError::IndexNotPosted {
             cq: st.q,
@@ -160,7 +160,7 @@ pub fn check(
             outstanding: st.outstanding,
         });
     }
-    let fetched = (st.fetch_index % st.size.max(1) + st.size - st.to_clean % st.size.max(1)) % st.size.max(1);
+    let fetched = ring::dist(st.fetch_index, st.to_clean, st.size);
     if dist >= fetched {
         return Err(CompletionError::NotFetched {
             cq: st.q,
