@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Outputs {
-    /// Write the run record (JSON, schema nicqual.run/3) here; `-` for standard output.
-    #[arg(long, value_name = "FILE")]
+    /// Write the run record (JSON, schema nicqual.run/3) here; `-` or no FILE for standard
+    /// output.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     pub json: Option<PathBuf>,
     /// Write JUnit XML (one testcase per check) here; `-` for standard output.
     #[arg(long, value_name = "FILE")]
