@@ -98,4 +98,9 @@ fn split_reports_the_emulations_share_per_row() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(v["results"][0]["device_seconds"].is_null());
+    // Modes without a device loop refuse it instead of ignoring it.
+    for mode in ["--swiotlb", "--backend-latency"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nicqual")).args(["bench", mode, "--split"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{mode}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }

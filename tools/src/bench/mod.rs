@@ -45,8 +45,9 @@ pub struct Args {
     pub quick: bool,
     /// Loopback mode: also account the time spent inside the emulated device (two clock
     /// reads per register access) and report the emulation's share and the packet rate it
-    /// alone sustains, apart from the driver's work.
-    #[arg(long)]
+    /// alone sustains, apart from the driver's work. Loopback mode only (refused with
+    /// --backend-latency and --swiotlb).
+    #[arg(long, conflicts_with_all = ["backend_latency", "swiotlb"])]
     pub split: bool,
 }
 
